@@ -1,0 +1,1 @@
+"""Pure domain: jobs, errors, ports and use cases. Imports nothing of ours and does no I/O."""

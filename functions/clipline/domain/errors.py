@@ -1,0 +1,183 @@
+"""The one error hierarchy.
+
+Every failure a user can meet is a ``ClipLineError`` subclass with a stable
+``code``. The API maps codes to HTTP statuses once (``clipline.api.errors``);
+the state machine's Retry and Catch blocks match the class names, which is the
+``errorType`` Lambda reports for an unhandled exception.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class ClipLineError(Exception):
+    """Base of every clipline error. ``code`` is part of the public API."""
+
+    code: ClassVar[str] = "INTERNAL_ERROR"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InternalError(ClipLineError):
+    code = "INTERNAL_ERROR"
+
+
+# Request problems (400).
+class MalformedJsonError(ClipLineError):
+    code = "MALFORMED_JSON"
+
+
+class ValidationFailedError(ClipLineError):
+    code = "VALIDATION_FAILED"
+
+
+class InvalidTimecodeError(ClipLineError):
+    code = "INVALID_TIMECODE"
+
+
+class InvalidTimeRangeError(ClipLineError):
+    code = "INVALID_TIME_RANGE"
+
+
+class ClipTooLongError(ClipLineError):
+    code = "CLIP_TOO_LONG"
+
+
+class UnsupportedSourceUrlError(ClipLineError):
+    code = "UNSUPPORTED_SOURCE_URL"
+
+
+class SourceNotAllowedError(ClipLineError):
+    code = "SOURCE_NOT_ALLOWED"
+
+
+# Access (403) and lookups (404/409/410).
+class ForbiddenError(ClipLineError):
+    code = "FORBIDDEN"
+
+
+class RouteNotFoundError(ClipLineError):
+    code = "NOT_FOUND"
+
+
+class MethodNotAllowedError(ClipLineError):
+    code = "METHOD_NOT_ALLOWED"
+
+
+class PayloadTooLargeError(ClipLineError):
+    code = "PAYLOAD_TOO_LARGE"
+
+
+class ArtifactNotFoundError(ClipLineError):
+    code = "ARTIFACT_NOT_FOUND"
+
+
+class JobNotFoundError(ClipLineError):
+    code = "JOB_NOT_FOUND"
+
+
+class JobNotReadyError(ClipLineError):
+    code = "JOB_NOT_READY"
+
+
+class JobFinishedError(ClipLineError):
+    """A step tried to change a job that already reached a terminal status."""
+
+    code = "JOB_FINISHED"
+
+
+class JobFailedError(ClipLineError):
+    """The job failed, so it has no result."""
+
+    code = "JOB_FAILED"
+
+
+class ResultExpiredError(ClipLineError):
+    code = "RESULT_EXPIRED"
+
+
+class IdempotencyKeyReusedError(ClipLineError):
+    code = "IDEMPOTENCY_KEY_REUSED"
+
+
+class LinkInvalidError(ClipLineError):
+    code = "LINK_INVALID"
+
+
+class LinkExpiredError(ClipLineError):
+    code = "LINK_EXPIRED"
+
+
+# Failures found while the pipeline runs; they end the job with this code.
+class SourceNotFoundError(ClipLineError):
+    code = "SOURCE_NOT_FOUND"
+
+
+class SourceUnreachableError(ClipLineError):
+    """The source host did not answer. Transient: the state machine retries it."""
+
+    code = "SOURCE_UNREACHABLE"
+
+
+class SourceNotMediaError(ClipLineError):
+    code = "SOURCE_NOT_MEDIA"
+
+
+class RangeOutsideSourceError(ClipLineError):
+    code = "RANGE_OUTSIDE_SOURCE"
+
+
+class ClipFailedError(ClipLineError):
+    code = "CLIP_FAILED"
+
+
+class ClipTimeoutError(ClipLineError):
+    code = "CLIP_TIMEOUT"
+
+
+class JobTimeoutError(ClipLineError):
+    code = "JOB_TIMEOUT"
+
+
+class JobAbortedError(ClipLineError):
+    code = "JOB_ABORTED"
+
+
+class StorageUnavailableError(ClipLineError):
+    """A storage call failed after the SDK's own retries; the step may be retried whole."""
+
+    code = "STORAGE_FAILURE"
+
+
+class StorageFailureError(ClipLineError):
+    code = "STORAGE_FAILURE"
+
+
+class ServiceUnavailableError(ClipLineError):
+    code = "SERVICE_UNAVAILABLE"
+
+
+def _all_error_classes(base: type[ClipLineError] = ClipLineError) -> dict[str, type[ClipLineError]]:
+    found: dict[str, type[ClipLineError]] = {base.__name__: base}
+    for sub in base.__subclasses__():
+        found.update(_all_error_classes(sub))
+    return found
+
+
+# Step Functions reports a failed task by the error's class name, and timeouts as States.Timeout.
+_STATES_ERROR_CODES = {"States.Timeout": ClipTimeoutError.code}
+
+
+def code_for_error_name(error_name: str) -> str:
+    """The stable code for an error name seen by the state machine (a class name or a States.* error)."""
+    if error_name in _STATES_ERROR_CODES:
+        return _STATES_ERROR_CODES[error_name]
+    error_class = _all_error_classes().get(error_name)
+    return error_class.code if error_class else InternalError.code
+
+
+def all_error_codes() -> set[str]:
+    return {cls.code for cls in _all_error_classes().values()}

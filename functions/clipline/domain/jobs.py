@@ -1,0 +1,195 @@
+"""The job: what a user asked for, where the pipeline is, and what it produced."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from .errors import JobFinishedError
+
+# How many events a status response shows; older ones stay in the execution history.
+RECENT_EVENTS = 20
+
+
+class JobStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in (JobStatus.SUCCEEDED, JobStatus.FAILED)
+
+
+class Stage(StrEnum):
+    """Pipeline stages, in the order pipeline.asl.json runs them."""
+
+    QUEUED = "queued"
+    PROBE = "probe"
+    CLIP = "clip"
+    FINALIZE = "finalize"
+    DONE = "done"
+
+
+# The share of overall progress each stage starts at; a stage's own progress fills the gap to the next.
+STAGE_PROGRESS_START = {
+    Stage.QUEUED: 0,
+    Stage.PROBE: 2,
+    Stage.CLIP: 10,
+    Stage.FINALIZE: 95,
+    Stage.DONE: 100,
+}
+_STAGE_ORDER = list(STAGE_PROGRESS_START)
+
+
+def overall_progress(stage: Stage, stage_fraction: float) -> int:
+    """Overall progress 0-100 from the current stage and how far that stage is (0.0-1.0)."""
+    start = STAGE_PROGRESS_START[stage]
+    following = _STAGE_ORDER[_STAGE_ORDER.index(stage) + 1] if stage is not Stage.DONE else Stage.DONE
+    end = STAGE_PROGRESS_START[following]
+    return int(start + (end - start) * min(max(stage_fraction, 0.0), 1.0))
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, populate_by_name=True)
+
+
+class JobEvent(_Model):
+    at: datetime
+    type: str = Field(description="stageEntered, stageExited, jobSucceeded or jobFailed")
+    stage: Stage
+    message: str | None = None
+    code: str | None = None
+
+
+class JobError(_Model):
+    code: str
+    message: str
+
+
+class SourceInfo(_Model):
+    duration_seconds: float
+    has_video: bool
+    has_audio: bool
+    video_codec: str | None = None
+    audio_codec: str | None = None
+    frame_rate: float | None = None
+    container: str | None = None
+
+    @property
+    def frame_duration_seconds(self) -> float | None:
+        return 1.0 / self.frame_rate if self.frame_rate else None
+
+
+class ClipInfo(_Model):
+    duration_seconds: float
+    size_bytes: int
+    method: str = Field(description="copy (stream copy) or reencode (H.264/AAC)")
+    fallback_reason: str | None = None
+
+
+class ClipRequest(_Model):
+    source_url: str
+    start_seconds: float
+    end_seconds: float
+
+    @property
+    def duration_seconds(self) -> float:
+        return round(self.end_seconds - self.start_seconds, 6)
+
+
+class Job(_Model):
+    id: str
+    status: JobStatus
+    stage: Stage
+    progress: int = Field(ge=0, le=100)
+    request: ClipRequest
+    created_at: datetime
+    updated_at: datetime
+    expires_at: datetime
+    owner: str = Field(description="The API key id that created the job; never the key itself.")
+    correlation_id: str
+    last_heartbeat_at: datetime | None = None
+    source: SourceInfo | None = None
+    clip: ClipInfo | None = None
+    artifacts: dict[str, str] = Field(default_factory=dict, description="artifact name -> storage key")
+    error: JobError | None = None
+    events: tuple[JobEvent, ...] = ()
+
+    @property
+    def recent_events(self) -> tuple[JobEvent, ...]:
+        return self.events[-RECENT_EVENTS:]
+
+    def is_expired(self, now: datetime) -> bool:
+        return now >= self.expires_at
+
+
+def new_job_id() -> str:
+    return uuid.uuid4().hex
+
+
+def new_job(request: ClipRequest, owner: str, correlation_id: str, now: datetime, retention: timedelta) -> Job:
+    return Job(
+        id=new_job_id(),
+        status=JobStatus.QUEUED,
+        stage=Stage.QUEUED,
+        progress=0,
+        request=request,
+        created_at=now,
+        updated_at=now,
+        expires_at=now + retention,
+        owner=owner,
+        correlation_id=correlation_id,
+    )
+
+
+class JobChange(_Model):
+    """One change to a job, applied atomically by a JobRepository.
+
+    Fields left as None are not changed. ``event`` is appended to the job's events.
+    """
+
+    status: JobStatus | None = None
+    stage: Stage | None = None
+    progress: int | None = Field(None, ge=0, le=100)
+    last_heartbeat_at: datetime | None = None
+    source: SourceInfo | None = None
+    clip: ClipInfo | None = None
+    artifacts: dict[str, str] | None = None
+    error: JobError | None = None
+    event: JobEvent | None = None
+
+
+_ALLOWED_TRANSITIONS = {
+    JobStatus.QUEUED: {JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.FAILED},
+    JobStatus.RUNNING: {JobStatus.RUNNING, JobStatus.SUCCEEDED, JobStatus.FAILED},
+}
+
+
+def apply_change(job: Job, change: JobChange, now: datetime) -> Job:
+    """The job after ``change``.
+
+    Raises:
+        JobFinishedError: the job is already succeeded or failed; a finished job never changes.
+    """
+    if job.status.is_terminal:
+        raise JobFinishedError(f"job {job.id} already {job.status.value}")
+    target = change.status or job.status
+    if target not in _ALLOWED_TRANSITIONS[job.status]:
+        raise JobFinishedError(f"job {job.id} cannot go from {job.status.value} to {target.value}")
+    updates = {
+        name: value
+        for name, value in change.model_dump(exclude={"event"}, exclude_none=True).items()
+    }
+    # model_dump turned nested models into dicts; take the originals back.
+    for name in ("source", "clip", "error"):
+        if getattr(change, name) is not None:
+            updates[name] = getattr(change, name)
+    updates["updated_at"] = now
+    if change.event is not None:
+        updates["events"] = (*job.events, change.event)
+    return job.model_copy(update=updates)

@@ -1,0 +1,382 @@
+"""What clipline does, one function per use case. Handlers call exactly one of these."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from . import errors
+from .jobs import (
+    ClipRequest,
+    Job,
+    JobChange,
+    JobError,
+    JobEvent,
+    JobStatus,
+    Stage,
+    new_job,
+    overall_progress,
+)
+from .ports import (
+    ArtifactStore,
+    Clock,
+    IdempotencyClaim,
+    JobRepository,
+    MediaClipper,
+    MediaProber,
+    SourceGuard,
+    Telemetry,
+    WorkflowStarter,
+)
+from .timecodes import parse_position
+
+# A repeated Idempotency-Key is recognised for this long, as Stripe and Powertools do by default.
+IDEMPOTENCY_WINDOW = timedelta(hours=24)
+# Duration slack when comparing the requested end with the probed source duration (container rounding).
+END_TOLERANCE_SECONDS = 0.001
+# Progress writes are throttled so a fast ffmpeg does not hammer the job store.
+PROGRESS_INTERVAL_SECONDS = 1.0
+
+CLIP_ARTIFACT = "clip"
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_clip_seconds: float
+    retention: timedelta
+    signed_url_ttl: timedelta
+
+
+@dataclass(frozen=True)
+class Services:
+    """Everything the use cases touch, built once by clipline.composition."""
+
+    jobs: JobRepository
+    artifacts: ArtifactStore
+    workflow: WorkflowStarter
+    source_guard: SourceGuard
+    prober: MediaProber
+    clipper: MediaClipper
+    telemetry: Telemetry
+    clock: Clock
+    limits: Limits
+    work_dir: Path | None = None
+
+
+@dataclass(frozen=True)
+class NewJobRequest:
+    source_url: str
+    start: float | str
+    end: float | str
+
+
+@dataclass(frozen=True)
+class ArtifactLink:
+    name: str
+    key: str
+    url: str
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class JobResult:
+    job: Job
+    links: tuple[ArtifactLink, ...]
+
+
+def create_job(
+    services: Services,
+    request: NewJobRequest,
+    owner: str,
+    correlation_id: str,
+    idempotency_key: str | None = None,
+) -> Job:
+    """Validate a clip request, store the job and start its pipeline.
+
+    A repeated ``idempotency_key`` with the same request returns the job the first
+    request created; with a different request it raises IdempotencyKeyReusedError.
+    If the pipeline cannot be started the job is removed again, so nothing half-made stays.
+
+    Raises:
+        InvalidTimecodeError, InvalidTimeRangeError, ClipTooLongError,
+        UnsupportedSourceUrlError, SourceNotAllowedError, IdempotencyKeyReusedError,
+        ServiceUnavailableError.
+    """
+    start = parse_position(request.start, "start")
+    end = parse_position(request.end, "end")
+    if start >= end:
+        raise errors.InvalidTimeRangeError(f"start ({start}s) must be before end ({end}s)")
+    clip_request = ClipRequest(source_url=request.source_url, start_seconds=start, end_seconds=end)
+    if clip_request.duration_seconds > services.limits.max_clip_seconds:
+        raise errors.ClipTooLongError(
+            f"the clip is {clip_request.duration_seconds:g}s; the maximum is {services.limits.max_clip_seconds:g}s"
+        )
+    services.source_guard.check(request.source_url)
+
+    now = services.clock.now()
+    job = new_job(clip_request, owner, correlation_id, now, services.limits.retention)
+    claim = None
+    if idempotency_key is not None:
+        claim = IdempotencyClaim(
+            owner=owner,
+            key=idempotency_key,
+            request_hash=_request_hash(clip_request),
+            expires_at=now + IDEMPOTENCY_WINDOW,
+        )
+    stored = services.jobs.create(job, claim)
+    if stored.id != job.id and stored.status is not JobStatus.QUEUED:
+        return stored
+    try:
+        # Starting is idempotent per job id, so a replay of a request whose first
+        # attempt stored the job but died before starting it gets it started now.
+        services.workflow.start(stored.id, stored.correlation_id)
+    except errors.ServiceUnavailableError:
+        if stored.id == job.id:
+            services.jobs.delete(job.id)
+        raise
+    if stored.id == job.id:
+        services.telemetry.count("JobsCreated")
+    return stored
+
+
+def _request_hash(request: ClipRequest) -> str:
+    canonical = json.dumps(request.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def get_job(services: Services, job_id: str, owner: str) -> Job:
+    """The job, if ``owner`` created it. Another key's job is reported as missing.
+
+    Raises:
+        JobNotFoundError.
+    """
+    job = services.jobs.get(job_id)
+    if job.owner != owner:
+        raise errors.JobNotFoundError(f"job {job_id} not found")
+    return job
+
+
+def get_job_result(services: Services, job_id: str, owner: str) -> JobResult:
+    """Signed links to every artifact of a succeeded job. Links never outlive the job.
+
+    Raises:
+        JobNotFoundError, ResultExpiredError, JobNotReadyError (still running),
+        JobFailedError (it failed).
+    """
+    job = get_job(services, job_id, owner)
+    now = services.clock.now()
+    if job.is_expired(now):
+        raise errors.ResultExpiredError(f"the result of job {job_id} expired at {job.expires_at.isoformat()}")
+    if job.status is JobStatus.FAILED:
+        code = job.error.code if job.error else errors.InternalError.code
+        raise errors.JobFailedError(f"job {job_id} failed with {code}; it has no result")
+    if job.status is not JobStatus.SUCCEEDED:
+        raise errors.JobNotReadyError(f"job {job_id} is {job.status.value}; poll GET /api/jobs/{job_id}")
+    expires_at = min(now + services.limits.signed_url_ttl, job.expires_at)
+    links = tuple(
+        ArtifactLink(name=name, key=key, url=services.artifacts.signed_url(key, expires_at), expires_at=expires_at)
+        for name, key in sorted(job.artifacts.items())
+    )
+    return JobResult(job=job, links=links)
+
+
+def _enter_stage(services: Services, job_id: str, stage: Stage) -> Job:
+    now = services.clock.now()
+    return services.jobs.update(
+        job_id,
+        JobChange(
+            status=JobStatus.RUNNING,
+            stage=stage,
+            progress=overall_progress(stage, 0.0),
+            last_heartbeat_at=now,
+            event=JobEvent(at=now, type="stageEntered", stage=stage),
+        ),
+    )
+
+
+def _exit_stage(services: Services, job_id: str, stage: Stage, **changes: object) -> Job:
+    now = services.clock.now()
+    return services.jobs.update(
+        job_id,
+        JobChange(
+            progress=overall_progress(stage, 1.0),
+            last_heartbeat_at=now,
+            event=JobEvent(at=now, type="stageExited", stage=stage),
+            **changes,
+        ),
+    )
+
+
+def probe_source(services: Services, job_id: str) -> Job:
+    """Pipeline step 1: check the source again at fetch time, probe it, and check the range fits.
+
+    Raises:
+        SourceNotAllowedError, SourceNotFoundError, SourceUnreachableError,
+        SourceNotMediaError, RangeOutsideSourceError, JobFinishedError.
+    """
+    job = _enter_stage(services, job_id, Stage.PROBE)
+    services.source_guard.check(job.request.source_url)
+    source = services.prober.probe(job.request.source_url)
+    if job.request.end_seconds > source.duration_seconds + END_TOLERANCE_SECONDS:
+        raise errors.RangeOutsideSourceError(
+            f"end ({job.request.end_seconds:g}s) is past the end of the source ({source.duration_seconds:g}s)"
+        )
+    return _exit_stage(services, job_id, Stage.PROBE, source=source)
+
+
+class _ProgressReporter:
+    """Writes a stage's progress and the heartbeat to the job, at most once a second."""
+
+    def __init__(self, services: Services, job_id: str, stage: Stage) -> None:
+        self._services = services
+        self._job_id = job_id
+        self._stage = stage
+        self._last_written: datetime | None = None
+
+    def __call__(self, fraction: float) -> None:
+        now = self._services.clock.now()
+        if self._last_written and (now - self._last_written).total_seconds() < PROGRESS_INTERVAL_SECONDS:
+            return
+        self._last_written = now
+        self._services.jobs.update(
+            self._job_id,
+            JobChange(progress=overall_progress(self._stage, fraction), last_heartbeat_at=now),
+        )
+
+
+def clip_source(services: Services, job_id: str) -> Job:
+    """Pipeline step 2: cut the clip (stream copy, else re-encode) and store it.
+
+    Raises:
+        ClipFailedError, ClipTimeoutError, SourceUnreachableError,
+        StorageUnavailableError, JobFinishedError.
+    """
+    job = _enter_stage(services, job_id, Stage.CLIP)
+    if job.source is None:
+        raise errors.InternalError(f"job {job_id} reached the clip step without a probed source")
+    with tempfile.TemporaryDirectory(prefix=f"clip-{job_id}-", dir=services.work_dir) as scratch:
+        outcome = services.clipper.clip(
+            job.request, job.source, Path(scratch), _ProgressReporter(services, job_id, Stage.CLIP)
+        )
+        if outcome.info.fallback_reason:
+            services.telemetry.count("FfmpegFallback", reason=outcome.info.fallback_reason)
+        stored = services.artifacts.put_file(_artifact_key(job_id, outcome.path.name), outcome.path, "video/mp4")
+    services.telemetry.count("ProcessedClipSeconds", outcome.info.duration_seconds)
+    return _exit_stage(
+        services, job_id, Stage.CLIP, clip=outcome.info, artifacts={**job.artifacts, CLIP_ARTIFACT: stored.key}
+    )
+
+
+def _artifact_key(job_id: str, file_name: str) -> str:
+    return f"{artifact_prefix(job_id)}{file_name}"
+
+
+def artifact_prefix(job_id: str) -> str:
+    return f"jobs/{job_id}/"
+
+
+def finalize_job(services: Services, job_id: str) -> Job:
+    """Pipeline step 3: check every artifact is in place and mark the job succeeded.
+
+    Raises:
+        StorageFailureError: an artifact the job records is missing.
+    """
+    job = _enter_stage(services, job_id, Stage.FINALIZE)
+    missing = [name for name, key in job.artifacts.items() if not services.artifacts.exists(key)]
+    if missing or CLIP_ARTIFACT not in job.artifacts:
+        raise errors.StorageFailureError(f"job {job_id} is missing artifacts: {missing or [CLIP_ARTIFACT]}")
+    now = services.clock.now()
+    job = services.jobs.update(
+        job_id,
+        JobChange(
+            status=JobStatus.SUCCEEDED,
+            stage=Stage.DONE,
+            progress=100,
+            last_heartbeat_at=now,
+            event=JobEvent(at=now, type="jobSucceeded", stage=Stage.DONE),
+        ),
+    )
+    services.telemetry.count("JobsSucceeded")
+    return job
+
+
+def fail_job(services: Services, job_id: str, error_name: str, cause: str | None) -> Job:
+    """Mark a job failed with the code of ``error_name`` and remove what it had written.
+
+    Called by the state machine's Catch, and for executions that ended without one
+    (the global timeout). Failing a job that already finished returns it unchanged.
+    """
+    code = errors.code_for_error_name(error_name)
+    message = _failure_message(code, cause)
+    deleted = services.artifacts.delete_prefix(artifact_prefix(job_id))
+    job = services.jobs.get(job_id)
+    if job.status.is_terminal:
+        return job
+    now = services.clock.now()
+    try:
+        job = services.jobs.update(
+            job_id,
+            JobChange(
+                status=JobStatus.FAILED,
+                artifacts={},
+                error=JobError(code=code, message=message),
+                last_heartbeat_at=now,
+                event=JobEvent(
+                    at=now,
+                    type="jobFailed",
+                    stage=job.stage,
+                    code=code,
+                    message=message if not deleted else f"{message} ({deleted} partial artifact(s) removed)",
+                ),
+            ),
+        )
+    except errors.JobFinishedError:
+        return services.jobs.get(job_id)
+    services.telemetry.count("JobsFailed", errorCode=code)
+    return job
+
+
+def _failure_message(code: str, cause: str | None) -> str:
+    """The user-facing message of a failure: our own errors' messages, never internals."""
+    if code == errors.InternalError.code:
+        return "an internal error stopped the job"
+    if code == errors.JobTimeoutError.code:
+        return "the job ran past its time limit"
+    message = None
+    if cause:
+        try:
+            message = json.loads(cause).get("errorMessage")
+        except (ValueError, AttributeError):
+            message = None
+    if code == errors.ClipTimeoutError.code and not message:
+        return "a pipeline step ran past its time limit"
+    return str(message or code)[:500]
+
+
+# What an execution's terminal status means for a job the pipeline did not finish itself.
+_EXECUTION_END_ERRORS = {
+    "TIMED_OUT": errors.JobTimeoutError.__name__,
+    "ABORTED": errors.JobAbortedError.__name__,
+}
+
+
+def record_execution_end(
+    services: Services, job_id: str, status: str, error_name: str | None, cause: str | None
+) -> None:
+    """Fail a job whose execution ended (timed out, aborted, failed) while it was unfinished.
+
+    Jobs that already succeeded or failed are left alone, so this is safe to repeat.
+    """
+    if status == "SUCCEEDED":
+        return
+    try:
+        job = services.jobs.get(job_id)
+    except errors.JobNotFoundError:
+        return
+    if job.status.is_terminal:
+        return
+    fail_job(services, job_id, _EXECUTION_END_ERRORS.get(status, error_name or "InternalError"), cause)

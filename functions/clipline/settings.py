@@ -1,0 +1,73 @@
+"""Every setting clipline reads, in one place.
+
+This is the only module that reads the environment. Each field is read from
+``CLIPLINE_<FIELD>`` (for example ``CLIPLINE_MAX_CLIP_SECONDS``). The CDK stack
+sets the AWS ones on each function; local mode derives the rest from its data dir.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CLIPLINE_", extra="ignore")
+
+    mode: Literal["local", "aws"] = Field(
+        "local", description="Which adapters to build: local (SQLite, folder, moto engine) or aws."
+    )
+
+    # Limits on what a job may ask for.
+    max_clip_seconds: float = Field(600.0, gt=0, description="Longest clip a job may ask for.")
+    clip_timeout_seconds: int = Field(
+        600, gt=0, description="How long one ffmpeg clip run may take before it is killed (CLIP_TIMEOUT)."
+    )
+    probe_timeout_seconds: int = Field(60, gt=0, description="How long probing a source may take.")
+    job_timeout_seconds: int = Field(
+        1800, gt=0, description="The state machine's global timeout; a job still running then fails with JOB_TIMEOUT."
+    )
+    retention_days: float = Field(7.0, gt=0, description="How long jobs and their artifacts are kept.")
+    signed_url_ttl_seconds: int = Field(
+        3600, gt=0, le=7 * 24 * 3600, description="Lifetime of a signed artifact link (never past the job's expiry)."
+    )
+
+    # Which sources may be fetched. The full SSRF policy builds on these.
+    source_allowlist: str = Field(
+        "", description="Comma-separated hosts (or *.example.com patterns) sources must come from; empty allows any public host."
+    )
+    allow_private_sources: bool = Field(
+        False, description="Allow loopback and private-network sources. Only for tests and the demo."
+    )
+
+    ffmpeg: str | None = Field(None, description="Path of the ffmpeg binary; default: the one the imageio-ffmpeg wheel ships.")
+    ffmpeg_threads: int = Field(0, ge=0, description="Threads per ffmpeg run; 0 lets ffmpeg decide.")
+    work_dir: Path | None = Field(None, description="Scratch folder for media work; default: the system temp folder.")
+
+    # Local mode.
+    data_dir: Path = Field(Path("./data"), description="Local mode: where jobs (SQLite), artifacts and keys live.")
+    public_url: str = Field(
+        "http://127.0.0.1:8080", description="Local mode: the gateway's base URL, used in signed links."
+    )
+
+    # AWS mode: names the stack passes to each function.
+    jobs_table: str = Field("clipline-jobs", description="AWS: the DynamoDB jobs table.")
+    artifacts_bucket: str = Field("", description="AWS: the S3 artifacts bucket.")
+    state_machine_arn: str = Field("", description="AWS: the pipeline state machine.")
+    aws_region: str | None = Field(None, description="AWS region; default: the SDK's own lookup.")
+    storage_max_attempts: int = Field(
+        5, ge=1, le=10, description="Attempts per storage call (botocore standard retries, jittered backoff)."
+    )
+
+    @property
+    def source_allowlist_patterns(self) -> tuple[str, ...]:
+        return tuple(p.strip().lower().rstrip(".") for p in self.source_allowlist.split(",") if p.strip())
+
+
+@lru_cache(maxsize=1)
+def settings_from_environment() -> Settings:
+    return Settings()

@@ -1,0 +1,113 @@
+"""Test fakes for every port: in-memory, deterministic, and held to the same contract suites."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from clipline.domain.errors import IdempotencyKeyReusedError, JobNotFoundError
+from clipline.domain.jobs import Job, JobChange, apply_change
+from clipline.domain.ports import IdempotencyClaim, StoredArtifact
+
+
+class FixedClock:
+    def __init__(self, start: datetime | None = None) -> None:
+        self.current = start or datetime(2026, 1, 1, tzinfo=UTC)
+
+    def now(self) -> datetime:
+        return self.current
+
+    def advance(self, **delta: float) -> None:
+        self.current += timedelta(**delta)
+
+
+class InMemoryJobRepository:
+    def __init__(self, now) -> None:  # noqa: ANN001
+        self._now = now
+        self._jobs: dict[str, Job] = {}
+        self._claims: dict[tuple[str, str], tuple[IdempotencyClaim, str]] = {}
+        self._lock = threading.Lock()
+
+    def create(self, job: Job, claim: IdempotencyClaim | None = None) -> Job:
+        with self._lock:
+            if claim is not None:
+                existing = self._claims.get((claim.owner, claim.key))
+                if existing and existing[0].expires_at > self._now():
+                    if existing[0].request_hash != claim.request_hash:
+                        raise IdempotencyKeyReusedError("key reused with a different request")
+                    if existing[1] in self._jobs:
+                        return self._jobs[existing[1]]
+                self._claims[(claim.owner, claim.key)] = (claim, job.id)
+            self._jobs[job.id] = job
+            return job
+
+    def get(self, job_id: str) -> Job:
+        try:
+            return self._jobs[job_id]
+        except KeyError:
+            raise JobNotFoundError(f"job {job_id} not found") from None
+
+    def update(self, job_id: str, change: JobChange) -> Job:
+        with self._lock:
+            job = apply_change(self.get(job_id), change, self._now())
+            self._jobs[job_id] = job
+            return job
+
+    def delete(self, job_id: str) -> None:
+        with self._lock:
+            self._jobs.pop(job_id, None)
+            for key, (_, claimed_job) in list(self._claims.items()):
+                if claimed_job == job_id:
+                    del self._claims[key]
+
+
+class InMemoryArtifactStore:
+    def __init__(self) -> None:
+        self.objects: dict[str, bytes] = {}
+        self.fail_puts = 0
+
+    def put_file(self, key: str, path: Path, content_type: str) -> StoredArtifact:
+        data = path.read_bytes()
+        self.objects[key] = data
+        return StoredArtifact(key=key, size_bytes=len(data), content_type=content_type)
+
+    def exists(self, key: str) -> bool:
+        return key in self.objects
+
+    def delete_prefix(self, prefix: str) -> int:
+        doomed = [key for key in self.objects if key.startswith(prefix)]
+        for key in doomed:
+            del self.objects[key]
+        return len(doomed)
+
+    def signed_url(self, key: str, expires_at: datetime) -> str:
+        return f"memory://{key}?expires={int(expires_at.timestamp())}"
+
+
+class RecordingWorkflow:
+    def __init__(self, fail_with: Exception | None = None) -> None:
+        self.started: list[tuple[str, str]] = []
+        self.fail_with = fail_with
+
+    def start(self, job_id: str, correlation_id: str) -> str:
+        if self.fail_with:
+            raise self.fail_with
+        self.started.append((job_id, correlation_id))
+        return f"arn:aws:states:us-east-1:123456789012:execution:clipline-pipeline:{job_id}"
+
+
+class RecordingTelemetry:
+    def __init__(self) -> None:
+        self.points: list[tuple[str, float, dict[str, str]]] = []
+
+    def count(self, name: str, value: float = 1, **dimensions: str) -> None:
+        self.points.append((name, value, dimensions))
+
+    def total(self, name: str, **dimensions: str) -> float:
+        return sum(v for n, v, d in self.points if n == name and all(d.get(k) == w for k, w in dimensions.items()))
+
+
+class AllowAllSourceGuard:
+    def check(self, url: str) -> None:
+        return None
