@@ -1,0 +1,153 @@
+"""Jobs in DynamoDB: one item per job, one per idempotency claim, TTL on ``expiresAt``."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Callable
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from ...domain.errors import IdempotencyKeyReusedError, JobNotFoundError, StorageUnavailableError
+from ...domain.jobs import Job, JobChange, apply_change
+from ...domain.ports import IdempotencyClaim
+
+SCHEMA_VERSION = 1
+# Optimistic-concurrency retries of one update before giving up; contention is two steps at most.
+_UPDATE_ATTEMPTS = 8
+
+
+def _job_pk(job_id: str) -> str:
+    return f"JOB#{job_id}"
+
+
+def _claim_pk(claim_owner: str, key: str) -> str:
+    return f"IDEMPOTENCY#{claim_owner}#{key}"
+
+
+class DynamoJobRepository:
+    """JobRepository on a DynamoDB table whose partition key is ``pk`` (string).
+
+    The job is kept whole as a JSON document, next to the attributes DynamoDB acts
+    on (``status``, ``expiresAt`` for TTL, ``version`` for optimistic locking).
+    """
+
+    def __init__(self, client: Any, table_name: str, now: Callable[[], datetime]) -> None:
+        self._client = client
+        self._table = table_name
+        self._now = now
+
+    def _item(self, job: Job, version: int, claim_pk: str | None = None) -> dict[str, Any]:
+        item = {
+            "pk": {"S": _job_pk(job.id)},
+            "type": {"S": "job"},
+            "owner": {"S": job.owner},
+            "status": {"S": job.status.value},
+            "expiresAt": {"N": str(int(job.expires_at.timestamp()))},
+            "version": {"N": str(version)},
+            "schemaVersion": {"N": str(SCHEMA_VERSION)},
+            "document": {"S": job.model_dump_json()},
+        }
+        if claim_pk:
+            # Lets delete() remove the claim with the job.
+            item["claimPk"] = {"S": claim_pk}
+        return item
+
+    def create(self, job: Job, claim: IdempotencyClaim | None = None) -> Job:
+        claim_pk = _claim_pk(claim.owner, claim.key) if claim else None
+        put_job = {
+            "TableName": self._table,
+            "Item": self._item(job, 1, claim_pk),
+            "ConditionExpression": "attribute_not_exists(pk)",
+        }
+        try:
+            if claim is None:
+                self._client.put_item(**put_job)
+                return job
+            self._client.transact_write_items(
+                TransactItems=[
+                    {"Put": put_job},
+                    {
+                        "Put": {
+                            "TableName": self._table,
+                            "Item": {
+                                "pk": {"S": claim_pk},
+                                "type": {"S": "idempotencyClaim"},
+                                "requestHash": {"S": claim.request_hash},
+                                "jobId": {"S": job.id},
+                                "expiresAt": {"N": str(int(claim.expires_at.timestamp()))},
+                            },
+                            # An expired claim may linger until TTL removes it; it no longer counts.
+                            "ConditionExpression": "attribute_not_exists(pk) OR expiresAt < :now",
+                            "ExpressionAttributeValues": {":now": {"N": str(int(self._now().timestamp()))}},
+                        }
+                    },
+                ]
+            )
+            return job
+        except ClientError as error:
+            if claim is not None and error.response["Error"]["Code"] == "TransactionCanceledException":
+                return self._existing_for_claim(claim)
+            raise _unavailable(error) from error
+        except BotoCoreError as error:
+            raise _unavailable(error) from error
+
+    def _existing_for_claim(self, claim: IdempotencyClaim) -> Job:
+        item = self._get_item(_claim_pk(claim.owner, claim.key))
+        if item is None:
+            raise StorageUnavailableError("the idempotency claim changed while the job was created; retry")
+        if item["requestHash"]["S"] != claim.request_hash:
+            raise IdempotencyKeyReusedError("this Idempotency-Key was already used with a different request")
+        return self.get(item["jobId"]["S"])
+
+    def _get_item(self, pk: str) -> dict[str, Any] | None:
+        try:
+            response = self._client.get_item(TableName=self._table, Key={"pk": {"S": pk}}, ConsistentRead=True)
+        except (ClientError, BotoCoreError) as error:
+            raise _unavailable(error) from error
+        return response.get("Item")
+
+    def _read(self, job_id: str) -> tuple[Job, int, str | None]:
+        item = self._get_item(_job_pk(job_id))
+        if item is None:
+            raise JobNotFoundError(f"job {job_id} not found")
+        claim_pk = item["claimPk"]["S"] if "claimPk" in item else None
+        return Job.model_validate_json(item["document"]["S"]), int(item["version"]["N"]), claim_pk
+
+    def get(self, job_id: str) -> Job:
+        return self._read(job_id)[0]
+
+    def update(self, job_id: str, change: JobChange) -> Job:
+        for _ in range(_UPDATE_ATTEMPTS):
+            job, version, claim_pk = self._read(job_id)
+            updated = apply_change(job, change, self._now())
+            try:
+                self._client.put_item(
+                    TableName=self._table,
+                    Item=self._item(updated, version + 1, claim_pk),
+                    ConditionExpression="version = :version",
+                    ExpressionAttributeValues={":version": {"N": str(version)}},
+                )
+                return updated
+            except ClientError as error:
+                if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                    raise _unavailable(error) from error
+            except BotoCoreError as error:
+                raise _unavailable(error) from error
+        raise StorageUnavailableError(f"job {job_id} kept changing underneath an update")
+
+    def delete(self, job_id: str) -> None:
+        try:
+            _, _, claim_pk = self._read(job_id)
+        except JobNotFoundError:
+            return
+        keys = [_job_pk(job_id), *([claim_pk] if claim_pk else [])]
+        try:
+            self._client.transact_write_items(
+                TransactItems=[{"Delete": {"TableName": self._table, "Key": {"pk": {"S": pk}}}} for pk in keys]
+            )
+        except (ClientError, BotoCoreError) as error:
+            raise _unavailable(error) from error
+
+
+def _unavailable(error: Exception) -> StorageUnavailableError:
+    return StorageUnavailableError(f"DynamoDB call failed: {error}")

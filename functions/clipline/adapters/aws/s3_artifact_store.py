@@ -1,0 +1,67 @@
+"""Artifacts in S3, handed out as presigned GET URLs."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Callable
+
+from boto3.exceptions import S3UploadFailedError
+from botocore.exceptions import BotoCoreError, ClientError
+
+from ...domain.errors import StorageUnavailableError
+from ...domain.ports import StoredArtifact
+
+# SigV4 presigned URLs cannot live longer than a week.
+_MAX_PRESIGN_SECONDS = 7 * 24 * 3600
+
+
+class S3ArtifactStore:
+    """ArtifactStore on an S3 bucket.
+
+    Retries are botocore's (standard mode: jittered exponential backoff), set on
+    the client by clipline.composition; a failure past them is StorageUnavailableError.
+    """
+
+    def __init__(self, client: Any, bucket: str, now: Callable[[], datetime]) -> None:
+        self._client = client
+        self._bucket = bucket
+        self._now = now
+
+    def put_file(self, key: str, path: Path, content_type: str) -> StoredArtifact:
+        try:
+            self._client.upload_file(str(path), self._bucket, key, ExtraArgs={"ContentType": content_type})
+        except (ClientError, BotoCoreError, S3UploadFailedError) as error:
+            raise StorageUnavailableError(f"could not upload {key}: {error}") from error
+        return StoredArtifact(key=key, size_bytes=path.stat().st_size, content_type=content_type)
+
+    def exists(self, key: str) -> bool:
+        try:
+            self._client.head_object(Bucket=self._bucket, Key=key)
+            return True
+        except ClientError as error:
+            if error.response["Error"]["Code"] in ("404", "NoSuchKey", "NotFound"):
+                return False
+            raise StorageUnavailableError(f"could not look up {key}: {error}") from error
+        except BotoCoreError as error:
+            raise StorageUnavailableError(f"could not look up {key}: {error}") from error
+
+    def delete_prefix(self, prefix: str) -> int:
+        deleted = 0
+        try:
+            for page in self._client.get_paginator("list_objects_v2").paginate(Bucket=self._bucket, Prefix=prefix):
+                objects = [{"Key": item["Key"]} for item in page.get("Contents", [])]
+                if objects:
+                    self._client.delete_objects(Bucket=self._bucket, Delete={"Objects": objects, "Quiet": True})
+                    deleted += len(objects)
+        except (ClientError, BotoCoreError) as error:
+            raise StorageUnavailableError(f"could not delete {prefix}: {error}") from error
+        return deleted
+
+    def signed_url(self, key: str, expires_at: datetime) -> str:
+        seconds = int((expires_at - self._now()).total_seconds())
+        return self._client.generate_presigned_url(
+            "get_object",
+            Params={"Bucket": self._bucket, "Key": key},
+            ExpiresIn=max(1, min(seconds, _MAX_PRESIGN_SECONDS)),
+        )

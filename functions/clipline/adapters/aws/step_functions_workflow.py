@@ -1,0 +1,38 @@
+"""Starts the pipeline on Step Functions (in AWS, or moto's engine in local mode)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from ...domain.errors import ServiceUnavailableError
+
+
+class StepFunctionsWorkflow:
+    """WorkflowStarter on Step Functions. The execution is named after the job, which
+    makes starting idempotent and lets the console find a job's execution by id."""
+
+    def __init__(self, client: Any, state_machine_arn: str) -> None:
+        self._client = client
+        self._state_machine_arn = state_machine_arn
+
+    def start(self, job_id: str, correlation_id: str) -> str:
+        try:
+            response = self._client.start_execution(
+                stateMachineArn=self._state_machine_arn,
+                name=job_id,
+                input=json.dumps({"jobId": job_id, "correlationId": correlation_id}),
+            )
+            return response["executionArn"]
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ExecutionAlreadyExists":
+                return self.execution_arn(job_id)
+            raise ServiceUnavailableError(f"could not start the pipeline: {error}") from error
+        except BotoCoreError as error:
+            raise ServiceUnavailableError(f"could not start the pipeline: {error}") from error
+
+    def execution_arn(self, job_id: str) -> str:
+        # Execution ARNs are the state machine ARN with the execution name appended.
+        return self._state_machine_arn.replace(":stateMachine:", ":execution:") + f":{job_id}"

@@ -1,0 +1,85 @@
+"""Artifacts in a local folder, handed out as HMAC-signed links the local gateway serves."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import hmac
+import os
+import shutil
+import uuid
+from datetime import datetime
+from pathlib import Path
+from urllib.parse import quote, urlencode
+
+from ...domain.errors import LinkExpiredError, LinkInvalidError, StorageUnavailableError
+from ...domain.ports import StoredArtifact
+
+
+class LocalUrlSigner:
+    """Signs (key, expiry) with HMAC-SHA256, the local stand-in for S3 presigned URLs."""
+
+    def __init__(self, secret: bytes) -> None:
+        self._secret = secret
+
+    def signature(self, key: str, expires_epoch: int) -> str:
+        message = f"{key}\n{expires_epoch}".encode()
+        return hmac.new(self._secret, message, hashlib.sha256).hexdigest()
+
+    def verify(self, key: str, expires: str, signature: str, now: datetime) -> None:
+        """Raises:
+        LinkInvalidError: the link was altered or is not one of ours.
+        LinkExpiredError: the link is genuine but past its expiry.
+        """
+        if not expires.isdigit():
+            raise LinkInvalidError("the link is malformed")
+        if not hmac.compare_digest(self.signature(key, int(expires)), signature):
+            raise LinkInvalidError("the link's signature does not match")
+        if now.timestamp() >= int(expires):
+            raise LinkExpiredError("the link has expired; ask GET /api/jobs/{id}/result for a new one")
+
+
+class FilesystemArtifactStore:
+    """ArtifactStore on a folder. Writes go to a temporary name and are renamed into place."""
+
+    def __init__(self, root: Path, signer: LocalUrlSigner, public_url: str) -> None:
+        self._root = root.resolve()
+        self._root.mkdir(parents=True, exist_ok=True)
+        self._signer = signer
+        self._public_url = public_url.rstrip("/")
+
+    def path_of(self, key: str) -> Path:
+        """The file behind ``key``; a key that escapes the store is refused with LinkInvalidError."""
+        path = (self._root / key).resolve()
+        if not path.is_relative_to(self._root) or path == self._root:
+            raise LinkInvalidError(f"invalid artifact key {key!r}")
+        return path
+
+    def put_file(self, key: str, path: Path, content_type: str) -> StoredArtifact:
+        target = self.path_of(key)
+        partial = target.with_name(f".{target.name}.{uuid.uuid4().hex}.partial")
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, partial)
+            os.replace(partial, target)
+        except OSError as error:
+            with contextlib.suppress(OSError):
+                partial.unlink(missing_ok=True)
+            raise StorageUnavailableError(f"could not store {key}: {error.strerror or error}") from error
+        return StoredArtifact(key=key, size_bytes=target.stat().st_size, content_type=content_type)
+
+    def exists(self, key: str) -> bool:
+        return self.path_of(key).is_file()
+
+    def delete_prefix(self, prefix: str) -> int:
+        folder = self.path_of(prefix.rstrip("/"))
+        if not folder.exists():
+            return 0
+        count = sum(1 for p in folder.rglob("*") if p.is_file())
+        shutil.rmtree(folder, ignore_errors=True)
+        return count
+
+    def signed_url(self, key: str, expires_at: datetime) -> str:
+        expires = int(expires_at.timestamp())
+        query = urlencode({"expires": expires, "signature": self._signer.signature(key, expires)})
+        return f"{self._public_url}/artifacts/{quote(key)}?{query}"

@@ -1,0 +1,107 @@
+"""Builds the object graph for AWS or local mode, once, and hands it to handlers.
+
+In AWS each Lambda builds its graph from the environment on first use. Local
+mode builds it from the running service (its data dir and engine) and installs
+it before any handler runs.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from .domain.use_cases import Limits, Services
+from .settings import Settings, settings_from_environment
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+def limits_from(settings: Settings) -> Limits:
+    return Limits(
+        max_clip_seconds=settings.max_clip_seconds,
+        retention=timedelta(days=settings.retention_days),
+        signed_url_ttl=timedelta(seconds=settings.signed_url_ttl_seconds),
+    )
+
+
+def media_services(settings: Settings) -> dict[str, Any]:
+    """The source guard, prober and clipper; the same in both modes."""
+    from .media.clip import FfmpegClipper
+    from .media.ffmpeg_binary import find_ffmpeg
+    from .media.probe import FfmpegProber
+    from .media.source_guard import AddressSourceGuard
+
+    ffmpeg = find_ffmpeg(settings.ffmpeg)
+    prober = FfmpegProber(ffmpeg, settings.probe_timeout_seconds)
+    return {
+        "source_guard": AddressSourceGuard(settings.source_allowlist_patterns, settings.allow_private_sources),
+        "prober": prober,
+        "clipper": FfmpegClipper(ffmpeg, prober, settings.clip_timeout_seconds, settings.ffmpeg_threads),
+    }
+
+
+def boto_config(settings: Settings) -> Any:
+    from botocore.config import Config
+
+    # Standard mode retries throttling and transient errors with jittered exponential backoff.
+    # SigV4 presigned URLs work in every region and with KMS-encrypted objects.
+    return Config(
+        retries={"mode": "standard", "max_attempts": settings.storage_max_attempts},
+        signature_version="s3v4",
+    )
+
+
+def build_aws_services(settings: Settings) -> Services:
+    import boto3
+
+    from .adapters.aws.dynamo_job_repository import DynamoJobRepository
+    from .adapters.aws.s3_artifact_store import S3ArtifactStore
+    from .adapters.aws.step_functions_workflow import StepFunctionsWorkflow
+    from .observability import PowertoolsTelemetry
+
+    clock = SystemClock()
+    config = boto_config(settings)
+    region = {"region_name": settings.aws_region} if settings.aws_region else {}
+    return Services(
+        jobs=DynamoJobRepository(boto3.client("dynamodb", config=config, **region), settings.jobs_table, clock.now),
+        artifacts=S3ArtifactStore(boto3.client("s3", config=config, **region), settings.artifacts_bucket, clock.now),
+        workflow=StepFunctionsWorkflow(
+            boto3.client("stepfunctions", config=config, **region), settings.state_machine_arn
+        ),
+        telemetry=PowertoolsTelemetry(),
+        clock=clock,
+        limits=limits_from(settings),
+        work_dir=settings.work_dir,
+        **media_services(settings),
+    )
+
+
+@dataclass
+class _Installed:
+    services: Services | None = None
+
+
+_installed = _Installed()
+_lock = threading.Lock()
+
+
+def install(built: Services | None) -> None:
+    """Make ``built`` the graph every handler in this process uses (None forgets it)."""
+    with _lock:
+        _installed.services = built
+
+
+def services() -> Services:
+    """The graph handlers use: the installed one, else (in AWS) one built from the environment."""
+    with _lock:
+        if _installed.services is None:
+            settings = settings_from_environment()
+            if settings.mode != "aws":
+                raise RuntimeError("local mode installs its services before handlers run; start `clipline serve`")
+            _installed.services = build_aws_services(settings)
+        return _installed.services

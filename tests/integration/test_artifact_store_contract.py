@@ -1,0 +1,118 @@
+"""One contract for every ArtifactStore: a local folder, S3 (moto) and the in-memory fake."""
+
+from datetime import timedelta
+from urllib.parse import parse_qs, urlsplit
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from clipline.adapters.aws.s3_artifact_store import S3ArtifactStore
+from clipline.adapters.local.filesystem_artifact_store import FilesystemArtifactStore, LocalUrlSigner
+from clipline.composition import boto_config
+from clipline.domain.errors import LinkExpiredError, LinkInvalidError, StorageUnavailableError
+from clipline.settings import Settings
+from tests.fakes import FixedClock, InMemoryArtifactStore
+
+
+@pytest.fixture
+def clock():
+    return FixedClock()
+
+
+@pytest.fixture(params=["folder", "s3", "memory"])
+def store(request, clock, tmp_path):
+    if request.param == "folder":
+        yield FilesystemArtifactStore(tmp_path / "artifacts", LocalUrlSigner(b"k" * 32), "http://127.0.0.1:8080")
+    elif request.param == "memory":
+        yield InMemoryArtifactStore()
+    else:
+        with mock_aws():
+            client = boto3.client("s3", region_name="us-east-1")
+            client.create_bucket(Bucket="artifacts")
+            yield S3ArtifactStore(client, "artifacts", clock.now)
+
+
+@pytest.fixture
+def clip_file(tmp_path):
+    path = tmp_path / "clip.mp4"
+    path.write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"x" * 1000)
+    return path
+
+
+def test_put_then_exists_with_size(store, clip_file):
+    stored = store.put_file("jobs/j1/clip.mp4", clip_file, "video/mp4")
+    assert (stored.key, stored.size_bytes, stored.content_type) == ("jobs/j1/clip.mp4", 1012, "video/mp4")
+    assert store.exists("jobs/j1/clip.mp4")
+    assert not store.exists("jobs/j1/other.mp4")
+
+
+def test_put_overwrites_in_place(store, clip_file, tmp_path):
+    store.put_file("jobs/j1/clip.mp4", clip_file, "video/mp4")
+    smaller = tmp_path / "small.mp4"
+    smaller.write_bytes(b"abc")
+    assert store.put_file("jobs/j1/clip.mp4", smaller, "video/mp4").size_bytes == 3
+
+
+def test_delete_prefix_removes_only_that_job(store, clip_file):
+    store.put_file("jobs/j1/clip.mp4", clip_file, "video/mp4")
+    store.put_file("jobs/j1/sub/more.bin", clip_file, "application/octet-stream")
+    store.put_file("jobs/j2/clip.mp4", clip_file, "video/mp4")
+    assert store.delete_prefix("jobs/j1/") == 2
+    assert store.delete_prefix("jobs/j1/") == 0
+    assert not store.exists("jobs/j1/clip.mp4") and store.exists("jobs/j2/clip.mp4")
+
+
+def test_signed_url_names_the_key_and_expiry(store, clip_file, clock):
+    store.put_file("jobs/j1/clip.mp4", clip_file, "video/mp4")
+    url = store.signed_url("jobs/j1/clip.mp4", clock.now() + timedelta(minutes=30))
+    assert "jobs/j1/clip.mp4" in url
+
+
+def test_s3_presigned_url_lasts_until_the_expiry(clock, clip_file):
+    with mock_aws():
+        client = boto3.client("s3", region_name="us-east-1", config=boto_config(Settings()))
+        client.create_bucket(Bucket="artifacts")
+        store = S3ArtifactStore(client, "artifacts", clock.now)
+        url = store.signed_url("jobs/j1/clip.mp4", clock.now() + timedelta(minutes=30))
+    query = parse_qs(urlsplit(url).query)
+    assert query["X-Amz-Expires"] == ["1800"] and "X-Amz-Signature" in query
+
+
+def test_s3_upload_failure_is_storage_unavailable(clock, clip_file):
+    with mock_aws():
+        client = boto3.client("s3", region_name="us-east-1")
+        store = S3ArtifactStore(client, "no-such-bucket", clock.now)
+        with pytest.raises(StorageUnavailableError):
+            store.put_file("jobs/j1/clip.mp4", clip_file, "video/mp4")
+
+
+def test_local_links_refuse_tampering_and_expiry(tmp_path, clip_file, clock):
+    signer = LocalUrlSigner(b"k" * 32)
+    store = FilesystemArtifactStore(tmp_path / "a", signer, "http://127.0.0.1:8080")
+    url = urlsplit(store.signed_url("jobs/j1/clip.mp4", clock.now() + timedelta(minutes=5)))
+    query = {k: v[0] for k, v in parse_qs(url.query).items()}
+    signer.verify("jobs/j1/clip.mp4", query["expires"], query["signature"], clock.now())
+    with pytest.raises(LinkInvalidError):
+        signer.verify("jobs/j2/clip.mp4", query["expires"], query["signature"], clock.now())
+    with pytest.raises(LinkInvalidError):
+        signer.verify("jobs/j1/clip.mp4", str(int(query["expires"]) + 3600), query["signature"], clock.now())
+    clock.advance(minutes=6)
+    with pytest.raises(LinkExpiredError):
+        signer.verify("jobs/j1/clip.mp4", query["expires"], query["signature"], clock.now())
+
+
+def test_local_keys_cannot_escape_the_store(tmp_path):
+    store = FilesystemArtifactStore(tmp_path / "a", LocalUrlSigner(b"k" * 32), "http://x")
+    for key in ("../secret.key", "jobs/../../x", "/etc/passwd"):
+        with pytest.raises(LinkInvalidError):
+            store.path_of(key)
+
+
+def test_local_write_failure_leaves_no_partial_file(tmp_path, clip_file):
+    root = tmp_path / "a"
+    store = FilesystemArtifactStore(root, LocalUrlSigner(b"k" * 32), "http://x")
+    (root / "jobs").write_text("a file where a folder should be")
+    with pytest.raises(StorageUnavailableError):
+        store.put_file("jobs/j1/clip.mp4", clip_file, "video/mp4")
+    assert sorted(p.name for p in root.iterdir()) == ["jobs"]

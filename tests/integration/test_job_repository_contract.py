@@ -1,0 +1,122 @@
+"""One contract for every JobRepository: SQLite (local), DynamoDB (moto) and the in-memory fake."""
+
+from datetime import timedelta
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from clipline.adapters.aws.dynamo_job_repository import DynamoJobRepository
+from clipline.adapters.local.sqlite_job_repository import SqliteJobRepository
+from clipline.domain.errors import IdempotencyKeyReusedError, JobFinishedError, JobNotFoundError
+from clipline.domain.jobs import (
+    ClipRequest,
+    JobChange,
+    JobEvent,
+    JobStatus,
+    SourceInfo,
+    Stage,
+    new_job,
+)
+from clipline.domain.ports import IdempotencyClaim
+from tests.fakes import FixedClock, InMemoryJobRepository
+
+
+@pytest.fixture
+def clock():
+    return FixedClock()
+
+
+@pytest.fixture(params=["sqlite", "dynamodb", "memory"])
+def repository(request, clock, tmp_path):
+    if request.param == "sqlite":
+        yield SqliteJobRepository(tmp_path / "jobs.sqlite3", clock.now)
+    elif request.param == "memory":
+        yield InMemoryJobRepository(clock.now)
+    else:
+        with mock_aws():
+            client = boto3.client("dynamodb", region_name="us-east-1")
+            client.create_table(
+                TableName="jobs",
+                KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+                AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+                BillingMode="PAY_PER_REQUEST",
+            )
+            yield DynamoJobRepository(client, "jobs", clock.now)
+
+
+def a_job(clock, end=70.0, owner="key-1"):
+    request = ClipRequest(source_url="https://example.com/a.mp4", start_seconds=60, end_seconds=end)
+    return new_job(request, owner=owner, correlation_id="cid", now=clock.now(), retention=timedelta(days=7))
+
+
+def claim(clock, key="idem-1", request_hash="h1", owner="key-1"):
+    return IdempotencyClaim(owner=owner, key=key, request_hash=request_hash, expires_at=clock.now() + timedelta(hours=24))
+
+
+def test_created_job_reads_back_equal(repository, clock):
+    job = a_job(clock)
+    assert repository.create(job) == job
+    assert repository.get(job.id) == job
+
+
+def test_missing_job_is_not_found(repository):
+    with pytest.raises(JobNotFoundError):
+        repository.get("missing")
+    with pytest.raises(JobNotFoundError):
+        repository.update("missing", JobChange(progress=1))
+
+
+def test_update_applies_change_and_keeps_event_order(repository, clock):
+    job = repository.create(a_job(clock))
+    repository.update(job.id, JobChange(status=JobStatus.RUNNING, stage=Stage.PROBE, event=JobEvent(at=clock.now(), type="stageEntered", stage=Stage.PROBE)))
+    clock.advance(seconds=3)
+    source = SourceInfo(duration_seconds=180, has_video=True, has_audio=False, frame_rate=25)
+    repository.update(job.id, JobChange(source=source, progress=9, last_heartbeat_at=clock.now(), event=JobEvent(at=clock.now(), type="stageExited", stage=Stage.PROBE)))
+    stored = repository.get(job.id)
+    assert stored.source == source and stored.progress == 9 and stored.last_heartbeat_at == clock.now()
+    assert [event.type for event in stored.events] == ["stageEntered", "stageExited"]
+    assert stored.updated_at == clock.now()
+
+
+def test_finished_job_refuses_changes(repository, clock):
+    job = repository.create(a_job(clock))
+    repository.update(job.id, JobChange(status=JobStatus.FAILED))
+    with pytest.raises(JobFinishedError):
+        repository.update(job.id, JobChange(progress=50))
+    assert repository.get(job.id).status is JobStatus.FAILED
+
+
+def test_same_claim_returns_the_first_job(repository, clock):
+    first = repository.create(a_job(clock), claim(clock))
+    assert repository.create(a_job(clock), claim(clock)).id == first.id
+
+
+def test_claim_with_another_request_is_refused(repository, clock):
+    first = repository.create(a_job(clock), claim(clock))
+    with pytest.raises(IdempotencyKeyReusedError):
+        repository.create(a_job(clock, end=80), claim(clock, request_hash="h2"))
+    assert repository.get(first.id) == first
+
+
+def test_claims_are_scoped_to_their_owner(repository, clock):
+    a = repository.create(a_job(clock, owner="a"), claim(clock, owner="a"))
+    b = repository.create(a_job(clock, owner="b"), claim(clock, owner="b", request_hash="other"))
+    assert a.id != b.id
+
+
+def test_expired_claim_no_longer_counts(repository, clock):
+    first = repository.create(a_job(clock), claim(clock))
+    clock.advance(hours=25)
+    second = repository.create(a_job(clock, end=80), claim(clock, request_hash="h2"))
+    assert second.id != first.id
+
+
+def test_delete_removes_the_job_and_its_claim(repository, clock):
+    job = repository.create(a_job(clock), claim(clock))
+    repository.delete(job.id)
+    repository.delete(job.id)  # idempotent
+    with pytest.raises(JobNotFoundError):
+        repository.get(job.id)
+    again = repository.create(a_job(clock, end=80), claim(clock, request_hash="h2"))
+    assert again.id != job.id
