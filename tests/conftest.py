@@ -1,0 +1,51 @@
+"""Shared fixtures: the real ffmpeg, generated media, and a Range-capable media server."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from clipline.local.media_server import MediaServer
+from clipline.local.sample_media import make_sample_video
+from clipline.media.ffmpeg_binary import find_ffmpeg
+
+# Tests never reach AWS: boto3 gets fake credentials and a fixed region.
+os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
+
+
+@pytest.fixture(scope="session")
+def ffmpeg() -> str:
+    return find_ffmpeg(None)
+
+
+@pytest.fixture(scope="session")
+def media_dir(tmp_path_factory: pytest.TempPathFactory, ffmpeg: str) -> Path:
+    """Generated once per session: small files, made by ffmpeg's lavfi sources."""
+    root = tmp_path_factory.mktemp("media")
+    # Long and faststart, no B-frames, keyframe every 2 s: the demo's shape.
+    make_sample_video(ffmpeg, root / "long.mp4", seconds=180, size="640x360", keyframe_seconds=2)
+    # B-frames make a stream copy overrun the end, so it cannot be exact.
+    make_sample_video(ffmpeg, root / "bframes.mp4", seconds=20, size="320x180", b_frames=3)
+    _run(ffmpeg, [
+        "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25", "-f", "lavfi", "-i", "sine",
+        "-t", "12", "-c:v", "libtheora", "-c:a", "libvorbis", str(root / "theora.ogv"),
+    ])  # fmt: skip
+    (root / "not-media.mp4").write_bytes(b"this is plainly not a video\n" * 400)
+    return root
+
+
+def _run(ffmpeg: str, arguments: list[str]) -> None:
+    import subprocess
+
+    subprocess.run([ffmpeg, "-hide_banner", "-nostdin", "-v", "error", "-y", *arguments], check=True)
+
+
+@pytest.fixture(scope="session")
+def media_server(media_dir: Path):
+    with MediaServer(media_dir) as server:
+        yield server

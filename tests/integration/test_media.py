@@ -1,0 +1,106 @@
+"""Probing and clipping with the real ffmpeg, over a real Range-capable HTTP server."""
+
+import socket
+import threading
+import time
+
+import pytest
+
+from clipline.domain import errors
+from clipline.domain.jobs import ClipRequest, SourceInfo
+from clipline.media.clip import FfmpegClipper
+from clipline.media.probe import FfmpegProber
+
+
+@pytest.fixture(scope="module")
+def prober(ffmpeg):
+    return FfmpegProber(ffmpeg, timeout_seconds=30)
+
+
+@pytest.fixture(scope="module")
+def clipper(ffmpeg, prober):
+    return FfmpegClipper(ffmpeg, prober, timeout_seconds=120, threads=2)
+
+
+def request(url, start, end):
+    return ClipRequest(source_url=url, start_seconds=start, end_seconds=end)
+
+
+def test_probe_reads_streams_and_duration_over_http(prober, media_server):
+    info = prober.probe(media_server.url("long.mp4"))
+    assert info.duration_seconds == pytest.approx(180, abs=0.05)
+    assert (info.has_video, info.has_audio, info.video_codec, info.audio_codec) == (True, True, "h264", "aac")
+    assert info.frame_rate == 25
+
+
+def test_probe_of_a_missing_file_is_source_not_found(prober, media_server):
+    with pytest.raises(errors.SourceNotFoundError, match="404"):
+        prober.probe(media_server.url("nope.mp4"))
+
+
+def test_probe_of_a_text_file_is_source_not_media(prober, media_server):
+    with pytest.raises(errors.SourceNotMediaError):
+        prober.probe(media_server.url("not-media.mp4"))
+
+
+def test_probe_of_a_closed_port_is_source_unreachable(prober):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(errors.SourceUnreachableError):
+        prober.probe(f"http://127.0.0.1:{port}/a.mp4")
+
+
+def test_keyframe_aligned_copy_is_exact_and_reads_little(prober, clipper, media_server, tmp_path):
+    # Given a 3-minute faststart MP4 served with Range support
+    url = media_server.url("long.mp4")
+    media_server.reset_counters()
+    # When we probe it and cut 10 s from the middle
+    source = prober.probe(url)
+    progress = []
+    outcome = clipper.clip(request(url, 90, 100), source, tmp_path, progress.append)
+    # Then stream copy was enough, the clip is exact to a frame, and only the range was read
+    assert outcome.info.method == "copy" and outcome.info.fallback_reason is None
+    assert outcome.info.duration_seconds == pytest.approx(10, abs=1 / 25)
+    ratio = media_server.bytes_sent / outcome.info.size_bytes
+    assert ratio <= 3, f"read {media_server.bytes_sent} bytes for a {outcome.info.size_bytes}-byte clip"
+    assert progress and max(progress) <= 1.0
+
+
+def test_inexact_copy_falls_back_to_reencode(prober, clipper, media_server, tmp_path):
+    # Given a source with B-frames and a start between keyframes, where copy starts early
+    url = media_server.url("bframes.mp4")
+    source = prober.probe(url)
+    outcome = clipper.clip(request(url, 3.3, 8.3), source, tmp_path, lambda _: None)
+    assert outcome.info.method == "reencode" and outcome.info.fallback_reason == "duration_mismatch"
+    assert outcome.info.duration_seconds == pytest.approx(5, abs=1 / 25)
+    clip = prober.probe(str(outcome.path))
+    assert (clip.video_codec, clip.audio_codec) == ("h264", "aac")
+
+
+def test_streams_mp4_cannot_hold_are_reencoded(prober, clipper, media_server, tmp_path):
+    # Given Theora/Vorbis, which ffmpeg cannot stream-copy into MP4
+    url = media_server.url("theora.ogv")
+    source = prober.probe(url)
+    outcome = clipper.clip(request(url, 2, 6), source, tmp_path, lambda _: None)
+    assert outcome.info.method == "reencode" and outcome.info.fallback_reason == "copy_failed"
+    clip = prober.probe(str(outcome.path))
+    assert (clip.video_codec, clip.audio_codec) == ("h264", "aac")
+    assert clip.duration_seconds == pytest.approx(4, abs=1 / 25)
+
+
+def test_ffmpeg_past_its_time_limit_is_killed(ffmpeg, prober, tmp_path):
+    # Given a source server that accepts connections and then says nothing
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    held = []
+    threading.Thread(target=lambda: held.append(listener.accept()), daemon=True).start()
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}/stall.mp4"
+    clipper = FfmpegClipper(ffmpeg, prober, timeout_seconds=1)
+    started = time.monotonic()
+    with pytest.raises(errors.ClipTimeoutError):
+        clipper.clip(request(url, 0, 5), SourceInfo(duration_seconds=10, has_video=True, has_audio=True), tmp_path, lambda _: None)
+    assert time.monotonic() - started < 10
+    assert list(tmp_path.iterdir()) == []
+    listener.close()
