@@ -1,0 +1,128 @@
+"""The REST API: routes, request validation and the one error mapping.
+
+Each API Lambda resolves its event with this resolver; local mode's gateway
+turns HTTP requests into the same API Gateway REST proxy events.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.params import Body, Header
+
+from ..composition import services
+from ..domain import errors
+from ..domain.use_cases import NewJobRequest, create_job, get_job, get_job_result
+from ..observability import logger
+from .correlation import CORRELATION_HEADER, choose_correlation_id
+from .errors import error_envelope, http_status_for
+from .schemas import CreateJobBody, JobView, ResultView, to_wire
+
+_IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
+
+app = APIGatewayRestResolver(enable_validation=True)
+
+
+def correlation_id() -> str:
+    """The caller's x-correlation-id when it is sane, else the request id API Gateway assigned."""
+    event = app.current_event
+    given = next((value for name, value in (event.headers or {}).items() if name.lower() == CORRELATION_HEADER), None)
+    return choose_correlation_id(given, event.request_context.request_id or uuid.uuid4().hex)
+
+
+def _caller() -> str:
+    """The API key id the gateway authenticated; API Gateway rejects keyless calls before us."""
+    key_id = app.current_event.request_context.identity.api_key_id
+    if not key_id:
+        raise errors.ForbiddenError("an API key is required")
+    return key_id
+
+
+def _log_with_correlation_id(app: APIGatewayRestResolver, next_middleware: NextMiddleware) -> Response:
+    logger.set_correlation_id(correlation_id())
+    return next_middleware(app)
+
+
+app.use(middlewares=[_log_with_correlation_id])
+
+
+def _json(status: int, body: dict, **headers: str) -> Response:
+    return Response(
+        status_code=status,
+        content_type="application/json",
+        body=body,
+        headers={CORRELATION_HEADER: correlation_id(), **headers},
+    )
+
+
+@app.post("/api/jobs")
+def post_job(
+    body: Annotated[CreateJobBody, Body()],
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+) -> Response[dict]:
+    if idempotency_key is not None and not _IDEMPOTENCY_KEY.match(idempotency_key):
+        raise errors.ValidationFailedError("Idempotency-Key must be 1-255 visible ASCII characters")
+    job = create_job(
+        services(),
+        NewJobRequest(source_url=body.source_url, start=body.start, end=body.end),
+        owner=_caller(),
+        correlation_id=correlation_id(),
+        idempotency_key=idempotency_key,
+    )
+    logger.append_keys(jobId=job.id)
+    return _json(202, to_wire(JobView.of(job)), Location=f"/api/jobs/{job.id}")
+
+
+@app.get("/api/jobs/<job_id>")
+def get_job_status(job_id: str) -> Response[dict]:
+    logger.append_keys(jobId=job_id)
+    return _json(200, to_wire(JobView.of(get_job(services(), job_id, owner=_caller()))))
+
+
+@app.get("/api/jobs/<job_id>/result")
+def get_result(job_id: str) -> Response[dict]:
+    logger.append_keys(jobId=job_id)
+    return _json(200, to_wire(ResultView.of(get_job_result(services(), job_id, owner=_caller()))))
+
+
+@app.exception_handler(errors.ClipLineError)
+def handle_clipline_error(error: errors.ClipLineError) -> Response:
+    status = http_status_for(error.code)
+    if status >= 500:
+        logger.error("request failed", extra={"errorCode": error.code, "cause": error.message})
+    else:
+        logger.info("request refused", extra={"errorCode": error.code, "cause": error.message})
+    return _json(status, error_envelope(error.code, error.message, correlation_id()))
+
+
+@app.exception_handler(RequestValidationError)
+def handle_validation_error(error: RequestValidationError) -> Response:
+    problems: list[Any] = list(error.errors())
+    if any(problem.get("type") == "json_invalid" for problem in problems):
+        return handle_clipline_error(errors.MalformedJsonError("the request body is not valid JSON"))
+    return handle_clipline_error(errors.ValidationFailedError(_describe(problems)))
+
+
+def _describe(problems: list[dict]) -> str:
+    parts = []
+    for problem in problems[:5]:
+        location = ".".join(str(part) for part in problem.get("loc", ()) if part not in ("body",))
+        parts.append(f"{location or 'body'}: {problem.get('msg', 'invalid')}")
+    return "; ".join(parts)
+
+
+@app.not_found
+def handle_not_found(_: NotFoundError) -> Response:
+    return handle_clipline_error(errors.RouteNotFoundError(f"no route {app.current_event.http_method} {app.current_event.path}"))
+
+
+@app.exception_handler(Exception)
+def handle_unexpected(error: Exception) -> Response:
+    logger.exception("unexpected error")
+    return _json(500, error_envelope(errors.InternalError.code, "an internal error occurred", correlation_id()))

@@ -1,0 +1,19 @@
+"""Which Lambda serves which API route: read by the local gateway and by the CDK stack."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ApiRoute:
+    method: str
+    resource: str  # API Gateway resource path, with {param} segments
+    handler: str  # module exposing lambda_handler
+
+
+API_ROUTES: tuple[ApiRoute, ...] = (
+    ApiRoute("POST", "/api/jobs", "clipline.handlers.create_job"),
+    ApiRoute("GET", "/api/jobs/{id}", "clipline.handlers.get_job"),
+    ApiRoute("GET", "/api/jobs/{id}/result", "clipline.handlers.get_job_result"),
+)

@@ -1,0 +1,131 @@
+"""The API handlers, called in-process with API Gateway REST proxy events and fake services."""
+
+import json
+from datetime import timedelta
+
+import pytest
+
+from clipline import composition
+from clipline.domain.use_cases import Limits, Services
+from clipline.handlers import create_job, get_job, get_job_result
+from clipline.local.lambda_runtime import LocalLambdaContext
+from tests.fakes import (
+    AllowAllSourceGuard,
+    FixedClock,
+    InMemoryArtifactStore,
+    InMemoryJobRepository,
+    RecordingTelemetry,
+    RecordingWorkflow,
+)
+
+
+@pytest.fixture(autouse=True)
+def fake_services():
+    clock = FixedClock()
+    services = Services(
+        jobs=InMemoryJobRepository(clock.now),
+        artifacts=InMemoryArtifactStore(),
+        workflow=RecordingWorkflow(),
+        source_guard=AllowAllSourceGuard(),
+        prober=None,
+        clipper=None,
+        telemetry=RecordingTelemetry(),
+        clock=clock,
+        limits=Limits(max_clip_seconds=600, retention=timedelta(days=7), signed_url_ttl=timedelta(hours=1)),
+    )
+    composition.install(services)
+    yield services
+    composition.install(None)
+
+
+def event(method, path, body=None, headers=None, key_id="key-1", resource=None, path_parameters=None):
+    return {
+        "resource": resource or path,
+        "path": path,
+        "httpMethod": method,
+        "headers": {"Content-Type": "application/json", **(headers or {})},
+        "multiValueHeaders": {},
+        "queryStringParameters": None,
+        "pathParameters": path_parameters,
+        "requestContext": {
+            "requestId": "req-123",
+            "stage": "local",
+            "path": path,
+            "httpMethod": method,
+            "resourcePath": resource or path,
+            "identity": {"apiKeyId": key_id, "sourceIp": "127.0.0.1"},
+        },
+        "body": body if isinstance(body, str) or body is None else json.dumps(body),
+        "isBase64Encoded": False,
+    }
+
+
+def call(handler, evt):
+    response = handler.lambda_handler(evt, LocalLambdaContext("test"))
+    # The REST resolver answers with multiValueHeaders, as API Gateway's proxy integration allows.
+    headers = {name: values[-1] for name, values in (response.get("multiValueHeaders") or {}).items()}
+    return response["statusCode"], json.loads(response["body"]), {**headers, **(response.get("headers") or {})}
+
+
+def post(body, headers=None):
+    return call(create_job, event("POST", "/api/jobs", body, headers))
+
+
+def test_create_returns_202_with_the_job_and_links():
+    status, body, headers = post({"sourceUrl": "https://example.com/a.mp4", "start": "00:01:00", "end": 70.5})
+    assert status == 202
+    assert body["status"] == "queued" and body["progress"] == 0
+    assert body["links"] == {"self": f"/api/jobs/{body['id']}", "result": f"/api/jobs/{body['id']}/result"}
+    assert headers["Location"] == f"/api/jobs/{body['id']}"
+    assert headers["x-correlation-id"] == "req-123"
+
+
+def test_the_callers_correlation_id_is_echoed_and_used():
+    status, body, headers = post({"sourceUrl": "https://e.com/a.mp4", "start": 1, "end": 2}, {"X-Correlation-Id": "trace-42"})
+    assert status == 202 and headers["x-correlation-id"] == "trace-42"
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        ("{not json", "MALFORMED_JSON"),
+        ({"start": 1, "end": 2}, "VALIDATION_FAILED"),
+        ({"sourceUrl": "https://e.com/a.mp4", "start": 1, "end": 2, "surprise": 1}, "VALIDATION_FAILED"),
+        ({"sourceUrl": "https://e.com/a.mp4", "start": 5, "end": 5}, "INVALID_TIME_RANGE"),
+        ({"sourceUrl": "https://e.com/a.mp4", "start": -5, "end": 5}, "INVALID_TIME_RANGE"),
+        ({"sourceUrl": "https://e.com/a.mp4", "start": "1:99", "end": 5}, "INVALID_TIMECODE"),
+        ({"sourceUrl": "https://e.com/a.mp4", "start": 0, "end": 3600}, "CLIP_TOO_LONG"),
+    ],
+)
+def test_bad_requests_get_the_envelope_with_one_code_each(body, code, fake_services):
+    status, response, headers = post(body, {"x-correlation-id": "bad-1"})
+    assert status == 400
+    assert response == {"error": {"code": code, "message": response["error"]["message"], "correlationId": "bad-1"}}
+    assert response["error"]["message"]
+    assert headers["x-correlation-id"] == "bad-1"
+    assert fake_services.jobs._jobs == {}
+
+
+def test_unknown_job_is_404_in_the_envelope():
+    status, body, _ = call(get_job, event("GET", "/api/jobs/nope", resource="/api/jobs/{id}", path_parameters={"id": "nope"}))
+    assert status == 404 and body["error"]["code"] == "JOB_NOT_FOUND" and body["error"]["correlationId"] == "req-123"
+
+
+def test_result_of_a_queued_job_is_409():
+    _, job, _ = post({"sourceUrl": "https://e.com/a.mp4", "start": 1, "end": 2})
+    path = f"/api/jobs/{job['id']}/result"
+    status, body, _ = call(get_job_result, event("GET", path, resource="/api/jobs/{id}/result", path_parameters={"id": job["id"]}))
+    assert status == 409 and body["error"]["code"] == "JOB_NOT_READY"
+
+
+def test_idempotency_key_reuse_with_another_body_is_409():
+    first = post({"sourceUrl": "https://e.com/a.mp4", "start": 1, "end": 2}, {"Idempotency-Key": "abc"})
+    again = post({"sourceUrl": "https://e.com/a.mp4", "start": 1, "end": 2}, {"Idempotency-Key": "abc"})
+    other = post({"sourceUrl": "https://e.com/a.mp4", "start": 1, "end": 3}, {"Idempotency-Key": "abc"})
+    assert first[1]["id"] == again[1]["id"]
+    assert other[0] == 409 and other[1]["error"]["code"] == "IDEMPOTENCY_KEY_REUSED"
+
+
+def test_unknown_route_is_404_not_found():
+    status, body, _ = call(get_job, event("GET", "/api/nothing"))
+    assert status == 404 and body["error"]["code"] == "NOT_FOUND"

@@ -1,0 +1,215 @@
+"""Use cases against fakes: validation, idempotency, results and failure handling."""
+
+import dataclasses
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from clipline.domain import errors
+from clipline.domain.jobs import ClipInfo, JobChange, JobStatus, SourceInfo
+from clipline.domain.ports import ClipOutcome
+from clipline.domain.use_cases import (
+    Limits,
+    NewJobRequest,
+    Services,
+    clip_source,
+    create_job,
+    fail_job,
+    finalize_job,
+    get_job,
+    get_job_result,
+    probe_source,
+    record_execution_end,
+)
+from tests.fakes import (
+    AllowAllSourceGuard,
+    FixedClock,
+    InMemoryArtifactStore,
+    InMemoryJobRepository,
+    RecordingTelemetry,
+    RecordingWorkflow,
+)
+
+SOURCE = SourceInfo(duration_seconds=180.0, has_video=True, has_audio=True, frame_rate=25.0)
+
+
+class FakeProber:
+    def __init__(self, info=SOURCE, error=None):
+        self.info, self.error = info, error
+
+    def probe(self, url):
+        if self.error:
+            raise self.error
+        return self.info
+
+
+class FakeClipper:
+    """Writes a small file and reports a re-encode fallback, as the real one does when copy fails."""
+
+    def clip(self, request, source, work_dir: Path, on_progress):
+        on_progress(0.5)
+        path = work_dir / "clip.mp4"
+        path.write_bytes(b"clip")
+        info = ClipInfo(duration_seconds=request.duration_seconds, size_bytes=4, method="reencode", fallback_reason="copy_failed")
+        return ClipOutcome(path, info)
+
+
+@pytest.fixture
+def clock():
+    return FixedClock()
+
+
+@pytest.fixture
+def services(clock, tmp_path):
+    return Services(
+        jobs=InMemoryJobRepository(clock.now),
+        artifacts=InMemoryArtifactStore(),
+        workflow=RecordingWorkflow(),
+        source_guard=AllowAllSourceGuard(),
+        prober=FakeProber(),
+        clipper=FakeClipper(),
+        telemetry=RecordingTelemetry(),
+        clock=clock,
+        limits=Limits(max_clip_seconds=600, retention=timedelta(days=7), signed_url_ttl=timedelta(hours=1)),
+        work_dir=tmp_path,
+    )
+
+
+def submit(services, start="00:01:00", end=70.5, key=None, owner="key-1", url="https://example.com/a.mp4"):
+    return create_job(services, NewJobRequest(url, start, end), owner=owner, correlation_id="cid-1", idempotency_key=key)
+
+
+def run_pipeline(services, job_id):
+    probe_source(services, job_id)
+    clip_source(services, job_id)
+    return finalize_job(services, job_id)
+
+
+def test_create_stores_a_queued_job_and_starts_its_execution(services):
+    job = submit(services)
+    assert job.status is JobStatus.QUEUED
+    assert (job.request.start_seconds, job.request.end_seconds) == (60.0, 70.5)
+    assert services.workflow.started == [(job.id, "cid-1")]
+    assert services.telemetry.total("JobsCreated") == 1
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "error"),
+    [
+        (10, 10, errors.InvalidTimeRangeError),
+        (20, 10, errors.InvalidTimeRangeError),
+        (-1, 10, errors.InvalidTimeRangeError),
+        ("abc", 10, errors.InvalidTimecodeError),
+        (0, 601, errors.ClipTooLongError),
+    ],
+)
+def test_invalid_ranges_store_nothing(services, start, end, error):
+    with pytest.raises(error):
+        submit(services, start=start, end=end)
+    assert services.workflow.started == []
+
+
+def test_same_idempotency_key_and_body_returns_the_same_job(services):
+    first = submit(services, key="k1")
+    services.jobs.update(first.id, JobChange(status=JobStatus.RUNNING))
+    again = submit(services, key="k1")
+    assert again.id == first.id
+    assert len(services.workflow.started) == 1
+
+
+def test_same_idempotency_key_with_another_body_is_refused(services):
+    submit(services, key="k1")
+    with pytest.raises(errors.IdempotencyKeyReusedError):
+        submit(services, key="k1", end=75)
+
+
+def test_idempotency_keys_are_per_api_key(services):
+    assert submit(services, key="k1", owner="a").id != submit(services, key="k1", owner="b").id
+
+
+def test_a_job_whose_pipeline_cannot_start_is_removed(services):
+    services = dataclasses.replace(services, workflow=RecordingWorkflow(errors.ServiceUnavailableError("down")))
+    with pytest.raises(errors.ServiceUnavailableError):
+        submit(services, key="k1")
+    assert services.jobs._jobs == {} and services.jobs._claims == {}
+
+
+def test_pipeline_success_records_clip_fallback_and_metrics(services):
+    job = submit(services)
+    done = run_pipeline(services, job.id)
+    assert (done.status, done.stage, done.progress) == (JobStatus.SUCCEEDED, "done", 100)
+    assert done.clip.method == "reencode" and done.artifacts == {"clip": f"jobs/{job.id}/clip.mp4"}
+    assert services.telemetry.total("FfmpegFallback", reason="copy_failed") == 1
+    assert services.telemetry.total("ProcessedClipSeconds") == pytest.approx(10.5)
+    assert [e.type for e in done.events] == [
+        "stageEntered", "stageExited", "stageEntered", "stageExited", "stageEntered", "jobSucceeded",
+    ]  # fmt: skip
+
+
+def test_range_past_the_source_end_fails_the_probe(services):
+    job = submit(services, start=175, end=181)
+    with pytest.raises(errors.RangeOutsideSourceError):
+        probe_source(services, job.id)
+
+
+def test_fail_job_records_the_code_and_removes_partial_artifacts(services):
+    job = submit(services)
+    probe_source(services, job.id)
+    clip_source(services, job.id)
+    failed = fail_job(services, job.id, "StorageUnavailableError", '{"errorMessage": "disk gone"}')
+    assert failed.status is JobStatus.FAILED
+    assert (failed.error.code, failed.error.message) == ("STORAGE_FAILURE", "disk gone")
+    assert failed.artifacts == {} and services.artifacts.objects == {}
+    assert services.telemetry.total("JobsFailed", errorCode="STORAGE_FAILURE") == 1
+    # Failing again (a retried Catch) changes nothing
+    assert fail_job(services, job.id, "InternalError", None) == failed
+
+
+def test_internal_errors_do_not_leak_details(services):
+    job = submit(services)
+    failed = fail_job(services, job.id, "KeyError", '{"errorMessage": "secret internals"}')
+    assert failed.error.code == "INTERNAL_ERROR" and "secret" not in failed.error.message
+
+
+def test_execution_timeout_fails_an_unfinished_job_once(services):
+    job = submit(services)
+    record_execution_end(services, job.id, "TIMED_OUT", None, None)
+    assert services.jobs.get(job.id).error.code == "JOB_TIMEOUT"
+    done = submit(services, end=80)
+    run_pipeline(services, done.id)
+    record_execution_end(services, done.id, "TIMED_OUT", None, None)
+    assert services.jobs.get(done.id).status is JobStatus.SUCCEEDED
+
+
+def test_result_lifecycle_409_then_links_then_410(services, clock):
+    job = submit(services)
+    with pytest.raises(errors.JobNotReadyError):
+        get_job_result(services, job.id, "key-1")
+    run_pipeline(services, job.id)
+    result = get_job_result(services, job.id, "key-1")
+    assert [link.name for link in result.links] == ["clip"]
+    assert result.links[0].expires_at == clock.now() + timedelta(hours=1)
+    clock.advance(days=7)
+    with pytest.raises(errors.ResultExpiredError):
+        get_job_result(services, job.id, "key-1")
+
+
+def test_links_never_outlive_the_job(services, clock):
+    job = submit(services)
+    run_pipeline(services, job.id)
+    clock.advance(days=7, minutes=-10)
+    assert get_job_result(services, job.id, "key-1").links[0].expires_at == job.expires_at
+
+
+def test_failed_jobs_have_no_result(services):
+    job = submit(services)
+    fail_job(services, job.id, "SourceNotFoundError", None)
+    with pytest.raises(errors.JobFailedError, match="SOURCE_NOT_FOUND"):
+        get_job_result(services, job.id, "key-1")
+
+
+def test_another_keys_job_is_not_found(services):
+    job = submit(services, owner="a")
+    with pytest.raises(errors.JobNotFoundError):
+        get_job(services, job.id, "b")
