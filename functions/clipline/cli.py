@@ -1,0 +1,213 @@
+"""``clipline serve | clip | keys``: local mode from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+# Kept light at import: `clipline keys` should not pay for moto and the engine.
+
+POLL_INTERVAL_SECONDS = 0.5
+SERVER_START_TIMEOUT_SECONDS = 60
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="clipline", description="Media clipping service, local mode.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run local mode: HTTP API, pipeline engine and storage")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8080, help="0 picks a free port")
+    serve.add_argument("--data-dir", type=Path, default=None, help="default: CLIPLINE_DATA_DIR or ./data")
+    serve.add_argument("--ready-file", type=Path, help="write the base URL here once serving")
+    serve.set_defaults(run=_serve)
+
+    clip = commands.add_parser("clip", help="cut one clip end to end through a private local server")
+    clip.add_argument("source_url")
+    clip.add_argument("--start", required=True, help="seconds or HH:MM:SS.mmm")
+    clip.add_argument("--end", required=True, help="seconds or HH:MM:SS.mmm")
+    clip.add_argument("--out", type=Path, default=Path("./clipline-out"), help="folder for the artifacts")
+    clip.add_argument("--data-dir", type=Path, help="keep the job here (default: a temporary folder)")
+    clip.add_argument("--timeout", type=float, default=3600, help="give up waiting after this many seconds")
+    clip.set_defaults(run=_clip)
+
+    keys = commands.add_parser("keys", help="manage local API keys")
+    key_commands = keys.add_subparsers(dest="key_command", required=True)
+    create = key_commands.add_parser("create", help="create a key and print it once")
+    create.add_argument("--name", required=True)
+    listing = key_commands.add_parser("list", help="list keys (never the keys themselves)")
+    revoke = key_commands.add_parser("revoke", help="revoke a key at once")
+    revoke.add_argument("key_id")
+    for sub in (create, listing, revoke):
+        sub.add_argument("--data-dir", type=Path, default=None)
+    keys.set_defaults(run=_keys)
+
+    args = parser.parse_args(argv)
+    return args.run(args)
+
+
+def _settings(data_dir: Path | None):  # noqa: ANN202 - Settings is imported lazily
+    from .settings import Settings
+
+    return Settings(data_dir=data_dir) if data_dir else Settings()
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from .local.service import LocalService
+
+    service = LocalService(_settings(args.data_dir), host=args.host, port=args.port)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    service.start()
+    try:
+        if args.ready_file:
+            args.ready_file.write_text(service.base_url)
+        print(f"clipline listening on {service.base_url} (data in {service.data.root})", file=sys.stderr, flush=True)
+        stop.wait()
+    finally:
+        service.stop()
+    return 0
+
+
+def _keys(args: argparse.Namespace) -> int:
+    from .composition import SystemClock
+    from .local.service import DataDir
+
+    store = DataDir(_settings(args.data_dir).data_dir).key_store(SystemClock())
+    if args.key_command == "create":
+        key_id, key = store.create(args.name)
+        print(f"API key for {args.name} (id {key_id}); it is shown only once:", file=sys.stderr)
+        print(key)
+    elif args.key_command == "list":
+        for record in store.list():
+            used = record.last_used_at.isoformat() if record.last_used_at else "never"
+            state = "revoked" if record.revoked else "active"
+            print(f"{record.id}  {record.name}  {state}  created {record.created_at.isoformat()}  last used {used}")
+    elif not store.revoke(args.key_id):
+        print(f"no active key with id {args.key_id}", file=sys.stderr)
+        return 1
+    return 0
+
+
+class _ApiClient:
+    def __init__(self, base_url: str, api_key: str) -> None:
+        self.base_url = base_url
+        self._headers = {"x-api-key": api_key, "Content-Type": "application/json"}
+
+    def call(self, method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(self.base_url + path, data=data, headers=self._headers, method=method)
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return response.status, json.loads(response.read() or b"{}")
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read() or b"{}")
+
+
+def _start_private_server(data_dir: Path) -> tuple[subprocess.Popen, str]:
+    ready = data_dir / "ready"
+    ready.unlink(missing_ok=True)
+    log = (data_dir / "serve.log").open("ab")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "clipline.cli", "serve", "--port", "0", "--data-dir", str(data_dir), "--ready-file", str(ready)],
+        stdout=log,
+        stderr=log,
+        stdin=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + SERVER_START_TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        if ready.exists() and ready.read_text():
+            return process, ready.read_text()
+        if process.poll() is not None:
+            break
+        time.sleep(0.1)
+    process.kill()
+    raise RuntimeError(f"the local server did not start; see {data_dir / 'serve.log'}")
+
+
+def _stop_private_server(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def _print_error(body: dict[str, Any]) -> None:
+    error = body.get("error", {})
+    print(f"error {error.get('code', 'UNKNOWN')}: {error.get('message', body)}", file=sys.stderr)
+
+
+def _clip(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from .composition import SystemClock
+    from .local.service import DataDir
+
+    temporary = args.data_dir is None
+    data_dir = Path(tempfile.mkdtemp(prefix="clipline-")) if temporary else args.data_dir
+    data_dir.mkdir(parents=True, exist_ok=True)
+    process, base_url = _start_private_server(data_dir)
+    try:
+        _, api_key = DataDir(data_dir).key_store(SystemClock()).create("clipline-clip")
+        client = _ApiClient(base_url, api_key)
+        status, job = client.call("POST", "/api/jobs", {"sourceUrl": args.source_url, "start": args.start, "end": args.end})
+        if status != 202:
+            _print_error(job)
+            return 2
+        job_id = job["id"]
+        deadline = time.monotonic() + args.timeout
+        with tqdm(total=100, unit="%", desc="queued", file=sys.stderr, dynamic_ncols=True) as bar:
+            while job["status"] not in ("succeeded", "failed"):
+                if time.monotonic() > deadline:
+                    print(f"\ngave up waiting for job {job_id} after {args.timeout:g}s", file=sys.stderr)
+                    return 1
+                time.sleep(POLL_INTERVAL_SECONDS)
+                status, job = client.call("GET", f"/api/jobs/{job_id}")
+                if status != 200:
+                    _print_error(job)
+                    return 1
+                bar.set_description(job["stage"])
+                bar.update(job["progress"] - bar.n)
+        if job["status"] == "failed":
+            error = job.get("error") or {}
+            print(f"job {job_id} failed: {error.get('code')}: {error.get('message')}", file=sys.stderr)
+            return 1
+        status, result = client.call("GET", f"/api/jobs/{job_id}/result")
+        if status != 200:
+            _print_error(result)
+            return 1
+        args.out.mkdir(parents=True, exist_ok=True)
+        saved = {}
+        for artifact in result["artifacts"]:
+            target = args.out / Path(artifact["key"]).name
+            with urllib.request.urlopen(artifact["url"], timeout=60) as response, target.open("wb") as file:
+                shutil.copyfileobj(response, file)
+            saved[artifact["name"]] = target
+        clip = job["clip"]
+        print(f"clip:     {saved['clip'].resolve()}")
+        print(f"duration: {clip['durationSeconds']:.3f} s ({clip['method']}" + (f", fallback: {clip['fallbackReason']})" if clip.get("fallbackReason") else ")"))
+        print(f"job:      {job_id}")
+        return 0
+    finally:
+        _stop_private_server(process)
+        if temporary:
+            shutil.rmtree(data_dir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,259 @@
+"""Local mode's front door: HTTP on loopback, turned into API Gateway REST proxy events.
+
+It does what API Gateway and S3 do in AWS: checks ``x-api-key``, maps each route
+to its Lambda handler with the same event shape, and serves signed artifact links.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import shutil
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Callable
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from ..adapters.local.filesystem_artifact_store import FilesystemArtifactStore, LocalUrlSigner
+from ..adapters.local.sqlite_api_key_store import SqliteApiKeyStore
+from ..api.errors import error_envelope, http_status_for
+from ..api.correlation import CORRELATION_HEADER, choose_correlation_id
+from ..api.routes import API_ROUTES, ApiRoute
+from ..domain import errors
+from ..observability import logger
+from . import lambda_runtime
+
+# API Gateway refuses payloads over 10 MB; ours are small JSON documents.
+MAX_BODY_BYTES = 1024 * 1024
+_COPY_CHUNK = 1024 * 1024
+_DRAIN_LIMIT_BYTES = 16 * 1024 * 1024
+
+
+def _route_pattern(resource: str) -> re.Pattern[str]:
+    return re.compile("^" + re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(resource)) + "$")
+
+
+_ROUTE_PATTERNS = [(route, _route_pattern(route.resource)) for route in API_ROUTES]
+
+
+@dataclass(frozen=True)
+class GatewayDependencies:
+    keys: SqliteApiKeyStore
+    artifacts: FilesystemArtifactStore
+    signer: LocalUrlSigner
+    now: Callable[[], datetime]
+
+
+class LocalGateway(ThreadingHTTPServer):
+    daemon_threads = True
+    # Many pollers at once should queue, not be refused.
+    request_queue_size = 128
+
+    def __init__(self, host: str, port: int, dependencies: GatewayDependencies | None = None) -> None:
+        super().__init__((host, port), _GatewayRequestHandler)
+        self.dependencies = dependencies
+
+    @property
+    def base_url(self) -> str:
+        host, port = self.server_address[:2]
+        return f"http://{host}:{port}"
+
+
+class _GatewayRequestHandler(BaseHTTPRequestHandler):
+    server: LocalGateway
+    protocol_version = "HTTP/1.1"
+    server_version = "clipline-local"
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - BaseHTTPRequestHandler's name
+        # Requests are logged as structured JSON by the handlers; the default line would be noise.
+        pass
+
+    def do_GET(self) -> None:  # noqa: N802 - BaseHTTPRequestHandler's naming
+        self._dispatch()
+
+    def do_HEAD(self) -> None:  # noqa: N802
+        self._dispatch()
+
+    def do_POST(self) -> None:  # noqa: N802
+        self._dispatch()
+
+    def do_PUT(self) -> None:  # noqa: N802
+        self._dispatch()
+
+    def do_DELETE(self) -> None:  # noqa: N802
+        self._dispatch()
+
+    def do_PATCH(self) -> None:  # noqa: N802
+        self._dispatch()
+
+    def _dispatch(self) -> None:
+        request_id = str(uuid.uuid4())
+        try:
+            url = urlsplit(self.path)
+            path = unquote(url.path)
+            if path == "/health" and self.command in ("GET", "HEAD"):
+                self._send_json(200, {"status": "ok"}, request_id)
+            elif path.startswith("/artifacts/") and self.command in ("GET", "HEAD"):
+                self._serve_artifact(path.removeprefix("/artifacts/"), parse_qs(url.query), request_id)
+            else:
+                self._call_api(path, url.query, request_id)
+        except errors.ClipLineError as error:
+            self._send_error(error, request_id)
+        except Exception:  # noqa: BLE001 - the server must survive any one request
+            logger.exception("gateway failure", extra={"path": self.path})
+            self._send_error(errors.InternalError("an internal error occurred"), request_id)
+
+    def _correlation_id(self, request_id: str) -> str:
+        return choose_correlation_id(self.headers.get(CORRELATION_HEADER), request_id)
+
+    def _send_error(self, error: errors.ClipLineError, request_id: str) -> None:
+        cid = self._correlation_id(request_id)
+        self._send_json(http_status_for(error.code), error_envelope(error.code, error.message, cid), request_id)
+
+    def _send_json(self, status: int, body: dict, request_id: str) -> None:
+        payload = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.send_header(CORRELATION_HEADER, self._correlation_id(request_id))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(payload)
+
+    def _read_body(self) -> bytes:
+        length = self.headers.get("Content-Length")
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            raise errors.ValidationFailedError("chunked request bodies are not accepted; send Content-Length")
+        if not length:
+            return b""
+        if not length.isdigit():
+            raise errors.ValidationFailedError("Content-Length is not a number")
+        if int(length) > MAX_BODY_BYTES:
+            self.close_connection = True
+            # Drain a moderately large body first so the client reads our 413 rather than a reset.
+            if int(length) <= _DRAIN_LIMIT_BYTES:
+                remaining = int(length)
+                while remaining > 0:
+                    remaining -= len(self.rfile.read(min(remaining, _COPY_CHUNK))) or remaining
+            raise errors.PayloadTooLargeError(f"request bodies are limited to {MAX_BODY_BYTES} bytes")
+        return self.rfile.read(int(length))
+
+    def _match(self, path: str) -> tuple[ApiRoute, dict[str, str]]:
+        allowed = False
+        for route, pattern in _ROUTE_PATTERNS:
+            match = pattern.match(path)
+            if match:
+                allowed = True
+                if route.method == self.command:
+                    return route, match.groupdict()
+        if allowed:
+            raise errors.MethodNotAllowedError(f"{self.command} is not allowed on {path}")
+        raise errors.RouteNotFoundError(f"no route {self.command} {path}")
+
+    def _call_api(self, path: str, query: str, request_id: str) -> None:
+        body = self._read_body()
+        route, path_parameters = self._match(path)
+        dependencies = self.server.dependencies
+        api_key = self.headers.get("x-api-key")
+        key_id = dependencies.keys.authenticate(api_key) if dependencies else None
+        if key_id is None:
+            raise errors.ForbiddenError("a valid x-api-key header is required")
+        event = self._proxy_event(route, path, path_parameters, query, body, request_id, api_key, key_id)
+        response = lambda_runtime.invoke(route.handler, event)
+        self._send_proxy_response(response)
+
+    def _proxy_event(
+        self,
+        route: ApiRoute,
+        path: str,
+        path_parameters: dict[str, str],
+        query: str,
+        body: bytes,
+        request_id: str,
+        api_key: str | None,
+        key_id: str,
+    ) -> dict:
+        headers: dict[str, str] = {}
+        multi_headers: dict[str, list[str]] = {}
+        for name, value in self.headers.items():
+            headers[name] = value
+            multi_headers.setdefault(name, []).append(value)
+        query_values = parse_qs(query, keep_blank_values=True)
+        try:
+            text_body, is_base64 = (body.decode("utf-8"), False) if body else (None, False)
+        except UnicodeDecodeError:
+            text_body, is_base64 = base64.b64encode(body).decode(), True
+        return {
+            "resource": route.resource,
+            "path": path,
+            "httpMethod": self.command,
+            "headers": headers,
+            "multiValueHeaders": multi_headers,
+            "queryStringParameters": {k: v[-1] for k, v in query_values.items()} or None,
+            "multiValueQueryStringParameters": query_values or None,
+            "pathParameters": path_parameters or None,
+            "stageVariables": None,
+            "requestContext": {
+                "resourcePath": route.resource,
+                "httpMethod": self.command,
+                "path": path,
+                "stage": "local",
+                "requestId": request_id,
+                "requestTimeEpoch": int(time.time() * 1000),
+                "accountId": lambda_runtime.LOCAL_ACCOUNT,
+                "apiId": "local",
+                "protocol": self.request_version,
+                "identity": {
+                    "sourceIp": self.client_address[0],
+                    "userAgent": self.headers.get("User-Agent"),
+                    "apiKey": api_key,
+                    "apiKeyId": key_id,
+                },
+            },
+            "body": text_body,
+            "isBase64Encoded": is_base64,
+        }
+
+    def _send_proxy_response(self, response: dict) -> None:
+        body = response.get("body") or ""
+        payload = base64.b64decode(body) if response.get("isBase64Encoded") else body.encode()
+        self.send_response(int(response.get("statusCode", 500)))
+        sent = set()
+        for name, values in (response.get("multiValueHeaders") or {}).items():
+            for value in values:
+                self.send_header(name, value)
+            sent.add(name.lower())
+        for name, value in (response.get("headers") or {}).items():
+            if name.lower() not in sent:
+                self.send_header(name, value)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(payload)
+
+    def _serve_artifact(self, key: str, query: dict[str, list[str]], request_id: str) -> None:
+        dependencies = self.server.dependencies
+        if dependencies is None:
+            raise errors.RouteNotFoundError("artifacts are not served yet")
+        expires = (query.get("expires") or [""])[-1]
+        signature = (query.get("signature") or [""])[-1]
+        dependencies.signer.verify(key, expires, signature, dependencies.now())
+        path = dependencies.artifacts.path_of(key)
+        if not path.is_file():
+            raise errors.ArtifactNotFoundError("the artifact no longer exists")
+        size = path.stat().st_size
+        self.send_response(HTTPStatus.OK)
+        self.send_header("Content-Type", "video/mp4" if key.endswith(".mp4") else "application/octet-stream")
+        self.send_header("Content-Length", str(size))
+        self.send_header("Content-Disposition", f'attachment; filename="{path.name}"')
+        self.send_header("Cache-Control", "private, max-age=0")
+        self.send_header(CORRELATION_HEADER, self._correlation_id(request_id))
+        self.end_headers()
+        if self.command == "GET":
+            with path.open("rb") as file:
+                shutil.copyfileobj(file, self.wfile, _COPY_CHUNK)

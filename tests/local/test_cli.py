@@ -1,0 +1,59 @@
+"""The command line as a user runs it: `clipline clip` and `clipline keys`."""
+
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+from clipline.media.probe import FfmpegProber
+
+
+def clipline(*args, env=None, check=True):
+    result = subprocess.run(
+        [sys.executable, "-m", "clipline.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env={**os.environ, **(env or {})},
+    )
+    if check:
+        assert result.returncode == 0, result.stderr
+    return result
+
+
+def test_clip_downloads_the_clip_and_reports_it(media_server, tmp_path, ffmpeg):
+    # When a user clips 00:01:00-00:01:10 from a served sample
+    out = tmp_path / "out"
+    result = clipline(
+        "clip", media_server.url("long.mp4"), "--start", "00:01:00", "--end", "00:01:10", "--out", str(out),
+        env={"CLIPLINE_ALLOW_PRIVATE_SOURCES": "true"},
+    )  # fmt: skip
+    # Then it prints the clip's path, duration and job id, and the file is the clip
+    assert f"clip:     {out / 'clip.mp4'}" in result.stdout
+    assert re.search(r"duration: 10\.0\d\d s", result.stdout)
+    assert re.search(r"job:      [0-9a-f]{32}", result.stdout)
+    assert FfmpegProber(ffmpeg, 30).probe(str(out / "clip.mp4")).duration_seconds == pytest.approx(10, abs=0.04)
+    # And the progress bar named the stages it saw
+    assert "done" in result.stderr
+
+
+def test_clip_reports_a_refused_request_with_its_code(tmp_path):
+    result = clipline("clip", "ftp://example.com/a.mp4", "--start", "0", "--end", "5", "--out", str(tmp_path), check=False)
+    assert result.returncode == 2
+    assert "error UNSUPPORTED_SOURCE_URL" in result.stderr
+
+
+def test_keys_create_list_revoke(tmp_path):
+    data_dir = str(tmp_path / "data")
+    created = clipline("keys", "create", "--name", "dev", "--data-dir", data_dir)
+    key = created.stdout.strip()
+    assert key.startswith("cl_") and len(key) > 40
+    key_id = re.search(r"id (\w+)", created.stderr).group(1)
+    listed = clipline("keys", "list", "--data-dir", data_dir).stdout
+    assert f"{key_id}  dev  active" in listed and key not in listed
+    assert key not in (tmp_path / "data" / "clipline.sqlite3").read_bytes().decode(errors="ignore")
+    clipline("keys", "revoke", key_id, "--data-dir", data_dir)
+    assert f"{key_id}  dev  revoked" in clipline("keys", "list", "--data-dir", data_dir).stdout
+    assert clipline("keys", "revoke", key_id, "--data-dir", data_dir, check=False).returncode == 1
