@@ -1,0 +1,98 @@
+"""Bytes read from the source to cut a 10 s clip from the middle of a long faststart MP4 over HTTP.
+
+Compares, in one run and against the same Range-capable server:
+- clipline: probe + clip with input seeking and bounded Range requests
+- unbounded: the same ffmpeg commands without request-size bounds (ffmpeg's defaults)
+- download-first: fetch the whole source, then cut locally (the baseline)
+
+Prints bytes read, requests, wall time, and ratios. Nothing here is asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from unittest import mock
+
+from clipline.domain.jobs import ClipRequest
+from clipline.local.media_server import MediaServer
+from clipline.local.sample_media import make_sample_video
+from clipline.media import clip as clip_module
+from clipline.media import probe as probe_module
+from clipline.media.clip import FfmpegClipper
+from clipline.media.ffmpeg_binary import find_ffmpeg
+from clipline.media.probe import FfmpegProber
+
+UNBOUNDED = ["-rw_timeout", "15000000"]
+
+
+def measure(server: MediaServer, label: str, run) -> dict:
+    server.reset_counters()
+    started = time.perf_counter()
+    clip_bytes = run()
+    return {
+        "label": label,
+        "bytes": server.bytes_sent,
+        "requests": server.requests,
+        "seconds": time.perf_counter() - started,
+        "clip_bytes": clip_bytes,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--source-seconds", type=int, default=300)
+    parser.add_argument("--size", default="1280x720")
+    args = parser.parse_args()
+
+    ffmpeg = find_ffmpeg(None)
+    work = Path(tempfile.mkdtemp(prefix="bench-range-"))
+    try:
+        make_sample_video(ffmpeg, work / "www" / "source.mp4", seconds=args.source_seconds, size=args.size)
+        source_size = (work / "www" / "source.mp4").stat().st_size
+        middle = args.source_seconds / 2
+        with MediaServer(work / "www") as server:
+            url = server.url("source.mp4")
+
+            def clip_from(location: str, out: Path) -> int:
+                prober = FfmpegProber(ffmpeg, 60)
+                clipper = FfmpegClipper(ffmpeg, prober, 600)
+                info = prober.probe(location)
+                outcome = clipper.clip(ClipRequest(source_url=location, start_seconds=middle, end_seconds=middle + 10), info, out, lambda _: None)
+                return outcome.info.size_bytes
+
+            def clipline_way() -> int:
+                return clip_from(url, Path(tempfile.mkdtemp(dir=work)))
+
+            def unbounded_way() -> int:
+                with mock.patch.object(probe_module, "NETWORK_OPTIONS", UNBOUNDED), mock.patch.object(clip_module, "NETWORK_OPTIONS", UNBOUNDED):
+                    return clip_from(url, Path(tempfile.mkdtemp(dir=work)))
+
+            def download_first() -> int:
+                local = work / "downloaded.mp4"
+                with urllib.request.urlopen(url) as response, local.open("wb") as file:
+                    shutil.copyfileobj(response, file)
+                return clip_from(str(local), Path(tempfile.mkdtemp(dir=work)))
+
+            rows = [measure(server, "clipline (bounded ranges)", clipline_way),
+                    measure(server, "ffmpeg default ranges", unbounded_way),
+                    measure(server, "download first (baseline)", download_first)]
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+    baseline = rows[-1]
+    print(f"source: {args.source_seconds} s {args.size} faststart MP4, {source_size / 1e6:.1f} MB; clip: 10 s from {middle:g} s")
+    print(f"{'method':28} {'read MB':>8} {'requests':>8} {'seconds':>8} {'read/clip':>10} {'vs baseline':>12}")
+    for row in rows:
+        print(
+            f"{row['label']:28} {row['bytes'] / 1e6:8.2f} {row['requests']:8d} {row['seconds']:8.2f} "
+            f"{row['bytes'] / row['clip_bytes']:10.2f} {row['bytes'] / baseline['bytes']:12.3f}"
+        )
+
+
+if __name__ == "__main__":
+    main()
