@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 
 import pytest
@@ -49,3 +50,13 @@ def _run(ffmpeg: str, arguments: list[str]) -> None:
 def media_server(media_dir: Path):
     with MediaServer(media_dir) as server:
         yield server
+
+
+@pytest.fixture
+def stalled_source_url():
+    """An http URL whose server accepts the connection and then never answers."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}/stalled.mp4"
+    listener.close()

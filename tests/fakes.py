@@ -111,3 +111,21 @@ class RecordingTelemetry:
 class AllowAllSourceGuard:
     def check(self, url: str) -> None:
         return None
+
+
+def fake_services(clock: FixedClock, **overrides: object):  # noqa: ANN201 - Services, imported lazily
+    """Services wired entirely from fakes; ``overrides`` replaces any of them."""
+    from clipline.domain.use_cases import Limits, Services
+
+    wiring: dict[str, object] = {
+        "jobs": InMemoryJobRepository(clock.now),
+        "artifacts": InMemoryArtifactStore(),
+        "workflow": RecordingWorkflow(),
+        "source_guard": AllowAllSourceGuard(),
+        "prober": None,
+        "clipper": None,
+        "telemetry": RecordingTelemetry(),
+        "clock": clock,
+        "limits": Limits(max_clip_seconds=600, retention=timedelta(days=7), signed_url_ttl=timedelta(hours=1)),
+    }
+    return Services(**{**wiring, **overrides})

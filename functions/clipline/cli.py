@@ -14,6 +14,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -152,59 +153,85 @@ def _print_error(body: dict[str, Any]) -> None:
     print(f"error {error.get('code', 'UNKNOWN')}: {error.get('message', body)}", file=sys.stderr)
 
 
-def _clip(args: argparse.Namespace) -> int:
+def _follow(client: _ApiClient, job: dict, timeout: float) -> dict | None:
+    """Poll the job to its end with a progress bar named after the stage; None on giving up."""
     from tqdm import tqdm
 
+    deadline = time.monotonic() + timeout
+    with tqdm(total=100, unit="%", desc=job["stage"], file=sys.stderr, dynamic_ncols=True) as bar:
+        while job["status"] not in ("succeeded", "failed"):
+            if time.monotonic() > deadline:
+                print(f"gave up waiting for job {job['id']} after {timeout:g}s", file=sys.stderr)
+                return None
+            time.sleep(POLL_INTERVAL_SECONDS)
+            status, reply = client.call("GET", f"/api/jobs/{job['id']}")
+            if status != 200:
+                _print_error(reply)
+                return None
+            job = reply
+            bar.set_description(job["stage"])
+            bar.update(job["progress"] - bar.n)
+    return job
+
+
+def _stage_timings(events: list[dict]) -> list[str]:
+    """One line per stage the job went through, with how long it took, from the job's events."""
+    lines = []
+    for entered, following in zip(events, events[1:]):
+        if entered["type"] == "stageEntered":
+            seconds = (datetime.fromisoformat(following["at"]) - datetime.fromisoformat(entered["at"])).total_seconds()
+            lines.append(f"  {entered['stage']:<9} {seconds:6.2f} s")
+    return lines
+
+
+def _download(result: dict, out: Path) -> dict[str, Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    saved = {}
+    for artifact in result["artifacts"]:
+        target = out / Path(artifact["key"]).name
+        with urllib.request.urlopen(artifact["url"], timeout=60) as response, target.open("wb") as file:
+            shutil.copyfileobj(response, file)
+        saved[artifact["name"]] = target
+    return saved
+
+
+def _clip(args: argparse.Namespace) -> int:
     from .composition import SystemClock
     from .local.service import DataDir
 
     temporary = args.data_dir is None
     data_dir = Path(tempfile.mkdtemp(prefix="clipline-")) if temporary else args.data_dir
     data_dir.mkdir(parents=True, exist_ok=True)
+    keys = DataDir(data_dir).key_store(SystemClock())
+    key_id, api_key = keys.create("clipline-clip")
     process, base_url = _start_private_server(data_dir)
     try:
-        _, api_key = DataDir(data_dir).key_store(SystemClock()).create("clipline-clip")
         client = _ApiClient(base_url, api_key)
         status, job = client.call("POST", "/api/jobs", {"sourceUrl": args.source_url, "start": args.start, "end": args.end})
         if status != 202:
             _print_error(job)
             return 2
-        job_id = job["id"]
-        deadline = time.monotonic() + args.timeout
-        with tqdm(total=100, unit="%", desc="queued", file=sys.stderr, dynamic_ncols=True) as bar:
-            while job["status"] not in ("succeeded", "failed"):
-                if time.monotonic() > deadline:
-                    print(f"\ngave up waiting for job {job_id} after {args.timeout:g}s", file=sys.stderr)
-                    return 1
-                time.sleep(POLL_INTERVAL_SECONDS)
-                status, job = client.call("GET", f"/api/jobs/{job_id}")
-                if status != 200:
-                    _print_error(job)
-                    return 1
-                bar.set_description(job["stage"])
-                bar.update(job["progress"] - bar.n)
-        if job["status"] == "failed":
-            error = job.get("error") or {}
-            print(f"job {job_id} failed: {error.get('code')}: {error.get('message')}", file=sys.stderr)
+        job = _follow(client, job, args.timeout)
+        if job is None:
             return 1
-        status, result = client.call("GET", f"/api/jobs/{job_id}/result")
+        print("\n".join(_stage_timings(job["events"])), file=sys.stderr)
+        if job["status"] == "failed":
+            print(f"job {job['id']} failed: {job['error']['code']}: {job['error']['message']}", file=sys.stderr)
+            return 1
+        status, result = client.call("GET", f"/api/jobs/{job['id']}/result")
         if status != 200:
             _print_error(result)
             return 1
-        args.out.mkdir(parents=True, exist_ok=True)
-        saved = {}
-        for artifact in result["artifacts"]:
-            target = args.out / Path(artifact["key"]).name
-            with urllib.request.urlopen(artifact["url"], timeout=60) as response, target.open("wb") as file:
-                shutil.copyfileobj(response, file)
-            saved[artifact["name"]] = target
+        saved = _download(result, args.out)
         clip = job["clip"]
+        fallback = f", fallback: {clip['fallbackReason']}" if clip.get("fallbackReason") else ""
         print(f"clip:     {saved['clip'].resolve()}")
-        print(f"duration: {clip['durationSeconds']:.3f} s ({clip['method']}" + (f", fallback: {clip['fallbackReason']})" if clip.get("fallbackReason") else ")"))
-        print(f"job:      {job_id}")
+        print(f"duration: {clip['durationSeconds']:.3f} s ({clip['method']}{fallback})")
+        print(f"job:      {job['id']}")
         return 0
     finally:
         _stop_private_server(process)
+        keys.revoke(key_id)
         if temporary:
             shutil.rmtree(data_dir, ignore_errors=True)
 

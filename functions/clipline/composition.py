@@ -51,7 +51,7 @@ def boto_config(settings: Settings) -> Any:
     # Standard mode retries throttling and transient errors with jittered exponential backoff.
     # SigV4 presigned URLs work in every region and with KMS-encrypted objects.
     return Config(
-        retries={"mode": "standard", "max_attempts": settings.storage_max_attempts},
+        retries={"mode": "standard", "total_max_attempts": settings.storage_max_attempts},
         signature_version="s3v4",
     )
 

@@ -50,8 +50,8 @@ class Settings(BaseSettings):
 
     # Local mode.
     data_dir: Path = Field(Path("./data"), description="Local mode: where jobs (SQLite), artifacts and keys live.")
-    public_url: str = Field(
-        "http://127.0.0.1:8080", description="Local mode: the gateway's base URL, used in signed links."
+    public_url: str | None = Field(
+        None, description="Local mode: the base URL signed links name; default: the address the gateway listens on."
     )
 
     # AWS mode: names the stack passes to each function.

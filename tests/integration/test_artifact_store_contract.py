@@ -116,3 +116,42 @@ def test_local_write_failure_leaves_no_partial_file(tmp_path, clip_file):
     with pytest.raises(StorageUnavailableError):
         store.put_file("jobs/j1/clip.mp4", clip_file, "video/mp4")
     assert sorted(p.name for p in root.iterdir()) == ["jobs"]
+
+
+def test_s3_uploads_retry_transient_failures(clock, clip_file):
+    # Given an S3 endpoint whose first two PUTs answer 503 Slow Down
+    from botocore.awsrequest import AWSResponse
+
+    failures = {"left": 2}
+    attempts = []
+
+    def throttle_first_puts(request, **_):
+        attempts.append(request.url)
+        if failures["left"] > 0:
+            failures["left"] -= 1
+            return AWSResponse(request.url, 503, {}, _Raw(b"<Error><Code>SlowDown</Code></Error>"))
+        return None
+
+    with mock_aws():
+        client = boto3.client("s3", region_name="us-east-1", config=boto_config(Settings(storage_max_attempts=3)))
+        client.create_bucket(Bucket="artifacts")
+        client.meta.events.register_first("before-send.s3.PutObject", throttle_first_puts)
+        store = S3ArtifactStore(client, "artifacts", clock.now)
+        # When the clip is uploaded, Then botocore's retries carry it through
+        store.put_file("jobs/j1/clip.mp4", clip_file, "video/mp4")
+        assert len(attempts) == 3 and store.exists("jobs/j1/clip.mp4")
+        # And a store that keeps failing gives up after its 3 attempts with StorageUnavailableError
+        failures["left"], attempts[:] = 10, []
+        with pytest.raises(StorageUnavailableError, match="SlowDown"):
+            store.put_file("jobs/j1/again.mp4", clip_file, "video/mp4")
+        assert len(attempts) == 3
+
+
+class _Raw:
+    """The raw body botocore reads from an HTTP response."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+
+    def stream(self, **_):
+        yield self._data

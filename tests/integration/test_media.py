@@ -1,7 +1,6 @@
 """Probing and clipping with the real ffmpeg, over a real Range-capable HTTP server."""
 
 import socket
-import threading
 import time
 
 import pytest
@@ -89,18 +88,12 @@ def test_streams_mp4_cannot_hold_are_reencoded(prober, clipper, media_server, tm
     assert clip.duration_seconds == pytest.approx(4, abs=1 / 25)
 
 
-def test_ffmpeg_past_its_time_limit_is_killed(ffmpeg, prober, tmp_path):
+def test_ffmpeg_past_its_time_limit_is_killed(ffmpeg, prober, tmp_path, stalled_source_url):
     # Given a source server that accepts connections and then says nothing
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen()
-    held = []
-    threading.Thread(target=lambda: held.append(listener.accept()), daemon=True).start()
-    url = f"http://127.0.0.1:{listener.getsockname()[1]}/stall.mp4"
+    url = stalled_source_url
     clipper = FfmpegClipper(ffmpeg, prober, timeout_seconds=1)
     started = time.monotonic()
     with pytest.raises(errors.ClipTimeoutError):
         clipper.clip(request(url, 0, 5), SourceInfo(duration_seconds=10, has_video=True, has_audio=True), tmp_path, lambda _: None)
     assert time.monotonic() - started < 10
     assert list(tmp_path.iterdir()) == []
-    listener.close()

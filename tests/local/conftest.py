@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from clipline.composition import SystemClock
+from clipline.composition import SystemClock, services
 from clipline.local.service import LocalService
 from clipline.settings import Settings
 
@@ -67,6 +67,11 @@ class RunningService:
     def job_count(self) -> int:
         with sqlite3.connect(self.service.data.database) as db:
             return db.execute("SELECT COUNT(*) FROM jobs").fetchone()[0]
+
+    def execution_history(self, job_id: str) -> list[dict]:
+        """The job's execution history, as the Step Functions console shows it."""
+        arn = services().workflow.execution_arn(job_id)
+        return self.service.engine.client("stepfunctions").get_execution_history(executionArn=arn)["events"]
 
     def artifact_files(self, job_id: str) -> list[Path]:
         folder = self.service.data.artifacts / "jobs" / job_id

@@ -48,12 +48,10 @@ def test_create_status_result_download(local, media_server, ffmpeg, tmp_path):
 def test_the_pipeline_ran_on_the_state_machine(local, media_server):
     created = local.client.create(media_server.url("long.mp4"), 10, 12)
     local.client.wait(created.body["id"])
-    sfn = local.service.engine.client("stepfunctions")
-    arn = local.service.engine.state_machine_arn.replace(":stateMachine:", ":execution:") + ":" + created.body["id"]
-    history = sfn.get_execution_history(executionArn=arn)["events"]
+    history = local.execution_history(created.body["id"])
     entered = [e["stateEnteredEventDetails"]["name"] for e in history if "stateEnteredEventDetails" in e]
     assert entered == ["ProbeSource", "ClipSource", "FinalizeJob"]
-    assert sfn.describe_execution(executionArn=arn)["status"] == "SUCCEEDED"
+    assert history[-1]["type"] == "ExecutionSucceeded"
 
 
 def test_reencode_fallback_is_taken_and_counted(local, media_server, capfd):
@@ -120,6 +118,17 @@ def test_bad_sources_fail_the_job_with_their_code_and_leave_nothing(local, media
     assert result.status == 409 and result.code == "JOB_FAILED"
 
 
+def test_unreachable_sources_are_retried_by_the_state_machine_before_failing(local):
+    job = local.client.wait(local.client.create(closed_port_url(), 0, 5).body["id"])
+    assert job["error"]["code"] == "SOURCE_UNREACHABLE"
+    history = local.execution_history(job["id"])
+    probe_attempts = [e for e in history if e["type"] == "TaskFailed"]
+    assert len(probe_attempts) == 3  # the first try and the two retries pipeline.asl.json allows
+    assert all(e["taskFailedEventDetails"]["error"] == "SourceUnreachableError" for e in probe_attempts)
+    assert history[-1]["type"] == "ExecutionFailed"
+    assert history[-1]["executionFailedEventDetails"]["error"] == "SourceUnreachableError"
+
+
 def test_idempotency_key_returns_the_same_job_and_refuses_another_body(local, media_server):
     url = media_server.url("long.mp4")
     first = local.client.create(url, 1, 3, **{"Idempotency-Key": "order-77"})
@@ -147,17 +156,11 @@ def test_unknown_job_and_route(local):
     assert local.client.request("DELETE", "/api/jobs").code == "METHOD_NOT_ALLOWED"
 
 
-def test_result_is_409_while_the_job_runs(local):
-    # Given a source that accepts the connection and then stalls
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen()
-    try:
-        created = local.client.create(f"http://127.0.0.1:{listener.getsockname()[1]}/slow.mp4", 0, 5)
-        reply = local.client.request("GET", f"/api/jobs/{created.body['id']}/result")
-        assert reply.status == 409 and reply.code == "JOB_NOT_READY"
-    finally:
-        listener.close()
+def test_result_is_409_while_the_job_runs(local, stalled_source_url):
+    # Given a job whose source accepts the connection and then stalls
+    created = local.client.create(stalled_source_url, 0, 5)
+    reply = local.client.request("GET", f"/api/jobs/{created.body['id']}/result")
+    assert reply.status == 409 and reply.code == "JOB_NOT_READY"
 
 
 def test_tampered_links_are_refused(local, media_server):

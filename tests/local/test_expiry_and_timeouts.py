@@ -1,6 +1,5 @@
 """Short retention and a short global timeout: 410 for expired results, JOB_TIMEOUT for stuck executions."""
 
-import socket
 import time
 import urllib.error
 import urllib.request
@@ -46,16 +45,10 @@ def _seconds_until(iso: str) -> float:
     return (datetime.fromisoformat(iso) - datetime.now(UTC)).total_seconds()
 
 
-def test_global_timeout_fails_a_stuck_job_with_job_timeout(short_lived):
+def test_global_timeout_fails_a_stuck_job_with_job_timeout(short_lived, stalled_source_url):
     # Given a source that accepts the connection and never answers
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen()
-    try:
-        created = short_lived.client.create(f"http://127.0.0.1:{listener.getsockname()[1]}/stall.mp4", 0, 5)
-        # When the state machine's 2 s global timeout passes
-        job = short_lived.client.wait(created.body["id"], timeout=20)
-    finally:
-        listener.close()
+    created = short_lived.client.create(stalled_source_url, 0, 5)
+    # When the state machine's 2 s global timeout passes
+    job = short_lived.client.wait(created.body["id"], timeout=20)
     # Then the execution's end is recorded on the job with its own code
     assert job["status"] == "failed" and job["error"]["code"] == "JOB_TIMEOUT", job

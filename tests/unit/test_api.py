@@ -1,38 +1,17 @@
 """The API handlers, called in-process with API Gateway REST proxy events and fake services."""
 
 import json
-from datetime import timedelta
-
 import pytest
 
 from clipline import composition
-from clipline.domain.use_cases import Limits, Services
 from clipline.handlers import create_job, get_job, get_job_result
 from clipline.local.lambda_runtime import LocalLambdaContext
-from tests.fakes import (
-    AllowAllSourceGuard,
-    FixedClock,
-    InMemoryArtifactStore,
-    InMemoryJobRepository,
-    RecordingTelemetry,
-    RecordingWorkflow,
-)
+from tests.fakes import FixedClock, fake_services
 
 
 @pytest.fixture(autouse=True)
-def fake_services():
-    clock = FixedClock()
-    services = Services(
-        jobs=InMemoryJobRepository(clock.now),
-        artifacts=InMemoryArtifactStore(),
-        workflow=RecordingWorkflow(),
-        source_guard=AllowAllSourceGuard(),
-        prober=None,
-        clipper=None,
-        telemetry=RecordingTelemetry(),
-        clock=clock,
-        limits=Limits(max_clip_seconds=600, retention=timedelta(days=7), signed_url_ttl=timedelta(hours=1)),
-    )
+def services():
+    services = fake_services(FixedClock())
     composition.install(services)
     yield services
     composition.install(None)
@@ -97,13 +76,13 @@ def test_the_callers_correlation_id_is_echoed_and_used():
         ({"sourceUrl": "https://e.com/a.mp4", "start": 0, "end": 3600}, "CLIP_TOO_LONG"),
     ],
 )
-def test_bad_requests_get_the_envelope_with_one_code_each(body, code, fake_services):
+def test_bad_requests_get_the_envelope_with_one_code_each(body, code, services):
     status, response, headers = post(body, {"x-correlation-id": "bad-1"})
     assert status == 400
     assert response == {"error": {"code": code, "message": response["error"]["message"], "correlationId": "bad-1"}}
     assert response["error"]["message"]
     assert headers["x-correlation-id"] == "bad-1"
-    assert fake_services.jobs._jobs == {}
+    assert services.jobs._jobs == {}
 
 
 def test_unknown_job_is_404_in_the_envelope():

@@ -10,9 +10,7 @@ from clipline.domain import errors
 from clipline.domain.jobs import ClipInfo, JobChange, JobStatus, SourceInfo
 from clipline.domain.ports import ClipOutcome
 from clipline.domain.use_cases import (
-    Limits,
     NewJobRequest,
-    Services,
     clip_source,
     create_job,
     fail_job,
@@ -22,14 +20,7 @@ from clipline.domain.use_cases import (
     probe_source,
     record_execution_end,
 )
-from tests.fakes import (
-    AllowAllSourceGuard,
-    FixedClock,
-    InMemoryArtifactStore,
-    InMemoryJobRepository,
-    RecordingTelemetry,
-    RecordingWorkflow,
-)
+from tests.fakes import FixedClock, RecordingWorkflow, fake_services
 
 SOURCE = SourceInfo(duration_seconds=180.0, has_video=True, has_audio=True, frame_rate=25.0)
 
@@ -62,18 +53,7 @@ def clock():
 
 @pytest.fixture
 def services(clock, tmp_path):
-    return Services(
-        jobs=InMemoryJobRepository(clock.now),
-        artifacts=InMemoryArtifactStore(),
-        workflow=RecordingWorkflow(),
-        source_guard=AllowAllSourceGuard(),
-        prober=FakeProber(),
-        clipper=FakeClipper(),
-        telemetry=RecordingTelemetry(),
-        clock=clock,
-        limits=Limits(max_clip_seconds=600, retention=timedelta(days=7), signed_url_ttl=timedelta(hours=1)),
-        work_dir=tmp_path,
-    )
+    return fake_services(clock, prober=FakeProber(), clipper=FakeClipper(), work_dir=tmp_path)
 
 
 def submit(services, start="00:01:00", end=70.5, key=None, owner="key-1", url="https://example.com/a.mp4"):

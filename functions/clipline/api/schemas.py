@@ -7,7 +7,7 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-from ..domain.jobs import Job
+from ..domain.jobs import ClipInfo, ClipRequest, Job, JobError, JobEvent, SourceInfo
 from ..domain.use_cases import JobResult
 
 
@@ -23,41 +23,6 @@ class CreateJobBody(_Wire):
     end: float | str = Field(description="Clip end: seconds, or HH:MM:SS.mmm", examples=[70.5])
 
 
-class JobEventView(_Wire):
-    at: datetime
-    type: str
-    stage: str
-    code: str | None = None
-    message: str | None = None
-
-
-class JobErrorView(_Wire):
-    code: str
-    message: str
-
-
-class ClipRequestView(_Wire):
-    source_url: str
-    start_seconds: float
-    end_seconds: float
-
-
-class SourceView(_Wire):
-    duration_seconds: float
-    has_video: bool
-    has_audio: bool
-    video_codec: str | None = None
-    audio_codec: str | None = None
-    frame_rate: float | None = None
-
-
-class ClipView(_Wire):
-    duration_seconds: float
-    size_bytes: int
-    method: str
-    fallback_reason: str | None = None
-
-
 class JobLinks(_Wire):
     self_: str = Field(alias="self")
     result: str
@@ -68,16 +33,16 @@ class JobView(_Wire):
     status: str
     stage: str
     progress: int
-    request: ClipRequestView
+    request: ClipRequest
     created_at: datetime
     updated_at: datetime
     expires_at: datetime
     last_heartbeat_at: datetime | None = None
-    source: SourceView | None = None
-    clip: ClipView | None = None
+    source: SourceInfo | None = None
+    clip: ClipInfo | None = None
     result_keys: dict[str, str] = Field(description="artifact name -> storage key")
-    error: JobErrorView | None = None
-    events: list[JobEventView] = Field(description="The most recent events, oldest first")
+    error: JobError | None = None
+    events: list[JobEvent] = Field(description="The most recent events, oldest first")
     links: JobLinks
 
     @classmethod
@@ -87,16 +52,16 @@ class JobView(_Wire):
             status=job.status.value,
             stage=job.stage.value,
             progress=job.progress,
-            request=ClipRequestView.model_validate(job.request.model_dump()),
+            request=job.request,
             created_at=job.created_at,
             updated_at=job.updated_at,
             expires_at=job.expires_at,
             last_heartbeat_at=job.last_heartbeat_at,
-            source=SourceView.model_validate(job.source.model_dump()) if job.source else None,
-            clip=ClipView.model_validate(job.clip.model_dump()) if job.clip else None,
+            source=job.source,
+            clip=job.clip,
             result_keys=dict(job.artifacts),
-            error=JobErrorView.model_validate(job.error.model_dump()) if job.error else None,
-            events=[JobEventView.model_validate(event.model_dump()) for event in job.recent_events],
+            error=job.error,
+            events=list(job.recent_events),
             links=JobLinks(self_=f"/api/jobs/{job.id}", result=f"/api/jobs/{job.id}/result"),
         )
 

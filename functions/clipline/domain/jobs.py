@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
 
 from .errors import JobFinishedError
 
@@ -55,7 +56,8 @@ def overall_progress(stage: Stage, stage_fraction: float) -> int:
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, populate_by_name=True)
+    # camelCase aliases are the API's wire names; stored documents use the field names.
+    model_config = ConfigDict(frozen=True, populate_by_name=True, alias_generator=to_camel)
 
 
 class JobEvent(_Model):

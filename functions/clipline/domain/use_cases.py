@@ -312,10 +312,10 @@ def fail_job(services: Services, job_id: str, error_name: str, cause: str | None
     """
     code = errors.code_for_error_name(error_name)
     message = _failure_message(code, cause)
-    deleted = services.artifacts.delete_prefix(artifact_prefix(job_id))
     job = services.jobs.get(job_id)
     if job.status.is_terminal:
         return job
+    deleted = services.artifacts.delete_prefix(artifact_prefix(job_id))
     now = services.clock.now()
     try:
         job = services.jobs.update(

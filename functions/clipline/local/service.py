@@ -52,7 +52,7 @@ class LocalService:
     def start(self) -> None:
         clock = SystemClock()
         # Signed links name the address the gateway really listens on, unless one is configured.
-        public_url = self.settings.public_url if "public_url" in self.settings.model_fields_set else self.base_url
+        public_url = self.settings.public_url or self.base_url
         signer = self.data.signer()
         artifacts = FilesystemArtifactStore(self.data.artifacts, signer, public_url)
         self.engine.start()
