@@ -79,6 +79,10 @@ class JobNotFoundError(ClipLineError):
     code = "JOB_NOT_FOUND"
 
 
+class AsrJobNotFoundError(ClipLineError):
+    code = "ASR_JOB_NOT_FOUND"
+
+
 class JobNotReadyError(ClipLineError):
     code = "JOB_NOT_READY"
 
@@ -144,6 +148,42 @@ class JobTimeoutError(ClipLineError):
 
 class JobAbortedError(ClipLineError):
     code = "JOB_ABORTED"
+
+
+# Speech recognition. Every provider maps its own failures to these three codes
+# and keeps the provider's message in the cause.
+class TranscriptionTimeoutError(ClipLineError):
+    """The provider did not finish in time, or the worker stopped sending heartbeats."""
+
+    code = "TIMEOUT"
+
+
+class TranscriptionUpstreamError(ClipLineError):
+    """The provider failed or could not be reached. Transient: the state machine retries it."""
+
+    code = "UPSTREAM_FAILURE"
+
+
+class TranscriptionRejectedError(ClipLineError):
+    """The provider refused the request or the audio (bad format, language, size)."""
+
+    code = "VALIDATION_FAILED"
+
+
+class TaskAbandonedError(ClipLineError):
+    """The state machine stopped waiting for a task (timed out, retried, or its execution ended)."""
+
+    code = "TASK_ABANDONED"
+
+
+class NoAudioError(ClipLineError):
+    """Transcription was asked for, but the clip has no audio stream."""
+
+    code = "NO_AUDIO"
+
+
+class AudioExtractionError(ClipLineError):
+    code = "AUDIO_EXTRACTION_FAILED"
 
 
 class StorageUnavailableError(ClipLineError):

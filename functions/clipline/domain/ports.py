@@ -11,7 +11,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Callable, Protocol
 
-from .jobs import ClipInfo, ClipRequest, Job, JobChange, SourceInfo
+from .asr_jobs import AsrJob
+from .jobs import ClipInfo, ClipRequest, Job, JobChange, JobError, SourceInfo
+from .transcripts import Transcript
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,45 @@ class JobRepository(Protocol):
         ...
 
 
+class AsrJobRepository(Protocol):
+    """Stores ASR records and answers transcript-cache lookups.
+
+    At most one ``done`` record exists per (media hash, model version), however
+    many workers finish the same audio at once.
+    """
+
+    def create(self, record: AsrJob) -> None:
+        """Store a new record (running, or reused for a cache hit)."""
+        ...
+
+    def get(self, asr_job_id: str) -> AsrJob:
+        """Raises:
+        AsrJobNotFoundError: no such record.
+        """
+        ...
+
+    def heartbeat(self, asr_job_id: str, at: datetime) -> None:
+        """Record that the worker on this record is alive."""
+        ...
+
+    def find_cached(self, media_hash: str, model_version: str) -> AsrJob | None:
+        """The finished record for this audio and model version, if any."""
+        ...
+
+    def finish(self, asr_job_id: str, transcript_key: str, at: datetime) -> AsrJob:
+        """Mark the record done, making it the cache entry for its key, and return the cache entry.
+
+        If another record already finished the same (media hash, model version),
+        this one becomes ``superseded`` and the other is returned: callers use the
+        returned entry's transcript so every job on that audio agrees.
+        """
+        ...
+
+    def fail(self, asr_job_id: str, error: JobError, at: datetime) -> None:
+        """Mark a running record failed."""
+        ...
+
+
 @dataclass(frozen=True)
 class StoredArtifact:
     key: str
@@ -79,6 +120,32 @@ class ArtifactStore(Protocol):
         """
         ...
 
+    def put_bytes(self, key: str, data: bytes, content_type: str) -> StoredArtifact:
+        """Store ``data`` under ``key``, as put_file does.
+
+        Raises:
+            StorageUnavailableError: the upload failed after the store's own retries.
+        """
+        ...
+
+    def read_bytes(self, key: str) -> bytes:
+        """The whole object; for small ones such as transcripts.
+
+        Raises:
+            ArtifactNotFoundError: nothing is stored under ``key``.
+            StorageUnavailableError: the store could not be reached.
+        """
+        ...
+
+    def download(self, key: str, destination: Path) -> None:
+        """Copy the object to the file ``destination``.
+
+        Raises:
+            ArtifactNotFoundError: nothing is stored under ``key``.
+            StorageUnavailableError: the store could not be reached.
+        """
+        ...
+
     def exists(self, key: str) -> bool:
         ...
 
@@ -94,11 +161,39 @@ class ArtifactStore(Protocol):
 class WorkflowStarter(Protocol):
     """Starts the pipeline state machine for a job."""
 
-    def start(self, job_id: str, correlation_id: str) -> str:
-        """Start the execution named after the job and return its ARN.
+    def start(self, job: Job) -> str:
+        """Start the execution named after the job, with its options, and return its ARN.
 
         Raises:
             ServiceUnavailableError: the orchestrator refused or could not be reached.
+        """
+        ...
+
+
+class TaskCallback(Protocol):
+    """Reports on a task the state machine is waiting on (``waitForTaskToken``)."""
+
+    def heartbeat(self, task_token: str) -> None:
+        """Tell the state machine the worker is alive.
+
+        Raises:
+            TaskAbandonedError: the task no longer waits (it timed out, was retried or its execution ended).
+        """
+        ...
+
+    def succeed(self, task_token: str, output: dict) -> None:
+        """Finish the task with ``output`` as its result.
+
+        Raises:
+            TaskAbandonedError: the task no longer waits.
+        """
+        ...
+
+    def fail(self, task_token: str, error_name: str, cause: str) -> None:
+        """Fail the task; ``error_name`` is what the state's Retry and Catch match.
+
+        Raises:
+            TaskAbandonedError: the task no longer waits.
         """
         ...
 
@@ -143,6 +238,40 @@ class MediaClipper(Protocol):
             ClipFailedError: neither stream copy nor re-encode produced a valid clip.
             ClipTimeoutError: ffmpeg ran past its time limit and was killed.
             SourceUnreachableError: the source went away mid-read.
+        """
+        ...
+
+
+class AudioExtractor(Protocol):
+    def extract(self, media: Path, work_dir: Path) -> Path:
+        """The speech track of ``media`` as mono 16 kHz 16-bit PCM WAV, written under ``work_dir``.
+
+        Raises:
+            NoAudioError: the media has no audio stream.
+            AudioExtractionError: ffmpeg could not decode it.
+        """
+        ...
+
+
+class Transcriber(Protocol):
+    """A speech-recognition provider: whisper, openai, transcribe or fake."""
+
+    provider: str
+    model: str
+
+    def model_version(self) -> str:
+        """Identifies the model exactly (name and weights); transcripts are cached per (audio, model version)."""
+        ...
+
+    def transcribe(self, audio: Path, language: str | None, on_progress: ProgressCallback) -> Transcript:
+        """Transcribe ``audio`` (mono 16 kHz PCM WAV) in ``language``, or detect it when None.
+
+        ``on_progress`` receives 0.0-1.0 as the work advances.
+
+        Raises:
+            TranscriptionTimeoutError: the provider did not finish within its time limit.
+            TranscriptionUpstreamError: the provider failed or could not be reached.
+            TranscriptionRejectedError: the provider refused the audio or the request.
         """
         ...
 

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import sqlite3
-from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 from ...domain.errors import IdempotencyKeyReusedError, JobNotFoundError
 from ...domain.jobs import Job, JobChange, apply_change
 from ...domain.ports import IdempotencyClaim
+from .sqlite_database import SqliteDatabase
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -32,42 +32,14 @@ CREATE TABLE IF NOT EXISTS idempotency_claims (
 
 
 class SqliteJobRepository:
-    """JobRepository on SQLite.
-
-    Each call opens its own connection, so handler threads never share one; writes
-    run in ``BEGIN IMMEDIATE`` transactions, which serialise read-modify-write.
-    """
+    """JobRepository on SQLite; see SqliteDatabase for how threads share the file."""
 
     def __init__(self, path: Path, now: Callable[[], datetime]) -> None:
-        self._path = path
+        self._database = SqliteDatabase(path, _SCHEMA)
         self._now = now
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with self._connection() as db:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.executescript(_SCHEMA)
-
-    @contextmanager
-    def _connection(self) -> Iterator[sqlite3.Connection]:
-        db = sqlite3.connect(self._path, timeout=30, isolation_level=None)
-        try:
-            db.execute("PRAGMA busy_timeout=30000")
-            yield db
-        finally:
-            db.close()
-
-    @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        with self._connection() as db:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                yield db
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
 
     def create(self, job: Job, claim: IdempotencyClaim | None = None) -> Job:
-        with self._write() as db:
+        with self._database.write() as db:
             if claim is not None:
                 row = db.execute(
                     "SELECT request_hash, job_id, expires_at FROM idempotency_claims WHERE owner = ? AND key = ?",
@@ -97,14 +69,14 @@ class SqliteJobRepository:
         return Job.model_validate_json(row[0]) if row else None
 
     def get(self, job_id: str) -> Job:
-        with self._connection() as db:
+        with self._database.connection() as db:
             job = self._read(db, job_id)
         if job is None:
             raise JobNotFoundError(f"job {job_id} not found")
         return job
 
     def update(self, job_id: str, change: JobChange) -> Job:
-        with self._write() as db:
+        with self._database.write() as db:
             job = self._read(db, job_id)
             if job is None:
                 raise JobNotFoundError(f"job {job_id} not found")
@@ -116,6 +88,6 @@ class SqliteJobRepository:
         return job
 
     def delete(self, job_id: str) -> None:
-        with self._write() as db:
+        with self._database.write() as db:
             db.execute("DELETE FROM idempotency_claims WHERE job_id = ?", (job_id,))
             db.execute("DELETE FROM jobs WHERE id = ?", (job_id,))

@@ -1,0 +1,143 @@
+"""ASR records and the transcript cache in DynamoDB, in the jobs table.
+
+Items:
+- ``ASR#<id>``: one ASR record, kept whole as a JSON document.
+- ``TRANSCRIPT#<model version>#<media hash>``: the cache entry, written only with
+  ``attribute_not_exists(pk)`` in the same transaction that marks a record done,
+  so two workers finishing the same audio cannot both create one.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from ...domain.asr_jobs import AsrJob, AsrStatus
+from ...domain.errors import AsrJobNotFoundError, StorageUnavailableError
+from ...domain.jobs import JobError
+
+SCHEMA_VERSION = 1
+
+
+def _record_pk(asr_job_id: str) -> str:
+    return f"ASR#{asr_job_id}"
+
+
+def _cache_pk(media_hash: str, model_version: str) -> str:
+    return f"TRANSCRIPT#{model_version}#{media_hash}"
+
+
+def _unavailable(error: Exception) -> StorageUnavailableError:
+    return StorageUnavailableError(f"DynamoDB call failed: {error}")
+
+
+class DynamoAsrJobRepository:
+    """AsrJobRepository on the DynamoDB jobs table (partition key ``pk``, TTL on ``expiresAt``)."""
+
+    def __init__(self, client: Any, table_name: str) -> None:
+        self._client = client
+        self._table = table_name
+
+    def _record_item(self, record: AsrJob) -> dict[str, Any]:
+        return {
+            "pk": {"S": _record_pk(record.id)},
+            "type": {"S": "asrJob"},
+            "jobId": {"S": record.job_id},
+            "status": {"S": record.status.value},
+            "expiresAt": {"N": str(int(record.expires_at.timestamp()))},
+            "schemaVersion": {"N": str(SCHEMA_VERSION)},
+            "document": {"S": record.model_dump_json()},
+        }
+
+    def _call(self, operation: str, **arguments: Any) -> dict[str, Any]:
+        try:
+            return getattr(self._client, operation)(TableName=self._table, **arguments)
+        except (ClientError, BotoCoreError) as error:
+            raise _unavailable(error) from error
+
+    def _put(self, record: AsrJob) -> None:
+        self._call("put_item", Item=self._record_item(record))
+
+    def _put_if_running(self, record: AsrJob) -> None:
+        """Write ``record`` unless its stored copy has finished: a late heartbeat must not undo a finish."""
+        try:
+            self._client.put_item(
+                TableName=self._table,
+                Item=self._record_item(record),
+                ConditionExpression="#status = :running",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={":running": {"S": AsrStatus.RUNNING.value}},
+            )
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise _unavailable(error) from error
+        except BotoCoreError as error:
+            raise _unavailable(error) from error
+
+    def create(self, record: AsrJob) -> None:
+        self._put(record)
+
+    def get(self, asr_job_id: str) -> AsrJob:
+        item = self._call("get_item", Key={"pk": {"S": _record_pk(asr_job_id)}}, ConsistentRead=True).get("Item")
+        if item is None:
+            raise AsrJobNotFoundError(f"ASR job {asr_job_id} not found")
+        return AsrJob.model_validate_json(item["document"]["S"])
+
+    def heartbeat(self, asr_job_id: str, at: datetime) -> None:
+        self._put_if_running(self.get(asr_job_id).model_copy(update={"last_heartbeat_at": at, "updated_at": at}))
+
+    def find_cached(self, media_hash: str, model_version: str) -> AsrJob | None:
+        item = self._call(
+            "get_item", Key={"pk": {"S": _cache_pk(media_hash, model_version)}}, ConsistentRead=True
+        ).get("Item")
+        return AsrJob.model_validate_json(item["document"]["S"]) if item else None
+
+    def finish(self, asr_job_id: str, transcript_key: str, at: datetime) -> AsrJob:
+        record = self.get(asr_job_id)
+        done = record.model_copy(update={"status": AsrStatus.DONE, "transcript_key": transcript_key, "updated_at": at})
+        cache_entry = {
+            **self._record_item(done),
+            "pk": {"S": _cache_pk(record.media_hash, record.model_version)},
+            "type": {"S": "transcriptCache"},
+            "asrJobId": {"S": done.id},
+        }
+        try:
+            self._client.transact_write_items(
+                TransactItems=[
+                    {
+                        "Put": {
+                            "TableName": self._table,
+                            "Item": cache_entry,
+                            "ConditionExpression": "attribute_not_exists(pk)",
+                        }
+                    },
+                    {"Put": {"TableName": self._table, "Item": self._record_item(done)}},
+                ]
+            )
+            return done
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "TransactionCanceledException":
+                raise _unavailable(error) from error
+        except BotoCoreError as error:
+            raise _unavailable(error) from error
+        # Another worker finished this audio first: use its transcript.
+        winner = self.find_cached(record.media_hash, record.model_version)
+        if winner is None:
+            raise StorageUnavailableError(f"the transcript cache changed while ASR job {asr_job_id} finished; retry")
+        self._put(
+            record.model_copy(
+                update={
+                    "status": AsrStatus.SUPERSEDED,
+                    "transcript_key": winner.transcript_key,
+                    "cache_entry_id": winner.id,
+                    "updated_at": at,
+                }
+            )
+        )
+        return winner
+
+    def fail(self, asr_job_id: str, error: JobError, at: datetime) -> None:
+        failed = self.get(asr_job_id).model_copy(update={"status": AsrStatus.FAILED, "error": error, "updated_at": at})
+        self._put_if_running(failed)
