@@ -10,7 +10,7 @@ from moto import mock_aws
 from clipline.adapters.aws.s3_artifact_store import S3ArtifactStore
 from clipline.adapters.local.filesystem_artifact_store import FilesystemArtifactStore, LocalUrlSigner
 from clipline.composition import boto_config
-from clipline.domain.errors import LinkExpiredError, LinkInvalidError, StorageUnavailableError
+from clipline.domain.errors import ArtifactNotFoundError, LinkExpiredError, LinkInvalidError, StorageUnavailableError
 from clipline.settings import Settings
 from tests.fakes import FixedClock, InMemoryArtifactStore
 
@@ -61,6 +61,25 @@ def test_delete_prefix_removes_only_that_job(store, clip_file):
     assert store.delete_prefix("jobs/j1/") == 2
     assert store.delete_prefix("jobs/j1/") == 0
     assert not store.exists("jobs/j1/clip.mp4") and store.exists("jobs/j2/clip.mp4")
+
+
+def test_bytes_round_trip_and_download(store, tmp_path):
+    # Given a small object stored from bytes
+    stored = store.put_bytes("transcripts/h/m/transcript.json", b'{"a": 1}', "application/json")
+    # When it is read back whole and downloaded to a file
+    destination = tmp_path / "copy.json"
+    store.download("transcripts/h/m/transcript.json", destination)
+    # Then both give the same bytes
+    assert stored.size_bytes == 8
+    assert store.read_bytes("transcripts/h/m/transcript.json") == b'{"a": 1}'
+    assert destination.read_bytes() == b'{"a": 1}'
+
+
+def test_reading_a_missing_key_is_artifact_not_found(store, tmp_path):
+    with pytest.raises(ArtifactNotFoundError):
+        store.read_bytes("jobs/none/transcript.json")
+    with pytest.raises(ArtifactNotFoundError):
+        store.download("jobs/none/clip.mp4", tmp_path / "x.mp4")
 
 
 def test_signed_url_names_the_key_and_expiry(store, clip_file, clock):

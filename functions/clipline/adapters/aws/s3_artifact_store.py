@@ -9,7 +9,7 @@ from typing import Any, Callable
 from boto3.exceptions import S3UploadFailedError
 from botocore.exceptions import BotoCoreError, ClientError
 
-from ...domain.errors import StorageUnavailableError
+from ...domain.errors import ArtifactNotFoundError, StorageUnavailableError
 from ...domain.ports import StoredArtifact
 
 # SigV4 presigned URLs cannot live longer than a week.
@@ -34,6 +34,35 @@ class S3ArtifactStore:
         except (ClientError, BotoCoreError, S3UploadFailedError) as error:
             raise StorageUnavailableError(f"could not upload {key}: {error}") from error
         return StoredArtifact(key=key, size_bytes=path.stat().st_size, content_type=content_type)
+
+    def put_bytes(self, key: str, data: bytes, content_type: str) -> StoredArtifact:
+        try:
+            self._client.put_object(Bucket=self._bucket, Key=key, Body=data, ContentType=content_type)
+        except (ClientError, BotoCoreError) as error:
+            raise StorageUnavailableError(f"could not upload {key}: {error}") from error
+        return StoredArtifact(key=key, size_bytes=len(data), content_type=content_type)
+
+    def read_bytes(self, key: str) -> bytes:
+        try:
+            return self._client.get_object(Bucket=self._bucket, Key=key)["Body"].read()
+        except ClientError as error:
+            raise self._read_error(key, error) from error
+        except BotoCoreError as error:
+            raise StorageUnavailableError(f"could not read {key}: {error}") from error
+
+    def download(self, key: str, destination: Path) -> None:
+        try:
+            self._client.download_file(self._bucket, key, str(destination))
+        except ClientError as error:
+            raise self._read_error(key, error) from error
+        except BotoCoreError as error:
+            raise StorageUnavailableError(f"could not read {key}: {error}") from error
+
+    @staticmethod
+    def _read_error(key: str, error: ClientError) -> Exception:
+        if error.response["Error"]["Code"] in ("404", "NoSuchKey", "NotFound"):
+            return ArtifactNotFoundError(f"no artifact {key}")
+        return StorageUnavailableError(f"could not read {key}: {error}")
 
     def exists(self, key: str) -> bool:
         try:

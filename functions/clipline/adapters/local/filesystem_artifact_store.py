@@ -10,9 +10,10 @@ import shutil
 import uuid
 from datetime import datetime
 from pathlib import Path
+from typing import Callable
 from urllib.parse import quote, urlencode
 
-from ...domain.errors import LinkExpiredError, LinkInvalidError, StorageUnavailableError
+from ...domain.errors import ArtifactNotFoundError, LinkExpiredError, LinkInvalidError, StorageUnavailableError
 from ...domain.ports import StoredArtifact
 
 
@@ -56,17 +57,39 @@ class FilesystemArtifactStore:
         return path
 
     def put_file(self, key: str, path: Path, content_type: str) -> StoredArtifact:
+        return self._write(key, lambda partial: shutil.copyfile(path, partial), content_type)
+
+    def put_bytes(self, key: str, data: bytes, content_type: str) -> StoredArtifact:
+        return self._write(key, lambda partial: partial.write_bytes(data), content_type)
+
+    def _write(self, key: str, write_to: Callable[[Path], object], content_type: str) -> StoredArtifact:
         target = self.path_of(key)
         partial = target.with_name(f".{target.name}.{uuid.uuid4().hex}.partial")
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(path, partial)
+            write_to(partial)
             os.replace(partial, target)
         except OSError as error:
             with contextlib.suppress(OSError):
                 partial.unlink(missing_ok=True)
             raise StorageUnavailableError(f"could not store {key}: {error.strerror or error}") from error
         return StoredArtifact(key=key, size_bytes=target.stat().st_size, content_type=content_type)
+
+    def read_bytes(self, key: str) -> bytes:
+        try:
+            return self.path_of(key).read_bytes()
+        except FileNotFoundError:
+            raise ArtifactNotFoundError(f"no artifact {key}") from None
+        except OSError as error:
+            raise StorageUnavailableError(f"could not read {key}: {error.strerror or error}") from error
+
+    def download(self, key: str, destination: Path) -> None:
+        try:
+            shutil.copyfile(self.path_of(key), destination)
+        except FileNotFoundError:
+            raise ArtifactNotFoundError(f"no artifact {key}") from None
+        except OSError as error:
+            raise StorageUnavailableError(f"could not read {key}: {error.strerror or error}") from error
 
     def exists(self, key: str) -> bool:
         return self.path_of(key).is_file()
