@@ -19,6 +19,11 @@ os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
 
 
+SPEECH_FIXTURES = Path(__file__).parent / "fixtures" / "speech"
+SPEECH_WAV = SPEECH_FIXTURES / "speech.wav"
+SPEECH_REFERENCE = SPEECH_FIXTURES / "speech.txt"
+
+
 @pytest.fixture(scope="session")
 def ffmpeg() -> str:
     return find_ffmpeg(None)
@@ -37,6 +42,16 @@ def media_dir(tmp_path_factory: pytest.TempPathFactory, ffmpeg: str) -> Path:
         "-t", "12", "-c:v", "libtheora", "-c:a", "libvorbis", str(root / "theora.ogv"),
     ])  # fmt: skip
     (root / "not-media.mp4").write_bytes(b"this is plainly not a video\n" * 400)
+    # The committed speech fixture under a moving picture, with 2 s of silence on each side.
+    _run(ffmpeg, [
+        "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25", "-i", str(SPEECH_WAV),
+        "-filter_complex", "[1:a]adelay=2000:all=1,apad=pad_dur=2[a]", "-map", "0:v", "-map", "[a]",
+        "-t", "13.5", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", "-movflags", "+faststart",
+        str(root / "speech.mp4"),
+    ])  # fmt: skip
+    _run(ffmpeg, [
+        "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25", "-t", "6", "-c:v", "libx264", str(root / "silent.mp4"),
+    ])  # fmt: skip
     return root
 
 

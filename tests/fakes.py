@@ -6,8 +6,9 @@ import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from clipline.domain.errors import IdempotencyKeyReusedError, JobNotFoundError
-from clipline.domain.jobs import Job, JobChange, apply_change
+from clipline.domain.asr_jobs import AsrJob, AsrStatus
+from clipline.domain.errors import ArtifactNotFoundError, AsrJobNotFoundError, IdempotencyKeyReusedError, JobNotFoundError
+from clipline.domain.jobs import Job, JobChange, JobError, apply_change
 from clipline.domain.ports import IdempotencyClaim, StoredArtifact
 
 
@@ -62,6 +63,57 @@ class InMemoryJobRepository:
                     del self._claims[key]
 
 
+class InMemoryAsrJobRepository:
+    def __init__(self) -> None:
+        self.records: dict[str, AsrJob] = {}
+        self._lock = threading.Lock()
+
+    def create(self, record: AsrJob) -> None:
+        with self._lock:
+            self.records[record.id] = record
+
+    def get(self, asr_job_id: str) -> AsrJob:
+        try:
+            return self.records[asr_job_id]
+        except KeyError:
+            raise AsrJobNotFoundError(f"ASR job {asr_job_id} not found") from None
+
+    def _update_if_running(self, asr_job_id: str, **changes: object) -> None:
+        with self._lock:
+            record = self.get(asr_job_id)
+            if record.status is AsrStatus.RUNNING:
+                self.records[asr_job_id] = record.model_copy(update=changes)
+
+    def heartbeat(self, asr_job_id: str, at: datetime) -> None:
+        self._update_if_running(asr_job_id, last_heartbeat_at=at, updated_at=at)
+
+    def find_cached(self, media_hash: str, model_version: str) -> AsrJob | None:
+        for record in list(self.records.values()):
+            if (record.media_hash, record.model_version, record.status) == (media_hash, model_version, AsrStatus.DONE):
+                return record
+        return None
+
+    def finish(self, asr_job_id: str, transcript_key: str, at: datetime) -> AsrJob:
+        with self._lock:
+            record = self.get(asr_job_id)
+            winner = self.find_cached(record.media_hash, record.model_version)
+            if winner is None:
+                winner = record.model_copy(update={"status": AsrStatus.DONE, "transcript_key": transcript_key})
+                self.records[asr_job_id] = winner
+            else:
+                self.records[asr_job_id] = record.model_copy(
+                    update={
+                        "status": AsrStatus.SUPERSEDED,
+                        "transcript_key": winner.transcript_key,
+                        "cache_entry_id": winner.id,
+                    }
+                )
+            return winner
+
+    def fail(self, asr_job_id: str, error: JobError, at: datetime) -> None:
+        self._update_if_running(asr_job_id, status=AsrStatus.FAILED, error=error, updated_at=at)
+
+
 class InMemoryArtifactStore:
     def __init__(self) -> None:
         self.objects: dict[str, bytes] = {}
@@ -71,6 +123,19 @@ class InMemoryArtifactStore:
         data = path.read_bytes()
         self.objects[key] = data
         return StoredArtifact(key=key, size_bytes=len(data), content_type=content_type)
+
+    def put_bytes(self, key: str, data: bytes, content_type: str) -> StoredArtifact:
+        self.objects[key] = data
+        return StoredArtifact(key=key, size_bytes=len(data), content_type=content_type)
+
+    def read_bytes(self, key: str) -> bytes:
+        try:
+            return self.objects[key]
+        except KeyError:
+            raise ArtifactNotFoundError(f"no artifact {key}") from None
+
+    def download(self, key: str, destination: Path) -> None:
+        destination.write_bytes(self.read_bytes(key))
 
     def exists(self, key: str) -> bool:
         return key in self.objects
@@ -90,11 +155,11 @@ class RecordingWorkflow:
         self.started: list[tuple[str, str]] = []
         self.fail_with = fail_with
 
-    def start(self, job_id: str, correlation_id: str) -> str:
+    def start(self, job: Job) -> str:
         if self.fail_with:
             raise self.fail_with
-        self.started.append((job_id, correlation_id))
-        return f"arn:aws:states:us-east-1:123456789012:execution:clipline-pipeline:{job_id}"
+        self.started.append((job.id, job.correlation_id))
+        return f"arn:aws:states:us-east-1:123456789012:execution:clipline-pipeline:{job.id}"
 
 
 class RecordingTelemetry:

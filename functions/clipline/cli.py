@@ -39,6 +39,10 @@ def main(argv: list[str] | None = None) -> int:
     clip.add_argument("source_url")
     clip.add_argument("--start", required=True, help="seconds or HH:MM:SS.mmm")
     clip.add_argument("--end", required=True, help="seconds or HH:MM:SS.mmm")
+    clip.add_argument(
+        "--transcribe", action="store_true", help="also transcribe: transcript.srt, .vtt, .txt and .json"
+    )
+    clip.add_argument("--language", help="ISO 639-1 code of the speech (default: detected)")
     clip.add_argument("--out", type=Path, default=Path("./clipline-out"), help="folder for the artifacts")
     clip.add_argument("--data-dir", type=Path, help="keep the job here (default: a temporary folder)")
     clip.add_argument("--timeout", type=float, default=3600, help="give up waiting after this many seconds")
@@ -207,7 +211,10 @@ def _clip(args: argparse.Namespace) -> int:
     process, base_url = _start_private_server(data_dir)
     try:
         client = _ApiClient(base_url, api_key)
-        status, job = client.call("POST", "/api/jobs", {"sourceUrl": args.source_url, "start": args.start, "end": args.end})
+        request = {"sourceUrl": args.source_url, "start": args.start, "end": args.end}
+        if args.transcribe:
+            request.update(transcribe=True, language=args.language)
+        status, job = client.call("POST", "/api/jobs", request)
         if status != 202:
             _print_error(job)
             return 2
@@ -227,6 +234,11 @@ def _clip(args: argparse.Namespace) -> int:
         fallback = f", fallback: {clip['fallbackReason']}" if clip.get("fallbackReason") else ""
         print(f"clip:     {saved['clip'].resolve()}")
         print(f"duration: {clip['durationSeconds']:.3f} s ({clip['method']}{fallback})")
+        if job.get("transcript"):
+            transcript = job["transcript"]
+            cached = ", from the cache" if transcript["cacheHit"] else ""
+            print(f"subtitles: {saved['srt'].resolve()}")
+            print(f"transcript: {transcript['words']} words, {transcript['language']}, {transcript['provider']} {transcript['model']}{cached}")
         print(f"job:      {job['id']}")
         return 0
     finally:

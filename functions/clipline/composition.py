@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from .domain.ports import Transcriber
 from .domain.use_cases import Limits, Services
 from .settings import Settings, settings_from_environment
 
@@ -26,11 +27,14 @@ def limits_from(settings: Settings) -> Limits:
         max_clip_seconds=settings.max_clip_seconds,
         retention=timedelta(days=settings.retention_days),
         signed_url_ttl=timedelta(seconds=settings.signed_url_ttl_seconds),
+        # Three beats per HeartbeatSeconds, so one slow or lost beat does not fail the task.
+        heartbeat_interval_seconds=settings.asr_heartbeat_seconds / 3,
     )
 
 
 def media_services(settings: Settings) -> dict[str, Any]:
     """The source guard, prober and clipper; the same in both modes."""
+    from .media.audio import FfmpegAudioExtractor
     from .media.clip import FfmpegClipper
     from .media.ffmpeg_binary import find_ffmpeg
     from .media.probe import FfmpegProber
@@ -42,7 +46,40 @@ def media_services(settings: Settings) -> dict[str, Any]:
         "source_guard": AddressSourceGuard(settings.source_allowlist_patterns, settings.allow_private_sources),
         "prober": prober,
         "clipper": FfmpegClipper(ffmpeg, prober, settings.clip_timeout_seconds, settings.ffmpeg_threads),
+        "audio_extractor": FfmpegAudioExtractor(ffmpeg, settings.clip_timeout_seconds),
     }
+
+
+def transcriber_for(settings: Settings) -> Transcriber:
+    """The speech-recognition provider ``settings.asr_provider`` names. Nothing loads until first use."""
+    provider = settings.asr_provider
+    timeout = settings.asr_timeout_seconds
+    if provider == "whisper":
+        from .asr.whisper import WhisperTranscriber
+
+        return WhisperTranscriber(settings.whisper_model, settings.whisper_threads, timeout)
+    if provider == "openai":
+        from .asr.openai import OpenAiTranscriber
+
+        api_key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
+        return OpenAiTranscriber(settings.openai_base_url, api_key, settings.openai_model, timeout)
+    if provider == "transcribe":
+        import boto3
+
+        from .asr.transcribe import AmazonTranscribeTranscriber
+
+        config = boto_config(settings)
+        region = {"region_name": settings.aws_region} if settings.aws_region else {}
+        return AmazonTranscribeTranscriber(
+            boto3.client("transcribe", config=config, **region),
+            boto3.client("s3", config=config, **region),
+            settings.artifacts_bucket,
+            timeout,
+            settings.transcribe_poll_seconds,
+        )
+    from .asr.fake import FakeTranscriber
+
+    return FakeTranscriber(timeout_seconds=timeout)
 
 
 def boto_config(settings: Settings) -> Any:
@@ -59,20 +96,25 @@ def boto_config(settings: Settings) -> Any:
 def build_aws_services(settings: Settings) -> Services:
     import boto3
 
+    from .adapters.aws.dynamo_asr_job_repository import DynamoAsrJobRepository
     from .adapters.aws.dynamo_job_repository import DynamoJobRepository
     from .adapters.aws.s3_artifact_store import S3ArtifactStore
+    from .adapters.aws.step_functions_task_callback import StepFunctionsTaskCallback
     from .adapters.aws.step_functions_workflow import StepFunctionsWorkflow
     from .observability import PowertoolsTelemetry
 
     clock = SystemClock()
     config = boto_config(settings)
     region = {"region_name": settings.aws_region} if settings.aws_region else {}
+    dynamodb = boto3.client("dynamodb", config=config, **region)
+    stepfunctions = boto3.client("stepfunctions", config=config, **region)
     return Services(
-        jobs=DynamoJobRepository(boto3.client("dynamodb", config=config, **region), settings.jobs_table, clock.now),
+        jobs=DynamoJobRepository(dynamodb, settings.jobs_table, clock.now),
         artifacts=S3ArtifactStore(boto3.client("s3", config=config, **region), settings.artifacts_bucket, clock.now),
-        workflow=StepFunctionsWorkflow(
-            boto3.client("stepfunctions", config=config, **region), settings.state_machine_arn
-        ),
+        workflow=StepFunctionsWorkflow(stepfunctions, settings.state_machine_arn),
+        asr_jobs=DynamoAsrJobRepository(dynamodb, settings.jobs_table),
+        transcriber=transcriber_for(settings),
+        task_callback=StepFunctionsTaskCallback(stepfunctions),
         telemetry=PowertoolsTelemetry(),
         clock=clock,
         limits=limits_from(settings),

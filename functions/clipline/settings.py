@@ -11,7 +11,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -47,6 +47,30 @@ class Settings(BaseSettings):
     ffmpeg: str | None = Field(None, description="Path of the ffmpeg binary; default: the one the imageio-ffmpeg wheel ships.")
     ffmpeg_threads: int = Field(0, ge=0, description="Threads per ffmpeg run; 0 lets ffmpeg decide.")
     work_dir: Path | None = Field(None, description="Scratch folder for media work; default: the system temp folder.")
+
+    # Speech recognition.
+    asr_provider: Literal["whisper", "openai", "transcribe", "fake"] = Field(
+        "whisper", description="Who transcribes: whisper (faster-whisper, local default), openai, transcribe (AWS default) or fake."
+    )
+    asr_timeout_seconds: int = Field(
+        900, gt=0, description="How long one transcription may take before it fails with TIMEOUT."
+    )
+    asr_heartbeat_seconds: int = Field(
+        60, ge=1, description="The Transcribe state's HeartbeatSeconds; a worker silent this long is presumed dead."
+    )
+    asr_workers: int = Field(1, ge=0, description="Local mode: threads draining the ASR queue.")
+    whisper_model: str = Field(
+        "base", description="faster-whisper model: a name (downloaded on first use) or the path of a CTranslate2 model folder."
+    )
+    whisper_threads: int = Field(0, ge=0, description="CPU threads for faster-whisper; 0 lets it decide.")
+    openai_base_url: str = Field(
+        "https://api.openai.com", description="openai provider: base URL of an OpenAI-compatible server (…/v1/audio/transcriptions)."
+    )
+    openai_api_key: SecretStr | None = Field(None, description="openai provider: the bearer token.")
+    openai_model: str = Field("whisper-1", description="openai provider: the model name sent with each request.")
+    transcribe_poll_seconds: float = Field(
+        5.0, gt=0, description="transcribe provider: how often to poll Amazon Transcribe for the job's status."
+    )
 
     # Local mode.
     data_dir: Path = Field(Path("./data"), description="Local mode: where jobs (SQLite), artifacts and keys live.")

@@ -78,10 +78,13 @@ class RunningService:
         return sorted(p for p in folder.rglob("*") if p.is_file()) if folder.exists() else []
 
 
-def start_service(tmp_path: Path, **settings: object) -> RunningService:
+def start_service(tmp_path: Path, transcriber: object = None, **settings: object) -> RunningService:
     data_dir = tmp_path / "data"
     service = LocalService(
-        Settings(data_dir=data_dir, **{"allow_private_sources": True, **settings}), host="127.0.0.1", port=0
+        Settings(data_dir=data_dir, **{"allow_private_sources": True, **settings}),
+        host="127.0.0.1",
+        port=0,
+        transcriber=transcriber,
     )
     service.start()
     _, key = service.data.key_store(SystemClock()).create("tests")

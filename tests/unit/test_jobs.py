@@ -13,6 +13,7 @@ from clipline.domain.jobs import (
     apply_change,
     new_job,
     overall_progress,
+    stages_of,
 )
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -54,10 +55,14 @@ def test_a_queued_job_cannot_jump_to_succeeded():
         apply_change(a_job(), JobChange(status=JobStatus.SUCCEEDED), NOW)
 
 
-def test_progress_is_monotonic_across_stages():
-    points = [overall_progress(stage, f) for stage in Stage for f in (0.0, 0.5, 1.0)]
+@pytest.mark.parametrize("transcribe", [False, True])
+def test_progress_is_monotonic_across_the_stages_a_job_runs(transcribe):
+    request = a_job().request.model_copy(update={"transcribe": transcribe})
+    points = [overall_progress(stage, f, request) for stage in stages_of(request) for f in (0.0, 0.5, 1.0)]
     assert points == sorted(points)
     assert points[0] == 0 and points[-1] == 100
+    # The clip stage fills the gap up to the next stage the job really runs.
+    assert overall_progress(Stage.CLIP, 1.0, request) == (40 if transcribe else 95)
 
 
 def test_recent_events_keeps_the_newest():

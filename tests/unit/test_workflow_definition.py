@@ -2,25 +2,76 @@ import importlib
 import json
 
 from clipline.settings import Settings
-from clipline.workflow import TASK_HANDLERS, placeholders, render_definition, timeout_substitutions
+from clipline.workflow import (
+    ASR_QUEUE_PLACEHOLDER,
+    ASR_WORKER_HANDLER,
+    TASK_HANDLERS,
+    TIMEOUT_SETTINGS,
+    placeholders,
+    render_definition,
+    timeout_substitutions,
+)
+
+QUEUE_URL = "https://sqs.us-east-1.amazonaws.com/123456789012/clipline-asr"
 
 
-def rendered() -> dict:
+def rendered(**settings) -> dict:
     values = {name: f"arn:aws:lambda:us-east-1:123456789012:function:{name}" for name in TASK_HANDLERS}
-    return json.loads(render_definition({**values, **timeout_substitutions(Settings(job_timeout_seconds=900))}))
+    timeouts = timeout_substitutions(Settings(job_timeout_seconds=900, **settings))
+    return json.loads(render_definition({**values, **timeouts, ASR_QUEUE_PLACEHOLDER: QUEUE_URL}))
 
 
 def test_every_placeholder_has_a_source():
-    assert placeholders() == set(TASK_HANDLERS) | {"JobTimeoutSeconds", "ProbeTimeoutSeconds", "ClipTimeoutSeconds"}
+    assert placeholders() == set(TASK_HANDLERS) | set(TIMEOUT_SETTINGS) | {ASR_QUEUE_PLACEHOLDER}
 
 
-def test_pipeline_order_is_probe_clip_finalize():
-    definition = rendered()
+def path_through(definition: dict, transcribe: bool) -> list[str]:
     order, state = [], definition["StartAt"]
     while state:
         order.append(state)
-        state = definition["States"][state].get("Next")
-    assert order == ["ProbeSource", "ClipSource", "FinalizeJob"]
+        current = definition["States"][state]
+        if current["Type"] == "Choice":
+            choice = current["Choices"][0]
+            assert choice["Variable"] == "$.options.transcribe"
+            state = choice["Next"] if transcribe == choice["BooleanEquals"] else current["Default"]
+        else:
+            state = current.get("Next")
+    return order
+
+
+def test_pipeline_order_is_probe_clip_finalize():
+    assert path_through(rendered(), transcribe=False) == ["ProbeSource", "ClipSource", "WantsTranscript", "FinalizeJob"]
+
+
+def test_a_transcript_adds_the_transcribe_state_before_finalize():
+    assert path_through(rendered(), transcribe=True) == [
+        "ProbeSource", "ClipSource", "WantsTranscript", "Transcribe", "FinalizeJob",
+    ]  # fmt: skip
+
+
+def test_transcribe_waits_on_the_asr_queue_with_heartbeats():
+    state = rendered(asr_heartbeat_seconds=30, asr_timeout_seconds=600)["States"]["Transcribe"]
+    assert state["Resource"] == "arn:aws:states:::sqs:sendMessage.waitForTaskToken"
+    assert state["Parameters"]["QueueUrl"] == QUEUE_URL
+    assert state["Parameters"]["MessageBody"]["taskToken.$"] == "$$.Task.Token"
+    assert state["HeartbeatSeconds"] == 30
+    # The state's limit leaves the provider's own 600 s limit room to fire first with its precise error.
+    assert state["TimeoutSeconds"] > 600
+    retried = {error for rule in state["Retry"] for error in rule["ErrorEquals"]}
+    assert {"TranscriptionUpstreamError", "States.HeartbeatTimeout"} <= retried
+    assert "TranscriptionRejectedError" not in retried and "TranscriptionTimeoutError" not in retried
+
+
+def test_a_silent_worker_fails_the_job_as_a_transcription_timeout():
+    states = rendered()["States"]
+    timeout_catch = states["Transcribe"]["Catch"][0]
+    assert "States.HeartbeatTimeout" in timeout_catch["ErrorEquals"]
+    renamed = states[timeout_catch["Next"]]
+    assert renamed["Result"]["Error"] == "TranscriptionTimeoutError" and renamed["Next"] == "FailJob"
+
+
+def test_the_asr_worker_handler_exists():
+    assert callable(importlib.import_module(ASR_WORKER_HANDLER).lambda_handler)
 
 
 def test_global_timeout_comes_from_settings():

@@ -70,7 +70,13 @@ def post_job(
         raise errors.ValidationFailedError("Idempotency-Key must be 1-255 visible ASCII characters")
     job = create_job(
         services(),
-        NewJobRequest(source_url=body.source_url, start=body.start, end=body.end),
+        NewJobRequest(
+            source_url=body.source_url,
+            start=body.start,
+            end=body.end,
+            transcribe=body.transcribe,
+            language=body.language,
+        ),
         owner=_caller(),
         correlation_id=correlation_id(),
         idempotency_key=idempotency_key,

@@ -7,7 +7,7 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-from ..domain.jobs import ClipInfo, ClipRequest, Job, JobError, JobEvent, SourceInfo
+from ..domain.jobs import ClipInfo, ClipRequest, Job, JobError, JobEvent, SourceInfo, TranscriptInfo
 from ..domain.use_cases import JobResult
 
 
@@ -21,6 +21,13 @@ class CreateJobBody(_Wire):
     source_url: str = Field(description="http(s) URL of the source media", examples=["https://example.com/talk.mp4"])
     start: float | str = Field(description="Clip start: seconds, or HH:MM:SS.mmm", examples=["00:01:00"])
     end: float | str = Field(description="Clip end: seconds, or HH:MM:SS.mmm", examples=[70.5])
+    transcribe: bool = Field(False, description="Also produce transcript.srt, .vtt, .txt and .json")
+    language: str | None = Field(
+        None,
+        pattern=r"^[a-z]{2}$",
+        description="ISO 639-1 code of the spoken language; omitted, the provider detects it",
+        examples=["en"],
+    )
 
 
 class JobLinks(_Wire):
@@ -40,7 +47,14 @@ class JobView(_Wire):
     last_heartbeat_at: datetime | None = None
     source: SourceInfo | None = None
     clip: ClipInfo | None = None
+    transcript: TranscriptInfo | None = None
     result_keys: dict[str, str] = Field(description="artifact name -> storage key")
+    # The same keys one by one, set as each stage stores its artifact.
+    result_clip_key: str | None = None
+    result_srt_key: str | None = None
+    result_vtt_key: str | None = None
+    result_txt_key: str | None = None
+    result_json_key: str | None = None
     error: JobError | None = None
     events: list[JobEvent] = Field(description="The most recent events, oldest first")
     links: JobLinks
@@ -59,7 +73,9 @@ class JobView(_Wire):
             last_heartbeat_at=job.last_heartbeat_at,
             source=job.source,
             clip=job.clip,
+            transcript=job.transcript,
             result_keys=dict(job.artifacts),
+            **{f"result_{name}_key": key for name, key in job.artifacts.items()},
             error=job.error,
             events=list(job.recent_events),
             links=JobLinks(self_=f"/api/jobs/{job.id}", result=f"/api/jobs/{job.id}/result"),

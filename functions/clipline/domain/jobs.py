@@ -32,25 +32,33 @@ class Stage(StrEnum):
     QUEUED = "queued"
     PROBE = "probe"
     CLIP = "clip"
+    TRANSCRIBE = "transcribe"
     FINALIZE = "finalize"
     DONE = "done"
 
 
-# The share of overall progress each stage starts at; a stage's own progress fills the gap to the next.
+# The share of overall progress each stage starts at; a stage's own progress fills
+# the gap to the next stage the job runs. Transcription takes longer than the cut.
 STAGE_PROGRESS_START = {
     Stage.QUEUED: 0,
     Stage.PROBE: 2,
     Stage.CLIP: 10,
+    Stage.TRANSCRIBE: 40,
     Stage.FINALIZE: 95,
     Stage.DONE: 100,
 }
-_STAGE_ORDER = list(STAGE_PROGRESS_START)
 
 
-def overall_progress(stage: Stage, stage_fraction: float) -> int:
+def stages_of(request: "ClipRequest") -> tuple[Stage, ...]:
+    """The stages a job with ``request`` goes through, in order."""
+    return tuple(stage for stage in Stage if stage is not Stage.TRANSCRIBE or request.transcribe)
+
+
+def overall_progress(stage: Stage, stage_fraction: float, request: "ClipRequest") -> int:
     """Overall progress 0-100 from the current stage and how far that stage is (0.0-1.0)."""
+    order = stages_of(request)
     start = STAGE_PROGRESS_START[stage]
-    following = _STAGE_ORDER[_STAGE_ORDER.index(stage) + 1] if stage is not Stage.DONE else Stage.DONE
+    following = order[order.index(stage) + 1] if stage is not Stage.DONE else Stage.DONE
     end = STAGE_PROGRESS_START[following]
     return int(start + (end - start) * min(max(stage_fraction, 0.0), 1.0))
 
@@ -98,10 +106,25 @@ class ClipRequest(_Model):
     source_url: str
     start_seconds: float
     end_seconds: float
+    transcribe: bool = False
+    language: str | None = Field(None, description="ISO 639-1 language of the speech; None lets the provider detect it")
 
     @property
     def duration_seconds(self) -> float:
         return round(self.end_seconds - self.start_seconds, 6)
+
+
+class TranscriptInfo(_Model):
+    """What the job's transcription produced; the transcript itself is an artifact."""
+
+    asr_job_id: str
+    provider: str
+    model: str
+    model_version: str
+    language: str
+    cache_hit: bool
+    segments: int
+    words: int
 
 
 class Job(_Model):
@@ -118,6 +141,7 @@ class Job(_Model):
     last_heartbeat_at: datetime | None = None
     source: SourceInfo | None = None
     clip: ClipInfo | None = None
+    transcript: TranscriptInfo | None = None
     artifacts: dict[str, str] = Field(default_factory=dict, description="artifact name -> storage key")
     error: JobError | None = None
     events: tuple[JobEvent, ...] = ()
@@ -161,6 +185,7 @@ class JobChange(_Model):
     last_heartbeat_at: datetime | None = None
     source: SourceInfo | None = None
     clip: ClipInfo | None = None
+    transcript: TranscriptInfo | None = None
     artifacts: dict[str, str] | None = None
     error: JobError | None = None
     event: JobEvent | None = None
@@ -188,7 +213,7 @@ def apply_change(job: Job, change: JobChange, now: datetime) -> Job:
         for name, value in change.model_dump(exclude={"event"}, exclude_none=True).items()
     }
     # model_dump turned nested models into dicts; take the originals back.
-    for name in ("source", "clip", "error"):
+    for name in ("source", "clip", "transcript", "error"):
         if getattr(change, name) is not None:
             updates[name] = getattr(change, name)
     updates["updated_at"] = now

@@ -23,13 +23,17 @@ from .jobs import (
 )
 from .ports import (
     ArtifactStore,
+    AsrJobRepository,
+    AudioExtractor,
     Clock,
     IdempotencyClaim,
     JobRepository,
     MediaClipper,
     MediaProber,
     SourceGuard,
+    TaskCallback,
     Telemetry,
+    Transcriber,
     WorkflowStarter,
 )
 from .timecodes import parse_position
@@ -42,6 +46,13 @@ END_TOLERANCE_SECONDS = 0.001
 PROGRESS_INTERVAL_SECONDS = 1.0
 
 CLIP_ARTIFACT = "clip"
+# Transcript artifacts by name, with their file name and content type.
+TRANSCRIPT_ARTIFACTS = {
+    "srt": ("transcript.srt", "application/x-subrip"),
+    "vtt": ("transcript.vtt", "text/vtt"),
+    "txt": ("transcript.txt", "text/plain; charset=utf-8"),
+    "json": ("transcript.json", "application/json"),
+}
 
 
 @dataclass(frozen=True)
@@ -49,6 +60,8 @@ class Limits:
     max_clip_seconds: float
     retention: timedelta
     signed_url_ttl: timedelta
+    # How often a busy ASR worker reports that it is alive: well inside the Transcribe state's HeartbeatSeconds.
+    heartbeat_interval_seconds: float = 20.0
 
 
 @dataclass(frozen=True)
@@ -65,6 +78,11 @@ class Services:
     clock: Clock
     limits: Limits
     work_dir: Path | None = None
+    # Transcription; only the ASR worker uses these.
+    asr_jobs: AsrJobRepository | None = None
+    transcriber: Transcriber | None = None
+    audio_extractor: AudioExtractor | None = None
+    task_callback: TaskCallback | None = None
 
 
 @dataclass(frozen=True)
@@ -72,6 +90,8 @@ class NewJobRequest:
     source_url: str
     start: float | str
     end: float | str
+    transcribe: bool = False
+    language: str | None = None
 
 
 @dataclass(frozen=True)
@@ -110,7 +130,13 @@ def create_job(
     end = parse_position(request.end, "end")
     if start >= end:
         raise errors.InvalidTimeRangeError(f"start ({start}s) must be before end ({end}s)")
-    clip_request = ClipRequest(source_url=request.source_url, start_seconds=start, end_seconds=end)
+    clip_request = ClipRequest(
+        source_url=request.source_url,
+        start_seconds=start,
+        end_seconds=end,
+        transcribe=request.transcribe,
+        language=request.language,
+    )
     if clip_request.duration_seconds > services.limits.max_clip_seconds:
         raise errors.ClipTooLongError(
             f"the clip is {clip_request.duration_seconds:g}s; the maximum is {services.limits.max_clip_seconds:g}s"
@@ -133,7 +159,7 @@ def create_job(
     try:
         # Starting is idempotent per job id, so a replay of a request whose first
         # attempt stored the job but died before starting it gets it started now.
-        services.workflow.start(stored.id, stored.correlation_id)
+        services.workflow.start(stored)
     except errors.ServiceUnavailableError:
         if stored.id == job.id:
             services.jobs.delete(job.id)
@@ -184,26 +210,29 @@ def get_job_result(services: Services, job_id: str, owner: str) -> JobResult:
     return JobResult(job=job, links=links)
 
 
-def _enter_stage(services: Services, job_id: str, stage: Stage) -> Job:
+def enter_stage(services: Services, job_id: str, stage: Stage) -> Job:
+    """Mark the job running in ``stage``, with an event. Raises JobFinishedError for a finished job."""
+    request = services.jobs.get(job_id).request
     now = services.clock.now()
     return services.jobs.update(
         job_id,
         JobChange(
             status=JobStatus.RUNNING,
             stage=stage,
-            progress=overall_progress(stage, 0.0),
+            progress=overall_progress(stage, 0.0, request),
             last_heartbeat_at=now,
             event=JobEvent(at=now, type="stageEntered", stage=stage),
         ),
     )
 
 
-def _exit_stage(services: Services, job_id: str, stage: Stage, **changes: object) -> Job:
+def exit_stage(services: Services, job: Job, stage: Stage, **changes: object) -> Job:
+    """Record that ``job`` finished ``stage``, applying ``changes`` with it."""
     now = services.clock.now()
     return services.jobs.update(
-        job_id,
+        job.id,
         JobChange(
-            progress=overall_progress(stage, 1.0),
+            progress=overall_progress(stage, 1.0, job.request),
             last_heartbeat_at=now,
             event=JobEvent(at=now, type="stageExited", stage=stage),
             **changes,
@@ -216,24 +245,28 @@ def probe_source(services: Services, job_id: str) -> Job:
 
     Raises:
         SourceNotAllowedError, SourceNotFoundError, SourceUnreachableError,
-        SourceNotMediaError, RangeOutsideSourceError, JobFinishedError.
+        SourceNotMediaError, RangeOutsideSourceError, NoAudioError (transcription asked,
+        no audio), JobFinishedError.
     """
-    job = _enter_stage(services, job_id, Stage.PROBE)
+    job = enter_stage(services, job_id, Stage.PROBE)
     services.source_guard.check(job.request.source_url)
     source = services.prober.probe(job.request.source_url)
     if job.request.end_seconds > source.duration_seconds + END_TOLERANCE_SECONDS:
         raise errors.RangeOutsideSourceError(
             f"end ({job.request.end_seconds:g}s) is past the end of the source ({source.duration_seconds:g}s)"
         )
-    return _exit_stage(services, job_id, Stage.PROBE, source=source)
+    if job.request.transcribe and not source.has_audio:
+        raise errors.NoAudioError("transcription was asked for, but the source has no audio")
+    return exit_stage(services, job, Stage.PROBE, source=source)
 
 
-class _ProgressReporter:
+class ProgressReporter:
     """Writes a stage's progress and the heartbeat to the job, at most once a second."""
 
-    def __init__(self, services: Services, job_id: str, stage: Stage) -> None:
+    def __init__(self, services: Services, job: Job, stage: Stage) -> None:
         self._services = services
-        self._job_id = job_id
+        self._job_id = job.id
+        self._request = job.request
         self._stage = stage
         self._last_written: datetime | None = None
 
@@ -244,7 +277,7 @@ class _ProgressReporter:
         self._last_written = now
         self._services.jobs.update(
             self._job_id,
-            JobChange(progress=overall_progress(self._stage, fraction), last_heartbeat_at=now),
+            JobChange(progress=overall_progress(self._stage, fraction, self._request), last_heartbeat_at=now),
         )
 
 
@@ -255,23 +288,23 @@ def clip_source(services: Services, job_id: str) -> Job:
         ClipFailedError, ClipTimeoutError, SourceUnreachableError,
         StorageUnavailableError, JobFinishedError.
     """
-    job = _enter_stage(services, job_id, Stage.CLIP)
+    job = enter_stage(services, job_id, Stage.CLIP)
     if job.source is None:
         raise errors.InternalError(f"job {job_id} reached the clip step without a probed source")
     with tempfile.TemporaryDirectory(prefix=f"clip-{job_id}-", dir=services.work_dir) as scratch:
         outcome = services.clipper.clip(
-            job.request, job.source, Path(scratch), _ProgressReporter(services, job_id, Stage.CLIP)
+            job.request, job.source, Path(scratch), ProgressReporter(services, job, Stage.CLIP)
         )
         if outcome.info.fallback_reason:
             services.telemetry.count("FfmpegFallback", reason=outcome.info.fallback_reason)
-        stored = services.artifacts.put_file(_artifact_key(job_id, outcome.path.name), outcome.path, "video/mp4")
+        stored = services.artifacts.put_file(artifact_key(job_id, outcome.path.name), outcome.path, "video/mp4")
     services.telemetry.count("ProcessedClipSeconds", outcome.info.duration_seconds)
-    return _exit_stage(
-        services, job_id, Stage.CLIP, clip=outcome.info, artifacts={**job.artifacts, CLIP_ARTIFACT: stored.key}
+    return exit_stage(
+        services, job, Stage.CLIP, clip=outcome.info, artifacts={**job.artifacts, CLIP_ARTIFACT: stored.key}
     )
 
 
-def _artifact_key(job_id: str, file_name: str) -> str:
+def artifact_key(job_id: str, file_name: str) -> str:
     return f"{artifact_prefix(job_id)}{file_name}"
 
 
@@ -285,10 +318,12 @@ def finalize_job(services: Services, job_id: str) -> Job:
     Raises:
         StorageFailureError: an artifact the job records is missing.
     """
-    job = _enter_stage(services, job_id, Stage.FINALIZE)
-    missing = [name for name, key in job.artifacts.items() if not services.artifacts.exists(key)]
-    if missing or CLIP_ARTIFACT not in job.artifacts:
-        raise errors.StorageFailureError(f"job {job_id} is missing artifacts: {missing or [CLIP_ARTIFACT]}")
+    job = enter_stage(services, job_id, Stage.FINALIZE)
+    expected = {CLIP_ARTIFACT, *(TRANSCRIPT_ARTIFACTS if job.request.transcribe else ())}
+    missing = sorted(expected - set(job.artifacts))
+    missing += [name for name, key in job.artifacts.items() if not services.artifacts.exists(key)]
+    if missing:
+        raise errors.StorageFailureError(f"job {job_id} is missing artifacts: {missing}")
     now = services.clock.now()
     job = services.jobs.update(
         job_id,

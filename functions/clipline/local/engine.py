@@ -16,15 +16,21 @@ from typing import Any
 
 import boto3
 from moto.awslambda_simple.models import LambdaSimpleBackend
+from moto.core.responses import EmptyResult
 from moto.moto_api._internal.models import moto_api_backend
 from moto.server import ThreadedMotoServer
+from moto.stepfunctions.responses import StepFunctionResponse
 
 from ..observability import logger
 from ..settings import Settings
-from ..workflow import TASK_HANDLERS, render_definition, timeout_substitutions
+from ..workflow import ASR_QUEUE_PLACEHOLDER, TASK_HANDLERS, render_definition, timeout_substitutions
 from . import lambda_runtime
 
 STATE_MACHINE_NAME = "clipline-pipeline"
+ASR_QUEUE_NAME = "clipline-asr"
+ASR_DEAD_LETTER_QUEUE_NAME = "clipline-asr-dlq"
+# As in AWS: a message that failed this often goes to the dead-letter queue.
+ASR_MAX_RECEIVES = 3
 EXECUTION_END_HANDLER = "clipline.handlers.record_execution_end"
 # Statuses of executions that may have ended without the pipeline finishing its job.
 _ENDED_UNFINISHED = ("TIMED_OUT", "ABORTED", "FAILED")
@@ -49,6 +55,14 @@ def _invoke_in_process(
         return lambda_runtime.encode(lambda_runtime.error_payload(error))
 
 
+def _send_task_failure_with_cause(self: StepFunctionResponse) -> EmptyResult:
+    """SendTaskFailure as AWS does it: moto 5.2's response layer drops ``cause``, which carries our message."""
+    self.stepfunction_backend.send_task_failure(
+        self._get_param("taskToken"), error=self._get_param("error"), cause=self._get_param("cause")
+    )
+    return EmptyResult()
+
+
 class EngineHost:
     """moto's server on 127.0.0.1 with the pipeline state machine created in it."""
 
@@ -59,6 +73,7 @@ class EngineHost:
         self._watcher: threading.Thread | None = None
         self.endpoint_url = ""
         self.state_machine_arn = ""
+        self.asr_queue_url = ""
 
     def start(self) -> None:
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
@@ -70,6 +85,7 @@ class EngineHost:
         for handler_module in (*TASK_HANDLERS.values(), EXECUTION_END_HANDLER):
             _handlers_by_function[lambda_runtime.function_name_for(handler_module)] = handler_module
         LambdaSimpleBackend.invoke = _invoke_in_process  # type: ignore[method-assign]
+        StepFunctionResponse.send_task_failure = _send_task_failure_with_cause  # type: ignore[method-assign]
 
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         self._server.start()
@@ -77,11 +93,13 @@ class EngineHost:
         # The engine makes its own service calls (lambda:invoke) to the port moto reads from here.
         os.environ["MOTO_PORT"] = str(port)
         self.endpoint_url = f"http://{host}:{port}"
+        self.asr_queue_url = self._create_asr_queue()
 
         definition = render_definition(
             {
                 **{name: lambda_runtime.function_arn_for(module) for name, module in TASK_HANDLERS.items()},
                 **timeout_substitutions(self._settings),
+                ASR_QUEUE_PLACEHOLDER: self.asr_queue_url,
             }
         )
         self.state_machine_arn = self.client("stepfunctions").create_state_machine(
@@ -91,6 +109,22 @@ class EngineHost:
         )["stateMachineArn"]
         self._watcher = threading.Thread(target=self._watch_ended_executions, name="execution-watcher", daemon=True)
         self._watcher.start()
+
+    def _create_asr_queue(self) -> str:
+        """The ASR queue and its dead-letter queue, shaped as the CDK stack makes them."""
+        sqs = self.client("sqs")
+        dead_letters = sqs.create_queue(QueueName=ASR_DEAD_LETTER_QUEUE_NAME)["QueueUrl"]
+        dead_letter_arn = sqs.get_queue_attributes(QueueUrl=dead_letters, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+        return sqs.create_queue(
+            QueueName=ASR_QUEUE_NAME,
+            Attributes={
+                # Longer than a worker may take, so a busy worker's message is not handed to another.
+                "VisibilityTimeout": str(self._settings.asr_timeout_seconds + 60),
+                "RedrivePolicy": json.dumps({"deadLetterTargetArn": dead_letter_arn, "maxReceiveCount": ASR_MAX_RECEIVES}),
+            },
+        )["QueueUrl"]
 
     def client(self, service: str) -> Any:
         return boto3.client(

@@ -5,15 +5,19 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+from ..adapters.aws.step_functions_task_callback import StepFunctionsTaskCallback
 from ..adapters.aws.step_functions_workflow import StepFunctionsWorkflow
 from ..adapters.local.filesystem_artifact_store import FilesystemArtifactStore, LocalUrlSigner
 from ..adapters.local.secret_file import derive_key, load_or_create_secret
 from ..adapters.local.sqlite_api_key_store import SqliteApiKeyStore
+from ..adapters.local.sqlite_asr_job_repository import SqliteAsrJobRepository
 from ..adapters.local.sqlite_job_repository import SqliteJobRepository
-from ..composition import SystemClock, install, limits_from, media_services
+from ..composition import SystemClock, install, limits_from, media_services, transcriber_for
+from ..domain.ports import Transcriber
 from ..domain.use_cases import Services
 from ..observability import PowertoolsTelemetry, logger
 from ..settings import Settings
+from .asr_workers import AsrWorkers
 from .engine import EngineHost
 from .gateway import GatewayDependencies, LocalGateway
 
@@ -38,11 +42,20 @@ class DataDir:
 class LocalService:
     """Starts and stops everything ``clipline serve`` runs."""
 
-    def __init__(self, settings: Settings, host: str = "127.0.0.1", port: int = 8080) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        host: str = "127.0.0.1",
+        port: int = 8080,
+        transcriber: Transcriber | None = None,
+    ) -> None:
+        """``transcriber`` replaces the one ``settings.asr_provider`` names (tests use it to inject failures)."""
         self.settings = settings
         self.data = DataDir(settings.data_dir)
         self.gateway = LocalGateway(host, port)
         self.engine = EngineHost(settings)
+        self.transcriber = transcriber or transcriber_for(settings)
+        self.asr_workers: AsrWorkers | None = None
         self._thread: threading.Thread | None = None
 
     @property
@@ -61,6 +74,9 @@ class LocalService:
                 jobs=SqliteJobRepository(self.data.database, clock.now),
                 artifacts=artifacts,
                 workflow=StepFunctionsWorkflow(self.engine.client("stepfunctions"), self.engine.state_machine_arn),
+                asr_jobs=SqliteAsrJobRepository(self.data.database),
+                transcriber=self.transcriber,
+                task_callback=StepFunctionsTaskCallback(self.engine.client("stepfunctions")),
                 telemetry=PowertoolsTelemetry(),
                 clock=clock,
                 limits=limits_from(self.settings),
@@ -71,6 +87,8 @@ class LocalService:
         self.gateway.dependencies = GatewayDependencies(
             keys=self.data.key_store(clock), artifacts=artifacts, signer=signer, now=clock.now
         )
+        self.asr_workers = AsrWorkers(self.engine.client("sqs"), self.engine.asr_queue_url, self.settings.asr_workers)
+        self.asr_workers.start()
         self._thread = threading.Thread(target=self.gateway.serve_forever, name="gateway", daemon=True)
         self._thread.start()
         logger.info("local mode started", extra={"url": self.base_url, "dataDir": str(self.data.root)})
@@ -78,6 +96,8 @@ class LocalService:
     def stop(self) -> None:
         self.gateway.shutdown()
         self.gateway.server_close()
+        if self.asr_workers is not None:
+            self.asr_workers.stop()
         self.engine.stop()
         install(None)
 

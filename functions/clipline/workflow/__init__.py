@@ -20,14 +20,21 @@ TASK_HANDLERS: dict[str, str] = {
     "FinalizeJobFunctionArn": "clipline.handlers.finalize_job",
     "FailJobFunctionArn": "clipline.handlers.fail_job",
 }
+# The ASR queue's URL; the worker behind it is an SQS consumer, not a task resource.
+ASR_QUEUE_PLACEHOLDER = "AsrQueueUrl"
+ASR_WORKER_HANDLER = "clipline.handlers.transcribe_clip"
 # Numeric placeholders and the settings that fill them.
 TIMEOUT_SETTINGS: dict[str, str] = {
     "JobTimeoutSeconds": "job_timeout_seconds",
     "ProbeTimeoutSeconds": "probe_timeout_seconds",
     "ClipTimeoutSeconds": "clip_timeout_seconds",
+    "AsrTimeoutSeconds": "asr_timeout_seconds",
+    "AsrHeartbeatSeconds": "asr_heartbeat_seconds",
 }
-# A task's state timeout is its ffmpeg limit plus room to upload and record the result.
+# A task's state timeout is its own work limit plus room to store and record the result,
+# so the work's own limit fires first and reports the precise error.
 TASK_TIMEOUT_MARGIN_SECONDS = 60
+_WITH_MARGIN = {"ProbeTimeoutSeconds", "ClipTimeoutSeconds", "AsrTimeoutSeconds"}
 
 _PLACEHOLDER = re.compile(r"\$\{(\w+)\}")
 
@@ -45,7 +52,7 @@ def timeout_substitutions(settings: object) -> dict[str, str]:
     values = {}
     for placeholder, field in TIMEOUT_SETTINGS.items():
         seconds = int(getattr(settings, field))
-        if placeholder != "JobTimeoutSeconds":
+        if placeholder in _WITH_MARGIN:
             seconds += TASK_TIMEOUT_MARGIN_SECONDS
         values[placeholder] = str(seconds)
     return values

@@ -8,6 +8,8 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ...domain.errors import ServiceUnavailableError
+from ...domain.jobs import Job
+from ...workflow.payloads import PipelineInput
 
 
 class StepFunctionsWorkflow:
@@ -18,17 +20,17 @@ class StepFunctionsWorkflow:
         self._client = client
         self._state_machine_arn = state_machine_arn
 
-    def start(self, job_id: str, correlation_id: str) -> str:
+    def start(self, job: Job) -> str:
         try:
             response = self._client.start_execution(
                 stateMachineArn=self._state_machine_arn,
-                name=job_id,
-                input=json.dumps({"jobId": job_id, "correlationId": correlation_id}),
+                name=job.id,
+                input=json.dumps(PipelineInput.of(job).dump()),
             )
             return response["executionArn"]
         except ClientError as error:
             if error.response["Error"]["Code"] == "ExecutionAlreadyExists":
-                return self.execution_arn(job_id)
+                return self.execution_arn(job.id)
             raise ServiceUnavailableError(f"could not start the pipeline: {error}") from error
         except BotoCoreError as error:
             raise ServiceUnavailableError(f"could not start the pipeline: {error}") from error
