@@ -7,7 +7,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from clipline.domain.asr_jobs import AsrJob, AsrStatus
-from clipline.domain.errors import ArtifactNotFoundError, AsrJobNotFoundError, IdempotencyKeyReusedError, JobNotFoundError
+from clipline.domain.errors import (
+    ArtifactNotFoundError,
+    AsrJobNotFoundError,
+    IdempotencyKeyReusedError,
+    JobNotFoundError,
+    TaskAbandonedError,
+)
 from clipline.domain.jobs import Job, JobChange, JobError, apply_change
 from clipline.domain.ports import IdempotencyClaim, StoredArtifact
 
@@ -160,6 +166,50 @@ class RecordingWorkflow:
             raise self.fail_with
         self.started.append((job.id, job.correlation_id))
         return f"arn:aws:states:us-east-1:123456789012:execution:clipline-pipeline:{job.id}"
+
+
+class RecordingTaskCallback:
+    """Records task-token calls; ``abandon_after_beats`` makes later calls raise TaskAbandonedError."""
+
+    def __init__(self, abandon_after_beats: int | None = None) -> None:
+        self.beats = 0
+        self.succeeded: list[dict] = []
+        self.failed: list[tuple[str, str]] = []
+        self.abandon_after_beats = abandon_after_beats
+        self._lock = threading.Lock()
+
+    def _check(self) -> None:
+        if self.abandon_after_beats is not None and self.beats > self.abandon_after_beats:
+            raise TaskAbandonedError("the task timed out")
+
+    def heartbeat(self, task_token: str) -> None:
+        with self._lock:
+            self.beats += 1
+            self._check()
+
+    def succeed(self, task_token: str, output: dict) -> None:
+        self._check()
+        self.succeeded.append(output)
+
+    def fail(self, task_token: str, error_name: str, cause: str) -> None:
+        self._check()
+        self.failed.append((error_name, cause))
+
+
+class ToneAudioExtractor:
+    """Writes a WAV whose samples depend only on the media file's bytes, as real extraction does."""
+
+    def extract(self, media: Path, work_dir: Path) -> Path:
+        import wave
+
+        output = work_dir / "speech.wav"
+        seed = sum(media.read_bytes()) % 251
+        with wave.open(str(output), "wb") as wav:
+            wav.setnchannels(1)
+            wav.setsampwidth(2)
+            wav.setframerate(16000)
+            wav.writeframes(bytes([seed, 0]) * 16000 * 3)
+        return output
 
 
 class RecordingTelemetry:

@@ -34,7 +34,9 @@ class AsrJob(BaseModel):
     media_hash: str = Field(description="sha256 of the extracted mono 16 kHz PCM audio")
     provider: str
     model: str
-    model_version: str
+    model_version: str = Field(
+        description="The provider's model version, plus the language when one was forced (cache key half)"
+    )
     language: str | None = Field(None, description="The language asked for; None means detect")
     status: AsrStatus
     created_at: datetime

@@ -39,6 +39,15 @@ class TaskReport:
     unexpected: BaseException | None = None  # a bug, not one of our errors: the handler logs its traceback
 
 
+def cache_version(model_version: str, language: str | None) -> str:
+    """The version half of the cache key: the model, and the language when one was forced.
+
+    A transcript made with a forced language differs from a detected one, so they
+    are cached apart; detection (None) is its own entry.
+    """
+    return model_version if language is None else f"{model_version};language={language}"
+
+
 def transcript_cache_key(media_hash: str, model_version: str) -> str:
     """Where the canonical transcript of (audio, model version) is stored, shared by every job that reuses it."""
     slug = re.sub(r"[^A-Za-z0-9._-]+", "-", model_version).strip("-")
@@ -64,7 +73,8 @@ def transcribe_clip(
         output = worker.run(clip_key, language)
         callback.succeed(task_token, output)
         return TaskReport("succeeded", job_id, worker.asr_job_id, cache_hit=output["cacheHit"])
-    except errors.TaskAbandonedError:
+    except errors.TaskAbandonedError as abandoned:
+        worker.record_failure(abandoned.code, abandoned.message)
         return TaskReport("abandoned", job_id, worker.asr_job_id)
     except Exception as error:  # noqa: BLE001 - every failure must reach the state machine, not only ours
         known = isinstance(error, errors.ClipLineError)
@@ -101,7 +111,7 @@ class _TranscriptionRun:
             services.artifacts.download(clip_key, clip)
             audio = services.audio_extractor.extract(clip, Path(scratch))
             media_hash = _sha256(audio)
-            model_version = services.transcriber.model_version()
+            model_version = cache_version(services.transcriber.model_version(), language)
             transcript, record = self._from_cache(job, media_hash, model_version, language)
             if transcript is None:
                 record = self._new_record(job, media_hash, model_version, language, AsrStatus.RUNNING)
@@ -163,9 +173,8 @@ class _TranscriptionRun:
         entry = self._services.asr_jobs.find_cached(media_hash, model_version)
         if entry is None or entry.transcript_key is None:
             return None, None
-        # A transcript in another language than asked for is not a hit.
         transcript = self._load(entry.transcript_key)
-        if transcript is None or (language and transcript.language != language):
+        if transcript is None:
             return None, None
         record = self._new_record(
             job,
