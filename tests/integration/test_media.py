@@ -97,3 +97,39 @@ def test_ffmpeg_past_its_time_limit_is_killed(ffmpeg, prober, tmp_path, stalled_
         clipper.clip(request(url, 0, 5), SourceInfo(duration_seconds=10, has_video=True, has_audio=True), tmp_path, lambda _: None)
     assert time.monotonic() - started < 10
     assert list(tmp_path.iterdir()) == []
+
+
+def test_reencode_of_low_rate_audio_is_exact(clipper, prober, media_server, tmp_path):
+    # Given a B-frame source with 16 kHz AAC, whose stream copy overruns the end,
+    # and whose encoder priming (64 ms per AAC frame) once pushed the re-encode past it
+    url = media_server.url("speech.mp4")
+    # When 12 s are cut from it
+    outcome = clipper.clip(request(url, 1, 13), prober.probe(url), tmp_path, lambda fraction: None)
+    # Then the re-encode is taken and lands within one frame
+    assert outcome.info.method == "reencode" and outcome.info.fallback_reason == "duration_mismatch"
+    assert outcome.info.duration_seconds == pytest.approx(12, abs=1 / 25)
+
+
+def test_speech_audio_is_mono_16k_pcm_and_deterministic(ffmpeg, media_dir, tmp_path):
+    import hashlib
+    import wave
+
+    from clipline.media.audio import FfmpegAudioExtractor
+
+    extractor = FfmpegAudioExtractor(ffmpeg, timeout_seconds=30)
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first = extractor.extract(media_dir / "speech.mp4", tmp_path / "a")
+    second = extractor.extract(media_dir / "speech.mp4", tmp_path / "b")
+    with wave.open(str(first)) as audio:
+        assert (audio.getnchannels(), audio.getframerate(), audio.getsampwidth()) == (1, 16000, 2)
+        assert audio.getnframes() / 16000 == pytest.approx(13.5, abs=0.1)
+    # The transcript cache keys on this hash, so the same media must give the same bytes.
+    assert hashlib.sha256(first.read_bytes()).digest() == hashlib.sha256(second.read_bytes()).digest()
+
+
+def test_speech_audio_of_a_silent_video_is_no_audio(ffmpeg, media_dir, tmp_path):
+    from clipline.media.audio import FfmpegAudioExtractor
+
+    with pytest.raises(errors.NoAudioError):
+        FfmpegAudioExtractor(ffmpeg, timeout_seconds=30).extract(media_dir / "silent.mp4", tmp_path)

@@ -20,6 +20,11 @@ from .probe import classify_fetch_error
 
 # Slack for sources with no frame rate (audio only): one AAC frame at 22.05 kHz.
 AUDIO_TOLERANCE_SECONDS = 0.05
+# A copy starts at the keyframe before ``start``, so its timestamps begin below zero;
+# make_zero shifts them so players that ignore the edit list start at the cut.
+# Re-encodes start at zero already, and shifting them would push the audio by the
+# AAC encoder's priming delay (64 ms at 16 kHz), past the duration check.
+COPY_OPTIONS = ["-c", "copy", "-avoid_negative_ts", "make_zero"]
 REENCODE_OPTIONS = [
     "-c:v", "libx264", "-preset", "veryfast", "-crf", "20", "-pix_fmt", "yuv420p",
     "-c:a", "aac", "-b:a", "160k",
@@ -44,7 +49,7 @@ class FfmpegClipper:
         def report(share_start: float, share: float):
             return lambda seconds: on_progress(share_start + share * min(seconds / duration, 1.0))
 
-        copy_run = self._cut(request, ["-c", "copy"], output, report(0.0, 0.3))
+        copy_run = self._cut(request, COPY_OPTIONS, output, report(0.0, 0.3))
         fallback_reason = None
         if copy_run.returncode == 0:
             problem = self._check(output, request, source)
@@ -77,7 +82,6 @@ class FfmpegClipper:
             "-map", "0:v:0?", "-map", "0:a:0?",
             *codec_options,
             *(["-threads", str(self._threads)] if self._threads else []),
-            "-avoid_negative_ts", "make_zero",
             "-movflags", "+faststart",
             "-f", "mp4", str(output),
         ]  # fmt: skip
