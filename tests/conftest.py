@@ -24,6 +24,40 @@ SPEECH_WAV = SPEECH_FIXTURES / "speech.wav"
 SPEECH_REFERENCE = SPEECH_FIXTURES / "speech.txt"
 
 
+WHISPER_MODEL_BESIDE_REPO = Path(__file__).resolve().parents[1].parent / "shared" / "models" / "whisper-base-ct2"
+
+
+def offline_whisper_model() -> str | None:
+    """``CLIPLINE_WHISPER_MODEL`` when set, else the converted base model kept beside the repository."""
+    configured = os.environ.get("CLIPLINE_WHISPER_MODEL")
+    if configured:
+        return configured
+    return str(WHISPER_MODEL_BESIDE_REPO) if (WHISPER_MODEL_BESIDE_REPO / "model.bin").is_file() else None
+
+
+@pytest.fixture(scope="session")
+def whisper_model() -> str:
+    pytest.importorskip("faster_whisper", reason="the whisper extra (faster-whisper) is not installed")
+    found = offline_whisper_model()
+    if found is None:
+        pytest.skip(
+            "no whisper model can be loaded offline: set CLIPLINE_WHISPER_MODEL to a CTranslate2 model folder "
+            "(or to a model name, with internet access)"
+        )
+    return found
+
+
+def word_error_rate(reference: str, hypothesis: str) -> float:
+    """WER with case and punctuation ignored: they are presentation, not recognition."""
+    import jiwer
+
+    normalise = jiwer.Compose(
+        [jiwer.ToLowerCase(), jiwer.RemovePunctuation(), jiwer.RemoveMultipleSpaces(), jiwer.Strip(),
+         jiwer.ReduceToListOfListOfWords()]
+    )  # fmt: skip
+    return jiwer.wer(reference, hypothesis, reference_transform=normalise, hypothesis_transform=normalise)
+
+
 @pytest.fixture(scope="session")
 def ffmpeg() -> str:
     return find_ffmpeg(None)

@@ -1,5 +1,6 @@
 """The command line as a user runs it: `clipline clip` and `clipline keys`."""
 
+import json
 import os
 import re
 import subprocess
@@ -8,6 +9,7 @@ import sys
 import pytest
 
 from clipline.media.probe import FfmpegProber
+from tests.conftest import SPEECH_REFERENCE, word_error_rate
 
 
 def clipline(*args, env=None, check=True):
@@ -37,6 +39,28 @@ def test_clip_downloads_the_clip_and_reports_it(media_server, tmp_path, ffmpeg):
     assert FfmpegProber(ffmpeg, 30).probe(str(out / "clip.mp4")).duration_seconds == pytest.approx(10, abs=0.04)
     # And it listed each stage with its time
     assert re.search(r"probe +\d+\.\d\d s\n +clip +\d+\.\d\d s\n +finalize +\d+\.\d\d s", result.stderr), result.stderr
+
+
+def test_clip_transcribes_with_real_whisper_and_loses_nothing_on_top_of_the_model(
+    media_server, tmp_path, whisper_model
+):
+    # Given a clip of spoken English with silence around it
+    out = tmp_path / "out"
+    # When a user clips and transcribes it with the whisper provider
+    result = clipline(
+        "clip", media_server.url("speech.mp4"), "--start", "1", "--end", "13", "--transcribe", "--out", str(out),
+        env={"CLIPLINE_ALLOW_PRIVATE_SOURCES": "true", "CLIPLINE_WHISPER_MODEL": whisper_model},
+    )  # fmt: skip
+    # Then all four transcript files arrive, and the whole pipeline's text is as good as the model's
+    assert f"subtitles: {out / 'transcript.srt'}" in result.stdout
+    assert {p.name for p in out.iterdir()} >= {"transcript.srt", "transcript.vtt", "transcript.txt", "transcript.json"}
+    text = (out / "transcript.txt").read_text()
+    assert word_error_rate(SPEECH_REFERENCE.read_text(), text) <= 0.25, text
+    # And the speech, which starts 1 s into the clip, is timed relative to the clip
+    transcript = json.loads((out / "transcript.json").read_text())
+    first_word = transcript["segments"][0]["words"][0]
+    assert 0.5 <= first_word["start"] <= 1.8 and transcript["language"] == "en"
+    assert transcript["provider"] == "whisper"
 
 
 def test_clip_reports_a_refused_request_with_its_code(tmp_path):
