@@ -55,6 +55,8 @@ def word_error_rate(reference: str, hypothesis: str) -> float:
         [jiwer.ToLowerCase(), jiwer.RemovePunctuation(), jiwer.RemoveMultipleSpaces(), jiwer.Strip(),
          jiwer.ReduceToListOfListOfWords()]
     )  # fmt: skip
+    # Line breaks are word breaks; jiwer only splits on spaces.
+    reference, hypothesis = " ".join(reference.split()), " ".join(hypothesis.split())
     return jiwer.wer(reference, hypothesis, reference_transform=normalise, hypothesis_transform=normalise)
 
 
