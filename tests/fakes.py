@@ -18,6 +18,16 @@ from clipline.domain.jobs import Job, JobChange, JobError, apply_change
 from clipline.domain.ports import IdempotencyClaim, StoredArtifact
 
 
+def create_moto_jobs_table(client, name: str = "jobs") -> None:
+    """The jobs table as the stack makes it: one string partition key, ``pk``. Call inside mock_aws()."""
+    client.create_table(
+        TableName=name,
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+
+
 class FixedClock:
     def __init__(self, start: datetime | None = None) -> None:
         self.current = start or datetime(2026, 1, 1, tzinfo=UTC)
@@ -104,20 +114,17 @@ class InMemoryAsrJobRepository:
             record = self.get(asr_job_id)
             winner = self.find_cached(record.media_hash, record.model_version)
             if winner is None:
-                winner = record.model_copy(update={"status": AsrStatus.DONE, "transcript_key": transcript_key})
+                winner = record.finished(transcript_key, at)
                 self.records[asr_job_id] = winner
             else:
-                self.records[asr_job_id] = record.model_copy(
-                    update={
-                        "status": AsrStatus.SUPERSEDED,
-                        "transcript_key": winner.transcript_key,
-                        "cache_entry_id": winner.id,
-                    }
-                )
+                self.records[asr_job_id] = record.superseded_by(winner, at)
             return winner
 
     def fail(self, asr_job_id: str, error: JobError, at: datetime) -> None:
-        self._update_if_running(asr_job_id, status=AsrStatus.FAILED, error=error, updated_at=at)
+        with self._lock:
+            record = self.get(asr_job_id)
+            if record.status is AsrStatus.RUNNING:
+                self.records[asr_job_id] = record.failed(error, at)
 
 
 class InMemoryArtifactStore:

@@ -12,7 +12,7 @@ from clipline.adapters.local.sqlite_asr_job_repository import SqliteAsrJobReposi
 from clipline.domain.asr_jobs import AsrJob, AsrStatus, new_asr_job_id
 from clipline.domain.errors import AsrJobNotFoundError
 from clipline.domain.jobs import JobError
-from tests.fakes import FixedClock, InMemoryAsrJobRepository
+from tests.fakes import FixedClock, InMemoryAsrJobRepository, create_moto_jobs_table
 
 
 @pytest.fixture
@@ -29,12 +29,7 @@ def repository(request, tmp_path):
     else:
         with mock_aws():
             client = boto3.client("dynamodb", region_name="us-east-1")
-            client.create_table(
-                TableName="jobs",
-                KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-                AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-                BillingMode="PAY_PER_REQUEST",
-            )
+            create_moto_jobs_table(client)
             yield DynamoAsrJobRepository(client, "jobs")
 
 

@@ -19,7 +19,7 @@ from clipline.domain.jobs import (
     new_job,
 )
 from clipline.domain.ports import IdempotencyClaim
-from tests.fakes import FixedClock, InMemoryJobRepository
+from tests.fakes import FixedClock, InMemoryJobRepository, create_moto_jobs_table
 
 
 @pytest.fixture
@@ -36,12 +36,7 @@ def repository(request, clock, tmp_path):
     else:
         with mock_aws():
             client = boto3.client("dynamodb", region_name="us-east-1")
-            client.create_table(
-                TableName="jobs",
-                KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-                AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-                BillingMode="PAY_PER_REQUEST",
-            )
+            create_moto_jobs_table(client)
             yield DynamoJobRepository(client, "jobs", clock.now)
 
 

@@ -49,6 +49,24 @@ class AsrJob(BaseModel):
     )
     error: JobError | None = None
 
+    def finished(self, transcript_key: str, at: datetime) -> "AsrJob":
+        """This record as the cache entry for its key."""
+        return self.model_copy(update={"status": AsrStatus.DONE, "transcript_key": transcript_key, "updated_at": at})
+
+    def failed(self, error: JobError, at: datetime) -> "AsrJob":
+        return self.model_copy(update={"status": AsrStatus.FAILED, "error": error, "updated_at": at})
+
+    def superseded_by(self, entry: "AsrJob", at: datetime) -> "AsrJob":
+        """This record after ``entry`` finished the same audio first: it points at ``entry``'s transcript."""
+        return self.model_copy(
+            update={
+                "status": AsrStatus.SUPERSEDED,
+                "transcript_key": entry.transcript_key,
+                "cache_entry_id": entry.id,
+                "updated_at": at,
+            }
+        )
+
 
 def new_asr_job_id() -> str:
     return uuid.uuid4().hex

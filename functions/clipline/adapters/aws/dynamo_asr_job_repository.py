@@ -96,7 +96,7 @@ class DynamoAsrJobRepository:
 
     def finish(self, asr_job_id: str, transcript_key: str, at: datetime) -> AsrJob:
         record = self.get(asr_job_id)
-        done = record.model_copy(update={"status": AsrStatus.DONE, "transcript_key": transcript_key, "updated_at": at})
+        done = record.finished(transcript_key, at)
         cache_entry = {
             **self._record_item(done),
             "pk": {"S": _cache_pk(record.media_hash, record.model_version)},
@@ -126,18 +126,8 @@ class DynamoAsrJobRepository:
         winner = self.find_cached(record.media_hash, record.model_version)
         if winner is None:
             raise StorageUnavailableError(f"the transcript cache changed while ASR job {asr_job_id} finished; retry")
-        self._put(
-            record.model_copy(
-                update={
-                    "status": AsrStatus.SUPERSEDED,
-                    "transcript_key": winner.transcript_key,
-                    "cache_entry_id": winner.id,
-                    "updated_at": at,
-                }
-            )
-        )
+        self._put(record.superseded_by(winner, at))
         return winner
 
     def fail(self, asr_job_id: str, error: JobError, at: datetime) -> None:
-        failed = self.get(asr_job_id).model_copy(update={"status": AsrStatus.FAILED, "error": error, "updated_at": at})
-        self._put_if_running(failed)
+        self._put_if_running(self.get(asr_job_id).failed(error, at))

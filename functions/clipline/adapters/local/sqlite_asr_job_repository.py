@@ -91,9 +91,7 @@ class SqliteAsrJobRepository:
     def finish(self, asr_job_id: str, transcript_key: str, at: datetime) -> AsrJob:
         with self._database.write() as db:
             record = self._read(db, asr_job_id)
-            done = record.model_copy(
-                update={"status": AsrStatus.DONE, "transcript_key": transcript_key, "updated_at": at}
-            )
+            done = record.finished(transcript_key, at)
             try:
                 self._save(db, done)
                 return done
@@ -101,21 +99,11 @@ class SqliteAsrJobRepository:
                 pass  # another worker finished this audio first
             winner = self._cached(db, record.media_hash, record.model_version)
             assert winner is not None  # the unique index just named it
-            self._save(
-                db,
-                record.model_copy(
-                    update={
-                        "status": AsrStatus.SUPERSEDED,
-                        "transcript_key": winner.transcript_key,
-                        "cache_entry_id": winner.id,
-                        "updated_at": at,
-                    }
-                ),
-            )
+            self._save(db, record.superseded_by(winner, at))
             return winner
 
     def fail(self, asr_job_id: str, error: JobError, at: datetime) -> None:
         with self._database.write() as db:
             record = self._read(db, asr_job_id)
             if record.status is AsrStatus.RUNNING:
-                self._save(db, record.model_copy(update={"status": AsrStatus.FAILED, "error": error, "updated_at": at}))
+                self._save(db, record.failed(error, at))
