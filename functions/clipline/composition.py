@@ -15,6 +15,7 @@ from typing import Any
 from .domain.ports import Transcriber
 from .domain.use_cases import Limits, Services
 from .settings import Settings, settings_from_environment
+from .workflow import AUDIO_EXTRACTION_TIMEOUT_SECONDS
 
 
 class SystemClock:
@@ -46,7 +47,7 @@ def media_services(settings: Settings) -> dict[str, Any]:
         "source_guard": AddressSourceGuard(settings.source_allowlist_patterns, settings.allow_private_sources),
         "prober": prober,
         "clipper": FfmpegClipper(ffmpeg, prober, settings.clip_timeout_seconds, settings.ffmpeg_threads),
-        "audio_extractor": FfmpegAudioExtractor(ffmpeg, settings.clip_timeout_seconds),
+        "audio_extractor": FfmpegAudioExtractor(ffmpeg, AUDIO_EXTRACTION_TIMEOUT_SECONDS),
     }
 
 

@@ -53,7 +53,10 @@ class Settings(BaseSettings):
         "whisper", description="Who transcribes: whisper (faster-whisper, local default), openai, transcribe (AWS default) or fake."
     )
     asr_timeout_seconds: int = Field(
-        900, gt=0, description="How long one transcription may take before it fails with TIMEOUT."
+        600,
+        gt=0,
+        description="How long the provider may take on one transcription before it fails with TIMEOUT. "
+        "The Transcribe state and the AWS worker allow 2 minutes more for the audio and the files.",
     )
     asr_heartbeat_seconds: int = Field(
         60, ge=1, description="The Transcribe state's HeartbeatSeconds; a worker silent this long is presumed dead."

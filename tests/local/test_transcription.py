@@ -150,11 +150,48 @@ def test_a_hanging_provider_ends_as_timeout_within_its_limit(tmp_path, media_ser
         started = time.monotonic()
         job = running.client.wait(job_id, timeout=30)
         elapsed = time.monotonic() - started
+        history = running.execution_history(job_id)
     finally:
         running.service.stop()
-    # Then heartbeats kept the task alive past its 1 s HeartbeatSeconds, and the limit ended it as TIMEOUT
+    # Then heartbeats kept the task alive past its 1 s HeartbeatSeconds, and the provider's own limit ended it
     assert job["error"]["code"] == "TIMEOUT"
+    assert "no answer within 3 s" in job["error"]["message"]
+    assert "TaskTimedOut" not in [e["type"] for e in history]
     assert elapsed < 3 + 5
+
+
+def test_a_request_waiting_for_a_busy_worker_is_kept_alive(tmp_path, media_server):
+    # Given one worker, a 1 s HeartbeatSeconds, and transcriptions that take 2.5 s each
+    slow = FakeTranscriber(hang_seconds=2.5)
+    running = start_service(tmp_path, transcriber=slow, asr_workers=1, asr_heartbeat_seconds=1)
+    try:
+        # When two jobs need it at once
+        ids = [create_transcribed(running, media_server.url("long.mp4"), start, start + 2) for start in (10, 20)]
+        jobs = [running.client.wait(job_id, timeout=40) for job_id in ids]
+        histories = [running.execution_history(job_id) for job_id in ids]
+    finally:
+        running.service.stop()
+    # Then the second waited its turn without being declared dead
+    assert [job["status"] for job in jobs] == ["succeeded", "succeeded"]
+    assert all("TaskTimedOut" not in [e["type"] for e in history] for history in histories)
+    assert slow.calls == 2
+
+
+def test_a_forced_language_reaches_the_provider_and_the_cache_key(local_asr, media_server):
+    job = local_asr.client.wait(create_transcribed(local_asr, media_server.url("long.mp4"), 50, 53, language="de"))
+    assert job["status"] == "succeeded" and job["transcript"]["language"] == "de"
+    assert job["request"]["language"] == "de"
+    with sqlite3.connect(local_asr.service.data.database) as db:
+        [(model_version,)] = db.execute("SELECT model_version FROM asr_jobs").fetchall()
+    assert model_version == "fake-1;language=de"
+
+
+def test_an_unknown_language_code_is_refused_up_front(local_asr, media_server):
+    reply = local_asr.client.request(
+        "POST", "/api/jobs", {"sourceUrl": media_server.url("long.mp4"), "start": 1, "end": 2, "transcribe": True, "language": "english"}
+    )
+    assert reply.status == 400 and reply.code == "VALIDATION_FAILED"
+    assert local_asr.job_count() == 0
 
 
 def test_a_job_without_audio_fails_before_clipping(tmp_path, media_server, fake):

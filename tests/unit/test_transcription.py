@@ -9,7 +9,8 @@ import pytest
 from clipline.asr.fake import FakeTranscriber
 from clipline.domain.asr_jobs import AsrStatus
 from clipline.domain.jobs import ClipRequest, JobChange, JobStatus, Stage, new_job
-from clipline.domain.transcription import cache_version, transcribe_clip, transcript_cache_key
+from clipline.domain.transcription import cache_version, transcribe_clip, transcript_cache_prefix
+from clipline.domain.use_cases import fail_job
 from tests.fakes import (
     FixedClock,
     InMemoryAsrJobRepository,
@@ -70,7 +71,50 @@ def test_a_forced_language_is_cached_apart_from_detection(clock):
     # Then German was transcribed once, and its second request was a hit
     assert transcriber.calls == 2 and third.cache_hit is True
     assert cache_version("fake-1", "de") == "fake-1;language=de"
-    assert transcript_cache_key("ab", "faster-whisper/base;language=de") == "transcripts/faster-whisper-base-language-de/ab.json"
+    prefix = transcript_cache_prefix("ab", "faster-whisper/base;language=de", "r1")
+    assert prefix.startswith("transcripts/faster-whisper-base-language-de-") and prefix.endswith("/ab/r1/")
+    # Versions that slug alike still get their own place.
+    assert transcript_cache_prefix("ab", "a/b", "r1") != transcript_cache_prefix("ab", "a b", "r1")
+
+
+def test_a_job_failed_while_transcribing_keeps_no_transcript_files(clock):
+    # Given the state machine fails the job (global timeout) while the provider works
+    services = services_with(clock)
+    job_id, clip_key = clipped_job(services, clock)
+
+    class FailsTheJobMidway(FakeTranscriber):
+        def transcribe(self, audio, language, on_progress):
+            fail_job(services, job_id, "JobTimeoutError", None)
+            return super().transcribe(audio, language, on_progress)
+
+    services = dataclasses.replace(services, transcriber=FailsTheJobMidway())
+    # When the worker finishes after that
+    report = transcribe_clip(services, job_id, clip_key, None, "token")
+    # Then it stores nothing under the failed job and reports nothing to the state machine
+    assert report.outcome == "abandoned" and services.task_callback.succeeded == []
+    assert [key for key in services.artifacts.objects if key.startswith(f"jobs/{job_id}/")] == []
+    assert services.jobs.get(job_id).status is JobStatus.FAILED
+
+
+def test_the_loser_of_a_finishing_race_removes_its_own_cached_copy(clock):
+    # Given a finished cache entry for the audio, made while a second worker was still transcribing it
+    services = services_with(clock)
+    first_job = clipped_job(services, clock)
+
+    class FinishesSecond(FakeTranscriber):
+        def transcribe(self, audio, language, on_progress):
+            transcript = super().transcribe(audio, language, on_progress)
+            if self.calls == 1:
+                transcribe_clip(services, *first_job, None, "winner")
+            return transcript
+
+    services = dataclasses.replace(services, transcriber=FinishesSecond())
+    transcribe_clip(services, *clipped_job(services, clock), None, "loser")
+    # Then one canonical transcript is stored, the winner's, and both jobs succeeded
+    cached = [key for key in services.artifacts.objects if key.startswith("transcripts/")]
+    statuses = sorted(record.status.value for record in services.asr_jobs.records.values())
+    assert statuses == ["done", "superseded"] and len(cached) == 1
+    assert len(services.task_callback.succeeded) == 2
 
 
 def test_a_stale_request_is_dropped_without_work(clock):

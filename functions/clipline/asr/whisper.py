@@ -164,9 +164,6 @@ class WhisperTranscriber:
         except ClipLineError:
             # Our own: the deadline, or the caller's progress callback stopping an abandoned run.
             raise
-        except ValueError as error:
-            # An unsupported language code is the caller's mistake, not the model's.
-            raise TranscriptionRejectedError(f"whisper refused the request: {error}") from error
         except Exception as error:  # ctranslate2 raises RuntimeError and others
             raise TranscriptionUpstreamError(f"whisper failed: {error}") from error
         on_progress(1.0)

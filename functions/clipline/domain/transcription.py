@@ -19,10 +19,10 @@ from pathlib import Path
 
 from . import errors
 from .asr_jobs import AsrJob, AsrStatus, new_asr_job_id
-from .jobs import Job, JobChange, JobError, Stage, TranscriptInfo, overall_progress
+from .jobs import Job, JobChange, JobError, JobStatus, Stage, TranscriptInfo, overall_progress
 from .subtitles import build_cues, render_json, render_srt, render_text, render_vtt
 from .transcripts import Transcript
-from .use_cases import TRANSCRIPT_ARTIFACTS, Services, artifact_key, enter_stage, exit_stage
+from .use_cases import TRANSCRIPT_ARTIFACTS, Services, artifact_key, artifact_prefix, enter_stage, exit_stage
 
 _HASH_CHUNK = 1 << 20
 
@@ -48,10 +48,16 @@ def cache_version(model_version: str, language: str | None) -> str:
     return model_version if language is None else f"{model_version};language={language}"
 
 
-def transcript_cache_key(media_hash: str, model_version: str) -> str:
-    """Where the canonical transcript of (audio, model version) is stored, shared by every job that reuses it."""
-    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", model_version).strip("-")
-    return f"transcripts/{slug}/{media_hash}.json"
+def transcript_cache_prefix(media_hash: str, model_version: str, asr_job_id: str) -> str:
+    """Where one ASR record keeps its canonical transcript, which every job that reuses it reads.
+
+    Each record writes under its own id, so a worker that loses the race to finish
+    never overwrites the winner's transcript; it deletes its own copy instead. The
+    readable slug is lossy, so a digest of the exact model version keeps versions apart.
+    """
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", model_version).strip("-")[:80]
+    version_digest = hashlib.sha256(model_version.encode()).hexdigest()[:12]
+    return f"transcripts/{slug}-{version_digest}/{media_hash}/{asr_job_id}/"
 
 
 def transcribe_clip(
@@ -121,12 +127,24 @@ class _TranscriptionRun:
                 services.telemetry.count(
                     "AsrProviderSeconds", time.monotonic() - started, provider=services.transcriber.provider
                 )
-                transcript = self._finish(record, transcript, media_hash, model_version)
+                transcript = self._finish(record, transcript)
         cache_hit = record.status is AsrStatus.REUSED
         services.telemetry.count("AsrCacheHits" if cache_hit else "AsrCacheMisses")
+        # The job may have been failed (and its files removed) while we worked; ask before writing under it.
+        services.task_callback.heartbeat(self._task_token)
         result_keys = self._store_formats(job, transcript)
+        try:
+            self._exit(job, record, transcript, result_keys, cache_hit)
+        except errors.JobFinishedError:
+            self._remove_if_failed(job.id)
+            raise errors.TaskAbandonedError(f"job {job.id} finished while it was transcribed") from None
+        return {"asrJobId": record.id, "cacheHit": cache_hit, "language": transcript.language, "resultKeys": result_keys}
+
+    def _exit(
+        self, job: Job, record: AsrJob, transcript: Transcript, result_keys: dict[str, str], cache_hit: bool
+    ) -> None:
         exit_stage(
-            services,
+            self._services,
             job,
             Stage.TRANSCRIBE,
             artifacts={**job.artifacts, **result_keys},
@@ -141,7 +159,14 @@ class _TranscriptionRun:
                 words=len(transcript.words),
             ),
         )
-        return {"asrJobId": record.id, "cacheHit": cache_hit, "language": transcript.language, "resultKeys": result_keys}
+
+    def _remove_if_failed(self, job_id: str) -> None:
+        """A failed job keeps no artifacts: take back what this run wrote after the failure cleaned up.
+
+        A job that succeeded is left alone: a stale duplicate run only rewrote its files with the same content.
+        """
+        if self._services.jobs.get(job_id).status is JobStatus.FAILED:
+            self._services.artifacts.delete_prefix(artifact_prefix(job_id))
 
     def _new_record(
         self, job: Job, media_hash: str, model_version: str, language: str | None, status: AsrStatus, **extra: object
@@ -193,14 +218,15 @@ class _TranscriptionRun:
         except errors.ArtifactNotFoundError:
             return None  # the entry outlived its transcript; transcribe again
 
-    def _finish(self, record: AsrJob, transcript: Transcript, media_hash: str, model_version: str) -> Transcript:
+    def _finish(self, record: AsrJob, transcript: Transcript) -> Transcript:
         services = self._services
-        key = transcript_cache_key(media_hash, model_version)
-        services.artifacts.put_bytes(key, render_json(transcript).encode(), "application/json")
-        entry = services.asr_jobs.finish(record.id, key, services.clock.now())
+        prefix = transcript_cache_prefix(record.media_hash, record.model_version, record.id)
+        services.artifacts.put_bytes(f"{prefix}transcript.json", render_json(transcript).encode(), "application/json")
+        entry = services.asr_jobs.finish(record.id, f"{prefix}transcript.json", services.clock.now())
         if entry.id == record.id:
             return transcript
         # Another worker finished the same audio first; every job on it shows that one transcript.
+        services.artifacts.delete_prefix(prefix)
         return self._load(entry.transcript_key) or transcript
 
     def _store_formats(self, job: Job, transcript: Transcript) -> dict[str, str]:
@@ -266,12 +292,14 @@ class _Heartbeat:
             )
         except (errors.TaskAbandonedError, errors.JobFinishedError):
             self.abandoned = True
-        except errors.ClipLineError:
-            services.telemetry.count("AsrHeartbeatFailures")  # the next beat tries again
 
     def _beat_until_stopped(self) -> None:
         while not self._stop.wait(self._services.limits.heartbeat_interval_seconds):
-            self._beat()
+            try:
+                self._beat()
+            except Exception:  # noqa: BLE001 - a busy store or a network blip: the next beat tries again
+                # A thread that died here would let the task time out and the whole transcription run again.
+                self._services.telemetry.count("AsrHeartbeatFailures")
 
     def __enter__(self) -> "_Heartbeat":
         self._thread.start()

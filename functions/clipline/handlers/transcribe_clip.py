@@ -18,10 +18,11 @@ from ..workflow.payloads import AsrRequest
 
 def _handle_record(record: SQSRecord) -> None:
     request = AsrRequest.model_validate_json(record.body)
-    logger.set_correlation_id(request.correlation_id)
-    logger.append_keys(jobId=request.job_id, stage="transcribe")
+    # Thread-local keys: local mode runs several workers, and API handlers, in one process.
+    logger.thread_safe_clear_keys()
+    logger.thread_safe_append_keys(correlation_id=request.correlation_id, jobId=request.job_id, stage="transcribe")
     report = transcribe_clip(services(), request.job_id, request.clip_key, request.language, request.task_token)
-    logger.append_keys(asrJobId=report.asr_job_id)
+    logger.thread_safe_append_keys(asrJobId=report.asr_job_id)
     if report.unexpected is not None:
         logger.error("transcription failed", exc_info=report.unexpected, extra={"errorCode": report.error_code})
     elif report.outcome == "failed":

@@ -87,7 +87,13 @@ class LocalService:
         self.gateway.dependencies = GatewayDependencies(
             keys=self.data.key_store(clock), artifacts=artifacts, signer=signer, now=clock.now
         )
-        self.asr_workers = AsrWorkers(self.engine.client("sqs"), self.engine.asr_queue_url, self.settings.asr_workers)
+        self.asr_workers = AsrWorkers(
+            self.engine.client("sqs"),
+            self.engine.client("stepfunctions"),
+            self.engine.asr_queue_url,
+            self.settings.asr_workers,
+            heartbeat_seconds=self.settings.asr_heartbeat_seconds,
+        )
         self.asr_workers.start()
         self._thread = threading.Thread(target=self.gateway.serve_forever, name="gateway", daemon=True)
         self._thread.start()

@@ -34,7 +34,14 @@ TIMEOUT_SETTINGS: dict[str, str] = {
 # A task's state timeout is its own work limit plus room to store and record the result,
 # so the work's own limit fires first and reports the precise error.
 TASK_TIMEOUT_MARGIN_SECONDS = 60
-_WITH_MARGIN = {"ProbeTimeoutSeconds", "ClipTimeoutSeconds", "AsrTimeoutSeconds"}
+# Before the provider's own limit starts, the ASR worker downloads the clip and
+# extracts its audio; extraction gets this long, and the Transcribe state allows for it.
+AUDIO_EXTRACTION_TIMEOUT_SECONDS = 60
+_MARGINS = {
+    "ProbeTimeoutSeconds": TASK_TIMEOUT_MARGIN_SECONDS,
+    "ClipTimeoutSeconds": TASK_TIMEOUT_MARGIN_SECONDS,
+    "AsrTimeoutSeconds": AUDIO_EXTRACTION_TIMEOUT_SECONDS + TASK_TIMEOUT_MARGIN_SECONDS,
+}
 
 _PLACEHOLDER = re.compile(r"\$\{(\w+)\}")
 
@@ -51,9 +58,7 @@ def timeout_substitutions(settings: object) -> dict[str, str]:
     """The numeric placeholders' values from settings (task timeouts include the margin)."""
     values = {}
     for placeholder, field in TIMEOUT_SETTINGS.items():
-        seconds = int(getattr(settings, field))
-        if placeholder in _WITH_MARGIN:
-            seconds += TASK_TIMEOUT_MARGIN_SECONDS
+        seconds = int(getattr(settings, field)) + _MARGINS.get(placeholder, 0)
         values[placeholder] = str(seconds)
     return values
 
