@@ -65,15 +65,11 @@ def transcriber_for(settings: Settings) -> Transcriber:
         api_key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
         return OpenAiTranscriber(settings.openai_base_url, api_key, settings.openai_model, timeout)
     if provider == "transcribe":
-        import boto3
-
         from .asr.transcribe import AmazonTranscribeTranscriber
 
-        config = boto_config(settings)
-        region = {"region_name": settings.aws_region} if settings.aws_region else {}
         return AmazonTranscribeTranscriber(
-            boto3.client("transcribe", config=config, **region),
-            boto3.client("s3", config=config, **region),
+            aws_client("transcribe", settings),
+            aws_client("s3", settings),
             settings.artifacts_bucket,
             timeout,
             settings.transcribe_poll_seconds,
@@ -94,9 +90,14 @@ def boto_config(settings: Settings) -> Any:
     )
 
 
-def build_aws_services(settings: Settings) -> Services:
+def aws_client(service: str, settings: Settings) -> Any:
     import boto3
 
+    region = {"region_name": settings.aws_region} if settings.aws_region else {}
+    return boto3.client(service, config=boto_config(settings), **region)
+
+
+def build_aws_services(settings: Settings) -> Services:
     from .adapters.aws.dynamo_asr_job_repository import DynamoAsrJobRepository
     from .adapters.aws.dynamo_job_repository import DynamoJobRepository
     from .adapters.aws.s3_artifact_store import S3ArtifactStore
@@ -105,13 +106,11 @@ def build_aws_services(settings: Settings) -> Services:
     from .observability import PowertoolsTelemetry
 
     clock = SystemClock()
-    config = boto_config(settings)
-    region = {"region_name": settings.aws_region} if settings.aws_region else {}
-    dynamodb = boto3.client("dynamodb", config=config, **region)
-    stepfunctions = boto3.client("stepfunctions", config=config, **region)
+    dynamodb = aws_client("dynamodb", settings)
+    stepfunctions = aws_client("stepfunctions", settings)
     return Services(
         jobs=DynamoJobRepository(dynamodb, settings.jobs_table, clock.now),
-        artifacts=S3ArtifactStore(boto3.client("s3", config=config, **region), settings.artifacts_bucket, clock.now),
+        artifacts=S3ArtifactStore(aws_client("s3", settings), settings.artifacts_bucket, clock.now),
         workflow=StepFunctionsWorkflow(stepfunctions, settings.state_machine_arn),
         asr_jobs=DynamoAsrJobRepository(dynamodb, settings.jobs_table),
         transcriber=transcriber_for(settings),

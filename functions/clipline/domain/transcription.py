@@ -24,8 +24,6 @@ from .subtitles import build_cues, render_json, render_srt, render_text, render_
 from .transcripts import Transcript
 from .use_cases import TRANSCRIPT_ARTIFACTS, Services, artifact_key, artifact_prefix, enter_stage, exit_stage
 
-_HASH_CHUNK = 1 << 20
-
 
 @dataclass(frozen=True)
 class TaskReport:
@@ -311,8 +309,5 @@ class _Heartbeat:
 
 
 def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
     with path.open("rb") as file:
-        while chunk := file.read(_HASH_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(file, "sha256").hexdigest()
