@@ -103,6 +103,10 @@ class InMemoryAsrJobRepository:
     def heartbeat(self, asr_job_id: str, at: datetime) -> None:
         self._update_if_running(asr_job_id, last_heartbeat_at=at, updated_at=at)
 
+    def extend(self, asr_job_id: str, expires_at: datetime) -> None:
+        with self._lock:
+            self.records[asr_job_id] = self.get(asr_job_id).kept_until(expires_at)
+
     def find_cached(self, media_hash: str, model_version: str) -> AsrJob | None:
         for record in list(self.records.values()):
             if (record.media_hash, record.model_version, record.status) == (media_hash, model_version, AsrStatus.DONE):

@@ -138,6 +138,19 @@ def test_concurrent_finishers_leave_one_cache_entry(repository, clock):
     assert statuses.count(AsrStatus.SUPERSEDED) == 7
 
 
+def test_extending_keeps_an_entry_longer_and_never_shortens_it(repository, clock):
+    # Given a finished cache entry
+    record = a_record(clock)
+    repository.create(record)
+    repository.finish(record.id, "k", clock.now())
+    # When a later job reuses it, and then one that expires sooner
+    repository.extend(record.id, record.expires_at + timedelta(days=3))
+    repository.extend(record.id, record.expires_at - timedelta(days=1))
+    # Then it lives as long as the longest-lived user, and the cache lookup sees that
+    assert repository.get(record.id).expires_at == record.expires_at + timedelta(days=3)
+    assert repository.find_cached(record.media_hash, record.model_version).expires_at == record.expires_at + timedelta(days=3)
+
+
 def test_failing_records_the_error(repository, clock):
     record = a_record(clock)
     repository.create(record)

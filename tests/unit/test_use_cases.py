@@ -193,3 +193,16 @@ def test_another_keys_job_is_not_found(services):
     job = submit(services, owner="a")
     with pytest.raises(errors.JobNotFoundError):
         get_job(services, job.id, "b")
+
+
+def test_a_job_may_ask_for_a_shorter_retention_but_not_a_longer_one(services, clock):
+    # Given the service keeps jobs 7 days
+    request = NewJobRequest("https://example.com/a.mp4", 1, 2, retention_seconds=3600)
+    # When a job asks for an hour, it expires in an hour
+    job = create_job(services, request, owner="key-1", correlation_id="cid")
+    assert job.expires_at == clock.now() + timedelta(hours=1)
+    # And a job that asks for 8 days is refused, with nothing stored
+    too_long = NewJobRequest("https://example.com/a.mp4", 1, 2, retention_seconds=8 * 24 * 3600)
+    with pytest.raises(errors.ValidationFailedError, match="at most 604800"):
+        create_job(services, too_long, owner="key-1", correlation_id="cid")
+    assert len(services.workflow.started) == 1

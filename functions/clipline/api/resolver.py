@@ -76,6 +76,7 @@ def post_job(
             end=body.end,
             transcribe=body.transcribe,
             language=body.language,
+            retention_seconds=body.retention_seconds,
         ),
         owner=_caller(),
         correlation_id=correlation_id(),

@@ -28,6 +28,12 @@ class CreateJobBody(_Wire):
         description="ISO 639-1 code of the spoken language; omitted, the provider detects it",
         examples=["en"],
     )
+    retention_seconds: int | None = Field(
+        None,
+        gt=0,
+        description="Keep the job and its artifacts this long; at most the service's retention, which is the default",
+        examples=[86400],
+    )
 
 
 class JobLinks(_Wire):

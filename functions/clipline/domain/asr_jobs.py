@@ -53,6 +53,9 @@ class AsrJob(BaseModel):
         """This record as the cache entry for its key."""
         return self.model_copy(update={"status": AsrStatus.DONE, "transcript_key": transcript_key, "updated_at": at})
 
+    def kept_until(self, expires_at: datetime) -> "AsrJob":
+        return self.model_copy(update={"expires_at": max(self.expires_at, expires_at)})
+
     def failed(self, error: JobError, at: datetime) -> "AsrJob":
         return self.model_copy(update={"status": AsrStatus.FAILED, "error": error, "updated_at": at})
 

@@ -101,6 +101,10 @@ class AsrJobRepository(Protocol):
         """Mark a running record failed."""
         ...
 
+    def extend(self, asr_job_id: str, expires_at: datetime) -> None:
+        """Keep the record until at least ``expires_at`` (never shortens): a cache entry lives as long as its last user."""
+        ...
+
 
 @dataclass(frozen=True)
 class StoredArtifact:

@@ -77,7 +77,8 @@ def transcribe_clip(
         output = worker.run(clip_key, language)
         callback.succeed(task_token, output)
         return TaskReport("succeeded", job_id, worker.asr_job_id, cache_hit=output["cacheHit"])
-    except errors.TaskAbandonedError as abandoned:
+    except (errors.TaskAbandonedError, errors.JobFinishedError) as abandoned:
+        # Nobody waits any more: the task timed out, or the job already ended.
         worker.record_failure(abandoned.code, abandoned.message)
         return TaskReport("abandoned", job_id, worker.asr_job_id)
     except Exception as error:  # noqa: BLE001 - every failure must reach the state machine, not only ours
@@ -199,6 +200,8 @@ class _TranscriptionRun:
         transcript = self._load(entry.transcript_key)
         if transcript is None:
             return None, None
+        # Expiry extension, not reference counting: the shared entry lives as long as its longest-lived user.
+        self._services.asr_jobs.extend(entry.id, job.expires_at)
         record = self._new_record(
             job,
             media_hash,

@@ -92,6 +92,7 @@ class NewJobRequest:
     end: float | str
     transcribe: bool = False
     language: str | None = None
+    retention_seconds: int | None = None  # None: the service's retention
 
 
 @dataclass(frozen=True)
@@ -124,7 +125,7 @@ def create_job(
     Raises:
         InvalidTimecodeError, InvalidTimeRangeError, ClipTooLongError,
         UnsupportedSourceUrlError, SourceNotAllowedError, IdempotencyKeyReusedError,
-        ServiceUnavailableError.
+        ValidationFailedError (a retention longer than the service's), ServiceUnavailableError.
     """
     start = parse_position(request.start, "start")
     end = parse_position(request.end, "end")
@@ -142,15 +143,16 @@ def create_job(
             f"the clip is {clip_request.duration_seconds:g}s; the maximum is {services.limits.max_clip_seconds:g}s"
         )
     services.source_guard.check(request.source_url)
+    retention = _retention(services, request.retention_seconds)
 
     now = services.clock.now()
-    job = new_job(clip_request, owner, correlation_id, now, services.limits.retention)
+    job = new_job(clip_request, owner, correlation_id, now, retention)
     claim = None
     if idempotency_key is not None:
         claim = IdempotencyClaim(
             owner=owner,
             key=idempotency_key,
-            request_hash=_request_hash(clip_request),
+            request_hash=_request_hash(clip_request, retention),
             expires_at=now + IDEMPOTENCY_WINDOW,
         )
     stored = services.jobs.create(job, claim)
@@ -169,8 +171,20 @@ def create_job(
     return stored
 
 
-def _request_hash(request: ClipRequest) -> str:
-    canonical = json.dumps(request.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+def _retention(services: Services, asked_seconds: int | None) -> timedelta:
+    """How long the job is kept: the service's retention, or less if the job asks."""
+    if asked_seconds is None:
+        return services.limits.retention
+    if asked_seconds > services.limits.retention.total_seconds():
+        raise errors.ValidationFailedError(
+            f"retentionSeconds may be at most {int(services.limits.retention.total_seconds())} (the service's retention)"
+        )
+    return timedelta(seconds=asked_seconds)
+
+
+def _request_hash(request: ClipRequest, retention: timedelta) -> str:
+    document = {**request.model_dump(mode="json"), "retentionSeconds": retention.total_seconds()}
+    canonical = json.dumps(document, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 

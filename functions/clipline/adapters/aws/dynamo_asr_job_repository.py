@@ -129,5 +129,23 @@ class DynamoAsrJobRepository:
         self._put(record.superseded_by(winner, at))
         return winner
 
+    def extend(self, asr_job_id: str, expires_at: datetime) -> None:
+        record = self.get(asr_job_id).kept_until(expires_at)
+        self._put(record)
+        if record.status is AsrStatus.DONE:
+            # The cache entry's own item carries the TTL that DynamoDB acts on.
+            self._call(
+                "update_item",
+                Key={"pk": {"S": _cache_pk(record.media_hash, record.model_version)}},
+                UpdateExpression="SET expiresAt = :expires, #document = :document",
+                ConditionExpression="asrJobId = :id",
+                ExpressionAttributeNames={"#document": "document"},
+                ExpressionAttributeValues={
+                    ":expires": {"N": str(int(record.expires_at.timestamp()))},
+                    ":document": {"S": record.model_dump_json()},
+                    ":id": {"S": record.id},
+                },
+            )
+
     def fail(self, asr_job_id: str, error: JobError, at: datetime) -> None:
         self._put_if_running(self.get(asr_job_id).failed(error, at))

@@ -61,8 +61,8 @@ class SqliteAsrJobRepository:
     @staticmethod
     def _save(db: sqlite3.Connection, record: AsrJob) -> None:
         db.execute(
-            "UPDATE asr_jobs SET status = ?, document = ? WHERE id = ?",
-            (record.status.value, record.model_dump_json(), record.id),
+            "UPDATE asr_jobs SET status = ?, expires_at = ?, document = ? WHERE id = ?",
+            (record.status.value, record.expires_at.isoformat(), record.model_dump_json(), record.id),
         )
 
     def get(self, asr_job_id: str) -> AsrJob:
@@ -101,6 +101,10 @@ class SqliteAsrJobRepository:
             assert winner is not None  # the unique index just named it
             self._save(db, record.superseded_by(winner, at))
             return winner
+
+    def extend(self, asr_job_id: str, expires_at: datetime) -> None:
+        with self._database.write() as db:
+            self._save(db, self._read(db, asr_job_id).kept_until(expires_at))
 
     def fail(self, asr_job_id: str, error: JobError, at: datetime) -> None:
         with self._database.write() as db:
