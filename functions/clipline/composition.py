@@ -108,16 +108,17 @@ def build_aws_services(settings: Settings) -> Services:
     clock = SystemClock()
     dynamodb = aws_client("dynamodb", settings)
     stepfunctions = aws_client("stepfunctions", settings)
+    limits = limits_from(settings)
     return Services(
-        jobs=DynamoJobRepository(dynamodb, settings.jobs_table, clock.now),
+        jobs=DynamoJobRepository(dynamodb, settings.jobs_table, clock.now, retention=limits.retention),
         artifacts=S3ArtifactStore(aws_client("s3", settings), settings.artifacts_bucket, clock.now),
         workflow=StepFunctionsWorkflow(stepfunctions, settings.state_machine_arn),
-        asr_jobs=DynamoAsrJobRepository(dynamodb, settings.jobs_table),
+        asr_jobs=DynamoAsrJobRepository(dynamodb, settings.jobs_table, retention=limits.retention),
         transcriber=transcriber_for(settings),
         task_callback=StepFunctionsTaskCallback(stepfunctions),
         telemetry=PowertoolsTelemetry(),
         clock=clock,
-        limits=limits_from(settings),
+        limits=limits,
         work_dir=settings.work_dir,
         **media_services(settings),
     )

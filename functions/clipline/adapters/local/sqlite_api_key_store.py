@@ -5,24 +5,15 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-import sqlite3
 import uuid
-from contextlib import closing
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Callable
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS api_keys (
-    id TEXT PRIMARY KEY,
-    name TEXT NOT NULL,
-    key_hash TEXT NOT NULL UNIQUE,
-    created_at TEXT NOT NULL,
-    last_used_at TEXT,
-    revoked_at TEXT
-);
-"""
+from ...domain.record_versions import DEFAULT_RETENTION
+from .sqlite_database import SqliteDatabase
+
 KEY_PREFIX = "cl_"
 
 
@@ -39,21 +30,17 @@ class SqliteApiKeyStore:
     """Creates, checks, lists and revokes API keys in the local SQLite file.
 
     Keys are 256-bit random tokens, so a keyed hash is enough: without the data
-    dir's secret a stolen database reveals nothing usable.
+    dir's secret a stolen database reveals nothing usable. Each call is one
+    statement, so the file's autocommit connections are enough. ``retention`` is
+    the service's, for the migrations opening the file may run.
     """
 
-    def __init__(self, path: Path, hashing_key: bytes, now: Callable[[], datetime]) -> None:
-        self._path = path
+    def __init__(
+        self, path: Path, hashing_key: bytes, now: Callable[[], datetime], *, retention: timedelta = DEFAULT_RETENTION
+    ) -> None:
+        self._database = SqliteDatabase(path, retention)
         self._hashing_key = hashing_key
         self._now = now
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with closing(self._connect()) as db, db:
-            db.executescript(_SCHEMA)
-
-    def _connect(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self._path, timeout=30)
-        db.execute("PRAGMA busy_timeout=30000")
-        return db
 
     def _hash(self, key: str) -> str:
         return hmac.new(self._hashing_key, key.encode(), hashlib.sha256).hexdigest()
@@ -62,7 +49,7 @@ class SqliteApiKeyStore:
         """A new key for ``name``: returns (key id, key). The key is shown only this once."""
         key_id = uuid.uuid4().hex[:12]
         key = KEY_PREFIX + secrets.token_urlsafe(32)
-        with closing(self._connect()) as db, db:
+        with self._database.connection() as db:
             db.execute(
                 "INSERT INTO api_keys (id, name, key_hash, created_at) VALUES (?, ?, ?, ?)",
                 (key_id, name, self._hash(key), self._now().isoformat()),
@@ -74,7 +61,7 @@ class SqliteApiKeyStore:
         if not key:
             return None
         digest = self._hash(key)
-        with closing(self._connect()) as db, db:
+        with self._database.connection() as db:
             row = db.execute("SELECT id, key_hash, revoked_at FROM api_keys WHERE key_hash = ?", (digest,)).fetchone()
             if row is None or not hmac.compare_digest(row[1], digest) or row[2] is not None:
                 return None
@@ -82,7 +69,7 @@ class SqliteApiKeyStore:
         return row[0]
 
     def list(self) -> list[ApiKeyRecord]:
-        with closing(self._connect()) as db:
+        with self._database.connection() as db:
             rows = db.execute(
                 "SELECT id, name, created_at, last_used_at, revoked_at FROM api_keys ORDER BY created_at"
             ).fetchall()
@@ -99,7 +86,7 @@ class SqliteApiKeyStore:
 
     def revoke(self, key_id: str) -> bool:
         """Revoke a key at once; False if there is no such key."""
-        with closing(self._connect()) as db, db:
+        with self._database.connection() as db:
             cursor = db.execute(
                 "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
                 (self._now().isoformat(), key_id),

@@ -1,0 +1,167 @@
+"""The local SQLite file's schema, as numbered migrations; ``PRAGMA user_version`` holds the last one applied.
+
+Every store opens the file through SqliteDatabase, which brings it up to date
+first; ``clipline migrate`` does the same on demand. Each migration runs in its
+own ``BEGIN IMMEDIATE`` transaction and re-reads ``user_version`` once it holds
+the write lock, so two processes opening the same file at once apply it once.
+A migration that fails rolls back whole and leaves the version where it was.
+
+To change the schema, append a migration; never edit one that has shipped,
+because files already past it will not run it again.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Callable, Sequence
+
+from ...domain.record_versions import document_expiry, upgrade_document
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One step of the schema. ``apply`` runs inside the step's transaction, with the configured retention."""
+
+    version: int
+    summary: str
+    apply: Callable[[sqlite3.Connection, timedelta], None]
+
+
+@dataclass(frozen=True)
+class MigrationReport:
+    """Where a file's schema ended up, and which migrations this call applied (none if another opener did)."""
+
+    version: int
+    applied: tuple[int, ...]
+
+
+def _statements(*sql: str) -> Callable[[sqlite3.Connection, timedelta], None]:
+    # One execute() per statement: executescript() would commit the migration's transaction half-way.
+    def apply(db: sqlite3.Connection, retention: timedelta) -> None:
+        for statement in sql:
+            db.execute(statement)
+
+    return apply
+
+
+# The schema as the first versioned release creates it. IF NOT EXISTS lets it run
+# over a file an unversioned release made (user_version 0, tables already there).
+_BASELINE = _statements(
+    """CREATE TABLE IF NOT EXISTS jobs (
+        id TEXT PRIMARY KEY,
+        owner TEXT NOT NULL,
+        status TEXT NOT NULL,
+        expires_at TEXT NOT NULL,
+        document TEXT NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS idempotency_claims (
+        owner TEXT NOT NULL,
+        key TEXT NOT NULL,
+        request_hash TEXT NOT NULL,
+        job_id TEXT NOT NULL,
+        expires_at TEXT NOT NULL,
+        PRIMARY KEY (owner, key)
+    )""",
+    """CREATE TABLE IF NOT EXISTS asr_jobs (
+        id TEXT PRIMARY KEY,
+        job_id TEXT NOT NULL,
+        media_hash TEXT NOT NULL,
+        model_version TEXT NOT NULL,
+        status TEXT NOT NULL,
+        expires_at TEXT NOT NULL,
+        document TEXT NOT NULL
+    )""",
+    # The transcript cache's guarantee: two workers that finish the same audio at
+    # once cannot both store a finished transcript; the second write fails.
+    """CREATE UNIQUE INDEX IF NOT EXISTS transcript_cache
+        ON asr_jobs (media_hash, model_version) WHERE status = 'done'""",
+    "CREATE INDEX IF NOT EXISTS asr_jobs_by_job ON asr_jobs (job_id)",
+    """CREATE TABLE IF NOT EXISTS api_keys (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        key_hash TEXT NOT NULL UNIQUE,
+        created_at TEXT NOT NULL,
+        last_used_at TEXT,
+        revoked_at TEXT
+    )""",
+)
+
+
+def _backfill_expiry(db: sqlite3.Connection, retention: timedelta) -> None:
+    """Give every job and ASR record an expiry, in its column and in its document.
+
+    Releases before retention had no ``expires_at`` column in these tables and
+    no ``expires_at`` in the documents. Such a record expires at its creation
+    time plus ``retention``, as if retention had existed when it was written.
+    """
+    for table in ("jobs", "asr_jobs"):
+        columns = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+        if "expires_at" not in columns:
+            # ALTER cannot add a NOT NULL column without a default. Every row gets a
+            # value just below and every writer sets one, so it is never NULL after this.
+            db.execute(f"ALTER TABLE {table} ADD COLUMN expires_at TEXT")
+        for record_id, document, column in db.execute(f"SELECT id, document, expires_at FROM {table}").fetchall():
+            stored = json.loads(document)
+            upgraded = upgrade_document(stored, retention)
+            if upgraded == stored and column is not None:
+                continue
+            db.execute(
+                f"UPDATE {table} SET expires_at = ?, document = ? WHERE id = ?",
+                (
+                    column if column is not None else document_expiry(upgraded).isoformat(),
+                    json.dumps(upgraded, separators=(",", ":")),
+                    record_id,
+                ),
+            )
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "baseline: jobs, idempotency claims, ASR records and the transcript cache, API keys", _BASELINE),
+    Migration(2, "backfill expires_at on jobs and ASR records written before retention existed", _backfill_expiry),
+)
+LATEST_VERSION = MIGRATIONS[-1].version
+
+
+def _user_version(db: sqlite3.Connection) -> int:
+    return db.execute("PRAGMA user_version").fetchone()[0]
+
+
+def migrate(
+    db: sqlite3.Connection, retention: timedelta, migrations: Sequence[Migration] = MIGRATIONS
+) -> MigrationReport:
+    """Apply the migrations ``db``'s file has not had yet, each in its own transaction.
+
+    ``db`` must be in autocommit mode (``isolation_level=None``): the transactions
+    are this function's own. ``retention`` is how long records are kept; migration
+    2 uses it to date records that never had an expiry. Re-running is harmless: a
+    file already at the latest version is only read.
+
+    Raises:
+        sqlite3.Error, InternalError: a migration failed; it was rolled back and
+        the file stays at the last version that succeeded.
+    """
+    version = _user_version(db)
+    applied: list[int] = []
+    for migration in migrations:
+        if migration.version <= version:
+            continue
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            # Another opener may have applied it while this one waited for the write lock.
+            version = _user_version(db)
+            if migration.version <= version:
+                db.execute("ROLLBACK")
+                continue
+            migration.apply(db, retention)
+            # user_version lives in the file header, which the transaction covers.
+            db.execute(f"PRAGMA user_version = {int(migration.version)}")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+        version = migration.version
+        applied.append(migration.version)
+    return MigrationReport(version=version, applied=tuple(applied))
