@@ -71,6 +71,9 @@ class InMemoryJobRepository:
             self._jobs[job_id] = job
             return job
 
+    def list_expired(self, now: datetime, limit: int) -> list[Job]:
+        return [job for job in list(self._jobs.values()) if job.expires_at <= now][:limit]
+
     def delete(self, job_id: str) -> None:
         with self._lock:
             self._jobs.pop(job_id, None)
@@ -102,6 +105,13 @@ class InMemoryAsrJobRepository:
 
     def heartbeat(self, asr_job_id: str, at: datetime) -> None:
         self._update_if_running(asr_job_id, last_heartbeat_at=at, updated_at=at)
+
+    def list_expired(self, now: datetime, limit: int) -> list[AsrJob]:
+        return [record for record in list(self.records.values()) if record.expires_at <= now][:limit]
+
+    def delete(self, asr_job_id: str) -> None:
+        with self._lock:
+            self.records.pop(asr_job_id, None)
 
     def extend(self, asr_job_id: str, expires_at: datetime) -> None:
         with self._lock:
@@ -156,6 +166,9 @@ class InMemoryArtifactStore:
 
     def exists(self, key: str) -> bool:
         return key in self.objects
+
+    def list_keys(self, prefix: str) -> list[str]:
+        return sorted(key for key in self.objects if key.startswith(prefix))
 
     def delete_prefix(self, prefix: str) -> int:
         doomed = [key for key in self.objects if key.startswith(prefix)]

@@ -75,6 +75,20 @@ def test_bytes_round_trip_and_download(store, tmp_path):
     assert destination.read_bytes() == b'{"a": 1}'
 
 
+def test_list_keys_names_every_object_under_a_prefix(store, clip_file):
+    for key in ("jobs/j1/clip.mp4", "jobs/j1/transcript.srt", "jobs/j2/clip.mp4", "transcripts/v/h/r/transcript.json"):
+        store.put_file(key, clip_file, "video/mp4")
+    assert store.list_keys("jobs/j1/") == ["jobs/j1/clip.mp4", "jobs/j1/transcript.srt"]
+    assert len(store.list_keys("")) == 4 and store.list_keys("nothing/") == []
+
+
+def test_delete_prefix_takes_a_whole_key_too(store, clip_file):
+    store.put_file("jobs/j1/clip.mp4", clip_file, "video/mp4")
+    store.put_file("jobs/j1/clip.mp4.srt", clip_file, "text/plain")
+    assert store.delete_prefix("jobs/j1/clip.mp4") == 2
+    assert store.list_keys("jobs/") == []
+
+
 def test_reading_a_missing_key_is_artifact_not_found(store, tmp_path):
     with pytest.raises(ArtifactNotFoundError):
         store.read_bytes("jobs/none/transcript.json")

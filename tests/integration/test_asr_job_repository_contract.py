@@ -151,6 +151,24 @@ def test_extending_keeps_an_entry_longer_and_never_shortens_it(repository, clock
     assert repository.find_cached(record.media_hash, record.model_version).expires_at == record.expires_at + timedelta(days=3)
 
 
+def test_expired_records_are_listed_and_deleted_with_their_cache_entry(repository, clock):
+    # Given a finished cache entry and a running record that expire in a week
+    done, running = a_record(clock), a_record(clock, media_hash="b" * 64)
+    repository.create(done)
+    repository.create(running)
+    repository.finish(done.id, "k", clock.now())
+    assert repository.list_expired(clock.now(), 10) == []
+    # When the week has passed
+    clock.advance(days=8)
+    assert {record.id for record in repository.list_expired(clock.now(), 10)} == {done.id, running.id}
+    # Then deleting them removes the cache entry too, and deleting again is fine
+    repository.delete(done.id)
+    repository.delete(done.id)
+    assert repository.find_cached(done.media_hash, done.model_version) is None
+    with pytest.raises(AsrJobNotFoundError):
+        repository.get(done.id)
+
+
 def test_failing_records_the_error(repository, clock):
     record = a_record(clock)
     repository.create(record)

@@ -49,6 +49,17 @@ def claim(clock, key="idem-1", request_hash="h1", owner="key-1"):
     return IdempotencyClaim(owner=owner, key=key, request_hash=request_hash, expires_at=clock.now() + timedelta(hours=24))
 
 
+def test_list_expired_finds_only_jobs_past_their_expiry(repository, clock):
+    # Given a job kept 7 days and one kept an hour
+    week, hour = a_job(clock), a_job(clock).model_copy(update={"expires_at": clock.now() + timedelta(hours=1)})
+    repository.create(week)
+    repository.create(hour)
+    # Then only the hour-long one is listed, once its hour has passed
+    assert repository.list_expired(clock.now(), 10) == []
+    clock.advance(hours=2)
+    assert [job.id for job in repository.list_expired(clock.now(), 10)] == [hour.id]
+
+
 def test_created_job_reads_back_equal(repository, clock):
     job = a_job(clock)
     assert repository.create(job) == job

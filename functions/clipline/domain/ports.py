@@ -62,6 +62,10 @@ class JobRepository(Protocol):
         """Remove the job and any idempotency claim that points at it. Removing a missing job is not an error."""
         ...
 
+    def list_expired(self, now: datetime, limit: int) -> list[Job]:
+        """Up to ``limit`` jobs whose ``expires_at`` has passed, whatever their status."""
+        ...
+
 
 class AsrJobRepository(Protocol):
     """Stores ASR records and answers transcript-cache lookups.
@@ -99,6 +103,14 @@ class AsrJobRepository(Protocol):
 
     def fail(self, asr_job_id: str, error: JobError, at: datetime) -> None:
         """Mark a running record failed."""
+        ...
+
+    def list_expired(self, now: datetime, limit: int) -> list[AsrJob]:
+        """Up to ``limit`` records whose ``expires_at`` has passed."""
+        ...
+
+    def delete(self, asr_job_id: str) -> None:
+        """Remove the record (and, for a finished one, its cache entry). Removing a missing record is not an error."""
         ...
 
     def extend(self, asr_job_id: str, expires_at: datetime) -> None:
@@ -151,6 +163,10 @@ class ArtifactStore(Protocol):
         ...
 
     def exists(self, key: str) -> bool:
+        ...
+
+    def list_keys(self, prefix: str) -> list[str]:
+        """Every key under ``prefix``."""
         ...
 
     def delete_prefix(self, prefix: str) -> int:

@@ -9,7 +9,7 @@ Items:
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -17,8 +17,12 @@ from botocore.exceptions import BotoCoreError, ClientError
 from ...domain.asr_jobs import AsrJob, AsrStatus
 from ...domain.errors import AsrJobNotFoundError, StorageUnavailableError
 from ...domain.jobs import JobError
+from ...domain.record_versions import CURRENT_SCHEMA_VERSION, DEFAULT_RETENTION
+from .dynamo_job_repository import scan_expired
+from .dynamo_migrations import current_document
 
-SCHEMA_VERSION = 1
+# Version 2: the document always has expires_at. Older items are upgraded as they are read.
+SCHEMA_VERSION = CURRENT_SCHEMA_VERSION
 
 
 def _record_pk(asr_job_id: str) -> str:
@@ -34,11 +38,15 @@ def _unavailable(error: Exception) -> StorageUnavailableError:
 
 
 class DynamoAsrJobRepository:
-    """AsrJobRepository on the DynamoDB jobs table (partition key ``pk``, TTL on ``expiresAt``)."""
+    """AsrJobRepository on the DynamoDB jobs table (partition key ``pk``, TTL on ``expiresAt``).
 
-    def __init__(self, client: Any, table_name: str) -> None:
+    ``retention`` is the service's; it dates items from before retention existed.
+    """
+
+    def __init__(self, client: Any, table_name: str, *, retention: timedelta = DEFAULT_RETENTION) -> None:
         self._client = client
         self._table = table_name
+        self._retention = retention
 
     def _record_item(self, record: AsrJob) -> dict[str, Any]:
         return {
@@ -83,7 +91,7 @@ class DynamoAsrJobRepository:
         item = self._call("get_item", Key={"pk": {"S": _record_pk(asr_job_id)}}, ConsistentRead=True).get("Item")
         if item is None:
             raise AsrJobNotFoundError(f"ASR job {asr_job_id} not found")
-        return AsrJob.model_validate_json(item["document"]["S"])
+        return AsrJob.model_validate_json(current_document(item, self._retention))
 
     def heartbeat(self, asr_job_id: str, at: datetime) -> None:
         self._put_if_running(self.get(asr_job_id).model_copy(update={"last_heartbeat_at": at, "updated_at": at}))
@@ -92,7 +100,7 @@ class DynamoAsrJobRepository:
         item = self._call(
             "get_item", Key={"pk": {"S": _cache_pk(media_hash, model_version)}}, ConsistentRead=True
         ).get("Item")
-        return AsrJob.model_validate_json(item["document"]["S"]) if item else None
+        return AsrJob.model_validate_json(current_document(item, self._retention)) if item else None
 
     def finish(self, asr_job_id: str, transcript_key: str, at: datetime) -> AsrJob:
         record = self.get(asr_job_id)
@@ -149,3 +157,30 @@ class DynamoAsrJobRepository:
 
     def fail(self, asr_job_id: str, error: JobError, at: datetime) -> None:
         self._put_if_running(self.get(asr_job_id).failed(error, at))
+
+    def list_expired(self, now: datetime, limit: int) -> list[AsrJob]:
+        items = scan_expired(self._client, self._table, "asrJob", now, limit)
+        return [AsrJob.model_validate_json(current_document(item, self._retention)) for item in items]
+
+    def delete(self, asr_job_id: str) -> None:
+        try:
+            record = self.get(asr_job_id)
+        except AsrJobNotFoundError:
+            return
+        deletes = [{"Delete": {"TableName": self._table, "Key": {"pk": {"S": _record_pk(record.id)}}}}]
+        if record.status is AsrStatus.DONE:
+            deletes.append(
+                {
+                    "Delete": {
+                        "TableName": self._table,
+                        "Key": {"pk": {"S": _cache_pk(record.media_hash, record.model_version)}},
+                        # A newer entry for the same key is not this record's to remove.
+                        "ConditionExpression": "attribute_not_exists(pk) OR asrJobId = :id",
+                        "ExpressionAttributeValues": {":id": {"S": record.id}},
+                    }
+                }
+            )
+        try:
+            self._client.transact_write_items(TransactItems=deletes)
+        except (ClientError, BotoCoreError) as error:
+            raise _unavailable(error) from error

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Callable
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -10,8 +10,11 @@ from botocore.exceptions import BotoCoreError, ClientError
 from ...domain.errors import IdempotencyKeyReusedError, JobNotFoundError, StorageUnavailableError
 from ...domain.jobs import Job, JobChange, apply_change
 from ...domain.ports import IdempotencyClaim
+from ...domain.record_versions import CURRENT_SCHEMA_VERSION, DEFAULT_RETENTION
+from .dynamo_migrations import current_document
 
-SCHEMA_VERSION = 1
+# Version 2: the document always has expires_at. Older items are upgraded as they are read.
+SCHEMA_VERSION = CURRENT_SCHEMA_VERSION
 # Optimistic-concurrency retries of one update before giving up; contention is two steps at most.
 _UPDATE_ATTEMPTS = 8
 
@@ -29,12 +32,21 @@ class DynamoJobRepository:
 
     The job is kept whole as a JSON document, next to the attributes DynamoDB acts
     on (``status``, ``expiresAt`` for TTL, ``version`` for optimistic locking).
+    ``retention`` is the service's; it dates items from before retention existed.
     """
 
-    def __init__(self, client: Any, table_name: str, now: Callable[[], datetime]) -> None:
+    def __init__(
+        self,
+        client: Any,
+        table_name: str,
+        now: Callable[[], datetime],
+        *,
+        retention: timedelta = DEFAULT_RETENTION,
+    ) -> None:
         self._client = client
         self._table = table_name
         self._now = now
+        self._retention = retention
 
     def _item(self, job: Job, version: int, claim_pk: str | None = None) -> dict[str, Any]:
         item = {
@@ -111,7 +123,8 @@ class DynamoJobRepository:
         if item is None:
             raise JobNotFoundError(f"job {job_id} not found")
         claim_pk = item["claimPk"]["S"] if "claimPk" in item else None
-        return Job.model_validate_json(item["document"]["S"]), int(item["version"]["N"]), claim_pk
+        job = Job.model_validate_json(current_document(item, self._retention))
+        return job, int(item["version"]["N"]), claim_pk
 
     def get(self, job_id: str) -> Job:
         return self._read(job_id)[0]
@@ -147,6 +160,29 @@ class DynamoJobRepository:
             )
         except (ClientError, BotoCoreError) as error:
             raise _unavailable(error) from error
+
+
+    def list_expired(self, now: datetime, limit: int) -> list[Job]:
+        items = scan_expired(self._client, self._table, "job", now, limit)
+        return [Job.model_validate_json(current_document(item, self._retention)) for item in items]
+
+
+def scan_expired(client: Any, table: str, item_type: str, now: datetime, limit: int) -> list[dict[str, Any]]:
+    """Items of ``item_type`` past ``expiresAt``. In AWS, TTL removes them (up to days late); this finds them sooner."""
+    found: list[dict[str, Any]] = []
+    try:
+        for page in client.get_paginator("scan").paginate(
+            TableName=table,
+            FilterExpression="#type = :type AND expiresAt <= :now",
+            ExpressionAttributeNames={"#type": "type"},
+            ExpressionAttributeValues={":type": {"S": item_type}, ":now": {"N": str(int(now.timestamp()))}},
+        ):
+            found.extend(page.get("Items", []))
+            if len(found) >= limit:
+                break
+    except (ClientError, BotoCoreError) as error:
+        raise _unavailable(error) from error
+    return found[:limit]
 
 
 def _unavailable(error: Exception) -> StorageUnavailableError:

@@ -75,6 +75,16 @@ class S3ArtifactStore:
         except BotoCoreError as error:
             raise StorageUnavailableError(f"could not look up {key}: {error}") from error
 
+    def list_keys(self, prefix: str) -> list[str]:
+        try:
+            return [
+                item["Key"]
+                for page in self._client.get_paginator("list_objects_v2").paginate(Bucket=self._bucket, Prefix=prefix)
+                for item in page.get("Contents", [])
+            ]
+        except (ClientError, BotoCoreError) as error:
+            raise StorageUnavailableError(f"could not list {prefix}: {error}") from error
+
     def delete_prefix(self, prefix: str) -> int:
         deleted = 0
         try:

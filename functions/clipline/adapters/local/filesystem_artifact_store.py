@@ -94,13 +94,29 @@ class FilesystemArtifactStore:
     def exists(self, key: str) -> bool:
         return self.path_of(key).is_file()
 
+    def list_keys(self, prefix: str) -> list[str]:
+        # Partial files (a write in progress) are not objects yet.
+        return sorted(
+            key
+            for path in self._root.rglob("*")
+            if path.is_file()
+            and not path.name.endswith(".partial")
+            and (key := path.relative_to(self._root).as_posix()).startswith(prefix)
+        )
+
     def delete_prefix(self, prefix: str) -> int:
-        folder = self.path_of(prefix.rstrip("/"))
-        if not folder.exists():
-            return 0
-        count = sum(1 for p in folder.rglob("*") if p.is_file())
-        shutil.rmtree(folder, ignore_errors=True)
-        return count
+        # S3's meaning of a prefix: a folder ("jobs/1/") or a whole key ("jobs/1/clip.mp4") alike.
+        keys = self.list_keys(prefix)
+        for key in keys:
+            self.path_of(key).unlink(missing_ok=True)
+        self._prune_empty_folders(self.path_of(prefix.rstrip("/")))
+        return len(keys)
+
+    def _prune_empty_folders(self, start: Path) -> None:
+        folder = start if start.is_dir() else start.parent
+        while folder != self._root and folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
+            folder = folder.parent
 
     def signed_url(self, key: str, expires_at: datetime) -> str:
         expires = int(expires_at.timestamp())

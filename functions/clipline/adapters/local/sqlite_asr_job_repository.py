@@ -3,37 +3,24 @@
 from __future__ import annotations
 
 import sqlite3
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from ...domain.asr_jobs import AsrJob, AsrStatus
 from ...domain.errors import AsrJobNotFoundError
 from ...domain.jobs import JobError
+from ...domain.record_versions import DEFAULT_RETENTION
 from .sqlite_database import SqliteDatabase
 
-# The partial unique index is the cache's guarantee: two workers that finish the
-# same audio at once cannot both store a finished transcript; the second write fails.
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS asr_jobs (
-    id TEXT PRIMARY KEY,
-    job_id TEXT NOT NULL,
-    media_hash TEXT NOT NULL,
-    model_version TEXT NOT NULL,
-    status TEXT NOT NULL,
-    expires_at TEXT NOT NULL,
-    document TEXT NOT NULL
-);
-CREATE UNIQUE INDEX IF NOT EXISTS transcript_cache
-    ON asr_jobs (media_hash, model_version) WHERE status = 'done';
-CREATE INDEX IF NOT EXISTS asr_jobs_by_job ON asr_jobs (job_id);
-"""
-
-
 class SqliteAsrJobRepository:
-    """AsrJobRepository on SQLite. Each record is a JSON document beside the columns the index needs."""
+    """AsrJobRepository on SQLite. Each record is a JSON document beside the columns the index needs.
 
-    def __init__(self, path: Path) -> None:
-        self._database = SqliteDatabase(path, _SCHEMA)
+    The transcript cache's unique partial index is in sqlite_migrations. ``retention``
+    is the service's; opening an old file dates records that never had an expiry with it.
+    """
+
+    def __init__(self, path: Path, *, retention: timedelta = DEFAULT_RETENTION) -> None:
+        self._database = SqliteDatabase(path, retention)
 
     def create(self, record: AsrJob) -> None:
         with self._database.write() as db:
@@ -111,3 +98,15 @@ class SqliteAsrJobRepository:
             record = self._read(db, asr_job_id)
             if record.status is AsrStatus.RUNNING:
                 self._save(db, record.failed(error, at))
+
+    def list_expired(self, now: datetime, limit: int) -> list[AsrJob]:
+        with self._database.connection() as db:
+            rows = db.execute(
+                "SELECT document FROM asr_jobs WHERE expires_at <= ? ORDER BY expires_at LIMIT ?",
+                (now.isoformat(), limit),
+            ).fetchall()
+        return [AsrJob.model_validate_json(row[0]) for row in rows]
+
+    def delete(self, asr_job_id: str) -> None:
+        with self._database.write() as db:
+            db.execute("DELETE FROM asr_jobs WHERE id = ?", (asr_job_id,))

@@ -3,39 +3,26 @@
 from __future__ import annotations
 
 import sqlite3
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Callable
 
 from ...domain.errors import IdempotencyKeyReusedError, JobNotFoundError
 from ...domain.jobs import Job, JobChange, apply_change
 from ...domain.ports import IdempotencyClaim
+from ...domain.record_versions import DEFAULT_RETENTION
 from .sqlite_database import SqliteDatabase
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS jobs (
-    id TEXT PRIMARY KEY,
-    owner TEXT NOT NULL,
-    status TEXT NOT NULL,
-    expires_at TEXT NOT NULL,
-    document TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS idempotency_claims (
-    owner TEXT NOT NULL,
-    key TEXT NOT NULL,
-    request_hash TEXT NOT NULL,
-    job_id TEXT NOT NULL,
-    expires_at TEXT NOT NULL,
-    PRIMARY KEY (owner, key)
-);
-"""
-
-
 class SqliteJobRepository:
-    """JobRepository on SQLite; see SqliteDatabase for how threads share the file."""
+    """JobRepository on SQLite; see SqliteDatabase for how threads share the file.
 
-    def __init__(self, path: Path, now: Callable[[], datetime]) -> None:
-        self._database = SqliteDatabase(path, _SCHEMA)
+    ``retention`` is the service's; opening an old file dates records that never had an expiry with it.
+    """
+
+    def __init__(
+        self, path: Path, now: Callable[[], datetime], *, retention: timedelta = DEFAULT_RETENTION
+    ) -> None:
+        self._database = SqliteDatabase(path, retention)
         self._now = now
 
     def create(self, job: Job, claim: IdempotencyClaim | None = None) -> Job:
@@ -91,3 +78,11 @@ class SqliteJobRepository:
         with self._database.write() as db:
             db.execute("DELETE FROM idempotency_claims WHERE job_id = ?", (job_id,))
             db.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
+
+    def list_expired(self, now: datetime, limit: int) -> list[Job]:
+        # ISO-8601 UTC timestamps of one format compare correctly as text.
+        with self._database.connection() as db:
+            rows = db.execute(
+                "SELECT document FROM jobs WHERE expires_at <= ? ORDER BY expires_at LIMIT ?", (now.isoformat(), limit)
+            ).fetchall()
+        return [Job.model_validate_json(row[0]) for row in rows]
