@@ -59,8 +59,76 @@ def main(argv: list[str] | None = None) -> int:
         sub.add_argument("--data-dir", type=Path, default=None)
     keys.set_defaults(run=_keys)
 
+    cleanup = commands.add_parser(
+        "cleanup", help="remove expired jobs, transcripts and orphaned files now (serve does it every few minutes)"
+    )
+    cleanup.add_argument("--dry-run", action="store_true", help="say what would be removed, remove nothing")
+    cleanup.add_argument("--data-dir", type=Path, default=None)
+    cleanup.set_defaults(run=_cleanup)
+
+    migrate = commands.add_parser(
+        "migrate", help="bring stored records up to this release's schema (serve also does it on start)"
+    )
+    target = migrate.add_mutually_exclusive_group()
+    target.add_argument(
+        "--data-dir", type=Path, default=None, help="the local database's folder (default: CLIPLINE_DATA_DIR or ./data)"
+    )
+    target.add_argument(
+        "--aws", action="store_true", help="backfill the DynamoDB jobs table (CLIPLINE_JOBS_TABLE, CLIPLINE_AWS_REGION)"
+    )
+    migrate.set_defaults(run=_migrate)
+
     args = parser.parse_args(argv)
     return args.run(args)
+
+
+def _cleanup(args: argparse.Namespace) -> int:
+    from .domain.cleanup import clean_up
+    from .local.service import cleanup_services
+
+    report = clean_up(cleanup_services(_settings(args.data_dir)), dry_run=args.dry_run)
+    verb = "would remove" if args.dry_run else "removed"
+    for job_id in report.expired_jobs:
+        print(f"{verb} expired job {job_id}")
+    for key in report.expired_transcripts:
+        print(f"{verb} expired cached transcript {key}")
+    for key in report.orphaned_keys:
+        print(f"{verb} orphaned file {key}")
+    print(
+        f"{len(report.expired_jobs)} job(s), {len(report.expired_asr_records)} ASR record(s), "
+        f"{len(report.orphaned_keys)} orphaned file(s); {report.removed_files} file(s) removed"
+    )
+    return 0
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    """Migrate the local database, or with --aws backfill the jobs table.
+
+    Records from before retention existed expire at their creation time plus the configured retention.
+    """
+    from .composition import limits_from
+
+    settings = _settings(args.data_dir)
+    retention = limits_from(settings).retention
+    if args.aws:
+        from .adapters.aws.dynamo_migrations import backfill
+        from .composition import aws_client
+        from .domain.record_versions import CURRENT_SCHEMA_VERSION
+
+        report = backfill(aws_client("dynamodb", settings), settings.jobs_table, retention)
+        print(
+            f"table {settings.jobs_table}: upgraded {report.upgraded} item(s) to schema version "
+            f"{CURRENT_SCHEMA_VERSION} ({report.scanned} scanned)"
+        )
+        return 0
+    from .adapters.local.sqlite_database import SqliteDatabase
+    from .local.service import DataDir
+
+    database = SqliteDatabase(DataDir(settings.data_dir).database, retention)
+    report = database.migration_report
+    applied = f"applied {', '.join(map(str, report.applied))}" if report.applied else "already up to date"
+    print(f"database at version {report.version} ({applied})")
+    return 0
 
 
 def _settings(data_dir: Path | None):  # noqa: ANN202 - Settings is imported lazily
@@ -88,10 +156,11 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _keys(args: argparse.Namespace) -> int:
-    from .composition import SystemClock
+    from .composition import SystemClock, limits_from
     from .local.service import DataDir
 
-    store = DataDir(_settings(args.data_dir).data_dir).key_store(SystemClock())
+    settings = _settings(args.data_dir)
+    store = DataDir(settings.data_dir, limits_from(settings).retention).key_store(SystemClock())
     if args.key_command == "create":
         key_id, key = store.create(args.name)
         print(f"API key for {args.name} (id {key_id}); it is shown only once:", file=sys.stderr)
@@ -200,13 +269,13 @@ def _download(result: dict, out: Path) -> dict[str, Path]:
 
 
 def _clip(args: argparse.Namespace) -> int:
-    from .composition import SystemClock
+    from .composition import SystemClock, limits_from
     from .local.service import DataDir
 
     temporary = args.data_dir is None
     data_dir = Path(tempfile.mkdtemp(prefix="clipline-")) if temporary else args.data_dir
     data_dir.mkdir(parents=True, exist_ok=True)
-    keys = DataDir(data_dir).key_store(SystemClock())
+    keys = DataDir(data_dir, limits_from(_settings(data_dir)).retention).key_store(SystemClock())
     key_id, api_key = keys.create("clipline-clip")
     process, base_url = _start_private_server(data_dir)
     try:

@@ -77,6 +77,9 @@ class Settings(BaseSettings):
 
     # Local mode.
     data_dir: Path = Field(Path("./data"), description="Local mode: where jobs (SQLite), artifacts and keys live.")
+    cleanup_interval_seconds: float = Field(
+        300, gt=0, description="Local mode: how often the sweeper removes expired jobs, transcripts and orphaned files."
+    )
     public_url: str | None = Field(
         None, description="Local mode: the base URL signed links name; default: the address the gateway listens on."
     )

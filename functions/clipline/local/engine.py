@@ -156,7 +156,10 @@ class EngineHost:
                     self._report_end(sfn, execution)
 
     def _report_end(self, sfn: Any, execution: dict) -> None:
-        description = sfn.describe_execution(executionArn=execution["executionArn"])
+        try:
+            description = sfn.describe_execution(executionArn=execution["executionArn"])
+        except Exception:  # noqa: BLE001 - the engine is stopping; nothing is left to report to
+            return
         event = {
             "source": "aws.states",
             "detail-type": "Step Functions Execution Status Change",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from datetime import timedelta
 from pathlib import Path
 
 from ..adapters.aws.step_functions_task_callback import StepFunctionsTaskCallback
@@ -13,7 +14,9 @@ from ..adapters.local.sqlite_api_key_store import SqliteApiKeyStore
 from ..adapters.local.sqlite_asr_job_repository import SqliteAsrJobRepository
 from ..adapters.local.sqlite_job_repository import SqliteJobRepository
 from ..composition import SystemClock, install, limits_from, media_services, transcriber_for
+from ..domain.cleanup import clean_up
 from ..domain.ports import Transcriber
+from ..domain.record_versions import DEFAULT_RETENTION
 from ..domain.use_cases import Services
 from ..observability import PowertoolsTelemetry, logger
 from ..settings import Settings
@@ -23,20 +26,84 @@ from .gateway import GatewayDependencies, LocalGateway
 
 
 class DataDir:
-    """Where local mode keeps its state: one SQLite file, the artifacts folder, the secret."""
+    """Where local mode keeps its state: one SQLite file, the artifacts folder, the secret.
 
-    def __init__(self, root: Path) -> None:
+    ``retention`` is the service's: a store opened here may migrate an old file, which dates old records with it.
+    """
+
+    def __init__(self, root: Path, retention: timedelta = DEFAULT_RETENTION) -> None:
         self.root = root.resolve()
+        self.retention = retention
         self.database = self.root / "clipline.sqlite3"
         self.artifacts = self.root / "artifacts"
         self.secret = self.root / "secret.key"
 
     def key_store(self, clock: SystemClock) -> SqliteApiKeyStore:
         secret = load_or_create_secret(self.secret)
-        return SqliteApiKeyStore(self.database, derive_key(secret, "api-key-hash"), clock.now)
+        return SqliteApiKeyStore(self.database, derive_key(secret, "api-key-hash"), clock.now, retention=self.retention)
 
     def signer(self) -> LocalUrlSigner:
         return LocalUrlSigner(derive_key(load_or_create_secret(self.secret), "artifact-link"))
+
+    def stores(self, clock: SystemClock, public_url: str) -> dict:
+        """The job, ASR and artifact stores, as Services fields."""
+        return {
+            "jobs": SqliteJobRepository(self.database, clock.now, retention=self.retention),
+            "asr_jobs": SqliteAsrJobRepository(self.database, retention=self.retention),
+            "artifacts": FilesystemArtifactStore(self.artifacts, self.signer(), public_url),
+        }
+
+
+def cleanup_services(settings: Settings) -> Services:
+    """What `clipline cleanup` needs: the data dir's stores and a clock, no engine or media."""
+    clock = SystemClock()
+    return Services(
+        **DataDir(settings.data_dir, limits_from(settings).retention).stores(
+            clock, settings.public_url or "http://127.0.0.1"
+        ),
+        workflow=None,
+        source_guard=None,
+        prober=None,
+        clipper=None,
+        telemetry=PowertoolsTelemetry(),
+        clock=clock,
+        limits=limits_from(settings),
+    )
+
+
+class Sweeper:
+    """Runs the cleanup every ``interval`` seconds on a thread, the local stand-in for TTL and lifecycle rules."""
+
+    def __init__(self, services: Services, interval: float) -> None:
+        self._services = services
+        self._interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="sweeper", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                report = clean_up(self._services)
+            except Exception:  # noqa: BLE001 - a sweep that fails is tried again at the next interval
+                logger.exception("cleanup failed")
+                continue
+            if report.expired_jobs or report.expired_asr_records or report.orphaned_keys:
+                logger.info(
+                    "cleanup removed expired records",
+                    extra={
+                        "expiredJobs": len(report.expired_jobs),
+                        "expiredAsrRecords": len(report.expired_asr_records),
+                        "orphanedFiles": len(report.orphaned_keys),
+                        "removedFiles": report.removed_files,
+                    },
+                )
 
 
 class LocalService:
@@ -51,11 +118,12 @@ class LocalService:
     ) -> None:
         """``transcriber`` replaces the one ``settings.asr_provider`` names (tests use it to inject failures)."""
         self.settings = settings
-        self.data = DataDir(settings.data_dir)
+        self.data = DataDir(settings.data_dir, limits_from(settings).retention)
         self.gateway = LocalGateway(host, port)
         self.engine = EngineHost(settings)
         self.transcriber = transcriber or transcriber_for(settings)
         self.asr_workers: AsrWorkers | None = None
+        self.sweeper: Sweeper | None = None
         self._thread: threading.Thread | None = None
 
     @property
@@ -66,26 +134,22 @@ class LocalService:
         clock = SystemClock()
         # Signed links name the address the gateway really listens on, unless one is configured.
         public_url = self.settings.public_url or self.base_url
-        signer = self.data.signer()
-        artifacts = FilesystemArtifactStore(self.data.artifacts, signer, public_url)
+        stores = self.data.stores(clock, public_url)
         self.engine.start()
-        install(
-            Services(
-                jobs=SqliteJobRepository(self.data.database, clock.now),
-                artifacts=artifacts,
-                workflow=StepFunctionsWorkflow(self.engine.client("stepfunctions"), self.engine.state_machine_arn),
-                asr_jobs=SqliteAsrJobRepository(self.data.database),
-                transcriber=self.transcriber,
-                task_callback=StepFunctionsTaskCallback(self.engine.client("stepfunctions")),
-                telemetry=PowertoolsTelemetry(),
-                clock=clock,
-                limits=limits_from(self.settings),
-                work_dir=self.settings.work_dir,
-                **media_services(self.settings),
-            )
+        services = Services(
+            **stores,
+            workflow=StepFunctionsWorkflow(self.engine.client("stepfunctions"), self.engine.state_machine_arn),
+            transcriber=self.transcriber,
+            task_callback=StepFunctionsTaskCallback(self.engine.client("stepfunctions")),
+            telemetry=PowertoolsTelemetry(),
+            clock=clock,
+            limits=limits_from(self.settings),
+            work_dir=self.settings.work_dir,
+            **media_services(self.settings),
         )
+        install(services)
         self.gateway.dependencies = GatewayDependencies(
-            keys=self.data.key_store(clock), artifacts=artifacts, signer=signer, now=clock.now
+            keys=self.data.key_store(clock), artifacts=stores["artifacts"], signer=self.data.signer(), now=clock.now
         )
         self.asr_workers = AsrWorkers(
             self.engine.client("sqs"),
@@ -95,6 +159,8 @@ class LocalService:
             heartbeat_seconds=self.settings.asr_heartbeat_seconds,
         )
         self.asr_workers.start()
+        self.sweeper = Sweeper(services, self.settings.cleanup_interval_seconds)
+        self.sweeper.start()
         self._thread = threading.Thread(target=self.gateway.serve_forever, name="gateway", daemon=True)
         self._thread.start()
         logger.info("local mode started", extra={"url": self.base_url, "dataDir": str(self.data.root)})
@@ -102,6 +168,8 @@ class LocalService:
     def stop(self) -> None:
         self.gateway.shutdown()
         self.gateway.server_close()
+        if self.sweeper is not None:
+            self.sweeper.stop()
         if self.asr_workers is not None:
             self.asr_workers.stop()
         self.engine.stop()

@@ -1,0 +1,99 @@
+"""Removing what has expired, and what no record points to: local mode's sweeper and `clipline cleanup`.
+
+In AWS, DynamoDB TTL removes expired records and a stream handler removes their
+artifacts (``retention.py``), with S3 lifecycle rules as the backstop. Local mode
+has none of these, so this use case does all three in one pass. Records go last:
+a pass cut short leaves records whose files are already gone, which the next pass
+finishes, never files that no record points to.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from . import errors
+from .asr_jobs import AsrStatus
+from .transcription import transcript_cache_prefix
+from .use_cases import Services, artifact_prefix
+
+# Records handled per pass of each kind; a sweep runs again within minutes.
+BATCH = 500
+JOBS_PREFIX = "jobs/"
+TRANSCRIPTS_PREFIX = "transcripts/"
+
+
+@dataclass
+class CleanupReport:
+    expired_jobs: list[str] = field(default_factory=list)
+    expired_transcripts: list[str] = field(default_factory=list)
+    expired_asr_records: list[str] = field(default_factory=list)
+    orphaned_keys: list[str] = field(default_factory=list)
+    removed_files: int = 0
+
+
+def clean_up(services: Services, dry_run: bool = False) -> CleanupReport:
+    """Remove expired jobs, expired ASR records and cache entries, and files no record points to.
+
+    A cache entry lives as long as the longest-lived job that reused it (each reuse
+    extends it), so an expired entry has no live user. With ``dry_run`` nothing is
+    removed; the report says what would be.
+    """
+    now = services.clock.now()
+    report = CleanupReport()
+    for job in services.jobs.list_expired(now, BATCH):
+        report.expired_jobs.append(job.id)
+        if not dry_run:
+            report.removed_files += services.artifacts.delete_prefix(artifact_prefix(job.id))
+            services.jobs.delete(job.id)
+    for record in services.asr_jobs.list_expired(now, BATCH):
+        report.expired_asr_records.append(record.id)
+        owns_transcript = record.status is AsrStatus.DONE and record.transcript_key
+        if owns_transcript:
+            report.expired_transcripts.append(record.transcript_key)
+        if not dry_run:
+            if owns_transcript:
+                # Only the record's own folder, whatever its transcript_key says.
+                folder = transcript_cache_prefix(record.media_hash, record.model_version, record.id)
+                report.removed_files += services.artifacts.delete_prefix(folder)
+            services.asr_jobs.delete(record.id)
+    # Files of the expired records are theirs, not orphans (and in a dry run still there).
+    expired = set(report.expired_jobs) | set(report.expired_asr_records)
+    for key in _orphaned_keys(services, expired):
+        report.orphaned_keys.append(key)
+        if not dry_run:
+            report.removed_files += services.artifacts.delete_prefix(key)
+    return report
+
+
+def _orphaned_keys(services: Services, expired: set[str]) -> list[str]:
+    """Files whose record is gone: left by a crash between writing and recording, or by a removal cut short.
+
+    Job files belong to their job record, which exists before any file is written.
+    A canonical transcript belongs to its ASR record while that record is running
+    (it writes, then finishes) or done; failed, reused and superseded records own none.
+    """
+    orphans = []
+    for key in services.artifacts.list_keys(JOBS_PREFIX):
+        job_id = key.split("/")[1]
+        if job_id not in expired and not _job_exists(services, job_id):
+            orphans.append(key)
+    for key in services.artifacts.list_keys(TRANSCRIPTS_PREFIX):
+        parts = key.split("/")
+        if len(parts) < 5 or (parts[3] not in expired and not _owns_transcript(services, parts[3])):
+            orphans.append(key)
+    return orphans
+
+
+def _job_exists(services: Services, job_id: str) -> bool:
+    try:
+        services.jobs.get(job_id)
+        return True
+    except errors.JobNotFoundError:
+        return False
+
+
+def _owns_transcript(services: Services, asr_job_id: str) -> bool:
+    try:
+        return services.asr_jobs.get(asr_job_id).status in (AsrStatus.RUNNING, AsrStatus.DONE)
+    except errors.AsrJobNotFoundError:
+        return False
