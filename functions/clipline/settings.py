@@ -44,6 +44,25 @@ class Settings(BaseSettings):
         False, description="Allow loopback and private-network sources. Only for tests and the demo."
     )
 
+    source_ports: str = Field("80,443", description="Comma-separated ports a source URL may name.")
+    max_source_bytes: int = Field(
+        20 * 1024**3, gt=0, description="Largest source (by Content-Length, or bytes read) ffmpeg may fetch from."
+    )
+    max_source_seconds: float = Field(6 * 3600, gt=0, description="Longest source duration accepted.")
+    first_byte_timeout_seconds: float = Field(
+        15, gt=0, description="Longest wait for a source's first byte (and for any later read)."
+    )
+    max_redirects: int = Field(3, ge=0, le=10, description="Redirects a source fetch may follow; each is checked again.")
+
+    # Usage plans (local mode reproduces API Gateway's): the plan a new key gets unless it names its own.
+    key_rate_per_second: float = Field(10, gt=0, description="Local mode: default steady request rate per API key.")
+    key_burst: int = Field(20, gt=0, description="Local mode: default burst per API key (token bucket size).")
+    key_quota: int = Field(10000, gt=0, description="Local mode: default requests per quota period per API key.")
+    key_quota_period: Literal["day", "week", "month"] = Field("day", description="Local mode: default quota period.")
+    job_creations_per_ip_per_minute: int = Field(
+        60, gt=0, description="Job creations per client IP per minute (the WAF rate rule in AWS)."
+    )
+
     ffmpeg: str | None = Field(None, description="Path of the ffmpeg binary; default: the one the imageio-ffmpeg wheel ships.")
     ffmpeg_threads: int = Field(0, ge=0, description="Threads per ffmpeg run; 0 lets ffmpeg decide.")
     work_dir: Path | None = Field(None, description="Scratch folder for media work; default: the system temp folder.")
@@ -92,6 +111,10 @@ class Settings(BaseSettings):
     storage_max_attempts: int = Field(
         5, ge=1, le=10, description="Attempts per storage call (botocore standard retries, jittered backoff)."
     )
+
+    @property
+    def source_port_set(self) -> frozenset[int]:
+        return frozenset(int(port) for port in self.source_ports.split(",") if port.strip())
 
     @property
     def source_allowlist_patterns(self) -> tuple[str, ...]:
