@@ -164,6 +164,11 @@ class LocalService:
         self._thread = threading.Thread(target=self.gateway.serve_forever, name="gateway", daemon=True)
         self._thread.start()
         logger.info("local mode started", extra={"url": self.base_url, "dataDir": str(self.data.root)})
+        if self.settings.allow_private_sources:
+            logger.warning(
+                "CLIPLINE_ALLOW_PRIVATE_SOURCES is on: sources on loopback and private networks will be fetched; "
+                "use it only for local development and tests"
+            )
 
     def stop(self) -> None:
         self.gateway.shutdown()
