@@ -95,10 +95,14 @@ class FilesystemArtifactStore:
         return self.path_of(key).is_file()
 
     def list_keys(self, prefix: str) -> list[str]:
+        # Walk only the folder the prefix names, not the whole store: the sweeper deletes job by job.
+        folder = self.path_of(prefix.rsplit("/", 1)[0]) if "/" in prefix else self._root
+        if not folder.is_dir():
+            return []
         # Partial files (a write in progress) are not objects yet.
         return sorted(
             key
-            for path in self._root.rglob("*")
+            for path in folder.rglob("*")
             if path.is_file()
             and not path.name.endswith(".partial")
             and (key := path.relative_to(self._root).as_posix()).startswith(prefix)
