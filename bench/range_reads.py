@@ -21,11 +21,10 @@ from unittest import mock
 from clipline.domain.jobs import ClipRequest
 from clipline.local.media_server import MediaServer
 from clipline.local.sample_media import make_sample_video
-from clipline.media import clip as clip_module
-from clipline.media import probe as probe_module
-from clipline.media.clip import FfmpegClipper
+from clipline.composition import media_services
+from clipline.media import ffmpeg_process
 from clipline.media.ffmpeg_binary import find_ffmpeg
-from clipline.media.probe import FfmpegProber
+from clipline.settings import Settings
 
 UNBOUNDED = ["-rw_timeout", "15000000"]
 
@@ -59,8 +58,9 @@ def main() -> None:
             url = server.url("source.mp4")
 
             def clip_from(location: str, out: Path) -> int:
-                prober = FfmpegProber(ffmpeg, 60)
-                clipper = FfmpegClipper(ffmpeg, prober, 600)
+                # The production graph: ffmpeg fetches through the egress proxy (loopback allowed here).
+                media = media_services(Settings(allow_private_sources=True))
+                prober, clipper = media["prober"], media["clipper"]
                 info = prober.probe(location)
                 outcome = clipper.clip(ClipRequest(source_url=location, start_seconds=middle, end_seconds=middle + 10), info, out, lambda _: None)
                 return outcome.info.size_bytes
@@ -69,7 +69,7 @@ def main() -> None:
                 return clip_from(url, Path(tempfile.mkdtemp(dir=work)))
 
             def unbounded_way() -> int:
-                with mock.patch.object(probe_module, "NETWORK_OPTIONS", UNBOUNDED), mock.patch.object(clip_module, "NETWORK_OPTIONS", UNBOUNDED):
+                with mock.patch.object(ffmpeg_process, "NETWORK_OPTIONS", UNBOUNDED):
                     return clip_from(url, Path(tempfile.mkdtemp(dir=work)))
 
             def download_first() -> int:

@@ -34,19 +34,33 @@ def limits_from(settings: Settings) -> Limits:
 
 
 def media_services(settings: Settings) -> dict[str, Any]:
-    """The source guard, prober and clipper; the same in both modes."""
+    """The source guard, prober and clipper; the same in both modes.
+
+    ffmpeg reaches sources only through the egress proxy, which applies the
+    same guard to every connection (redirects included) and connects to the
+    address it checked. It starts on first use, once per graph.
+    """
     from .media.audio import FfmpegAudioExtractor
     from .media.clip import FfmpegClipper
+    from .media.egress_proxy import EgressProxy
     from .media.ffmpeg_binary import find_ffmpeg
-    from .media.probe import FfmpegProber
+    from .media.probe import FfmpegProber, SourceAccess
     from .media.source_guard import AddressSourceGuard
 
     ffmpeg = find_ffmpeg(settings.ffmpeg)
-    prober = FfmpegProber(ffmpeg, settings.probe_timeout_seconds)
+    guard = AddressSourceGuard(
+        settings.source_allowlist_patterns, settings.allow_private_sources, settings.source_port_set
+    )
+    access = SourceAccess(
+        egress=EgressProxy(guard, settings.max_source_bytes, settings.first_byte_timeout_seconds),
+        max_redirects=settings.max_redirects,
+        read_timeout_seconds=settings.first_byte_timeout_seconds,
+    )
+    prober = FfmpegProber(ffmpeg, settings.probe_timeout_seconds, access, settings.max_source_seconds)
     return {
-        "source_guard": AddressSourceGuard(settings.source_allowlist_patterns, settings.allow_private_sources),
+        "source_guard": guard,
         "prober": prober,
-        "clipper": FfmpegClipper(ffmpeg, prober, settings.clip_timeout_seconds, settings.ffmpeg_threads),
+        "clipper": FfmpegClipper(ffmpeg, prober, settings.clip_timeout_seconds, settings.ffmpeg_threads, access),
         "audio_extractor": FfmpegAudioExtractor(ffmpeg, AUDIO_EXTRACTION_TIMEOUT_SECONDS),
     }
 

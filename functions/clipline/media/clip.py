@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..domain.errors import ClipFailedError, ClipTimeoutError
+from ..domain.errors import ClipFailedError, ClipLineError, ClipTimeoutError
 from ..domain.jobs import ClipInfo, ClipRequest, SourceInfo
 from ..domain.ports import ClipOutcome, MediaProber, ProgressCallback
-from .ffmpeg_process import NETWORK_OPTIONS, FfmpegRun, run_ffmpeg
-from .probe import classify_fetch_error
+from .ffmpeg_process import FfmpegRun, run_ffmpeg
+from .probe import SourceAccess, classify_fetch_error
 
 # Slack for sources with no frame rate (audio only): one AAC frame at 22.05 kHz.
 AUDIO_TOLERANCE_SECONDS = 0.05
@@ -34,11 +34,19 @@ REENCODE_OPTIONS = [
 class FfmpegClipper:
     """MediaClipper with ffmpeg."""
 
-    def __init__(self, ffmpeg: str, prober: MediaProber, timeout_seconds: float, threads: int = 0) -> None:
+    def __init__(
+        self,
+        ffmpeg: str,
+        prober: MediaProber,
+        timeout_seconds: float,
+        threads: int = 0,
+        access: SourceAccess | None = None,
+    ) -> None:
         self._ffmpeg = ffmpeg
         self._prober = prober
         self._timeout = timeout_seconds
         self._threads = threads
+        self._access = access or SourceAccess()
 
     def clip(
         self, request: ClipRequest, source: SourceInfo, work_dir: Path, on_progress: ProgressCallback
@@ -73,11 +81,22 @@ class FfmpegClipper:
 
     def _cut(self, request: ClipRequest, codec_options: list[str], output: Path, on_out_time) -> FfmpegRun:
         url = request.source_url
-        network = NETWORK_OPTIONS if url.startswith(("http://", "https://")) else []
+        with self._access.fetch(url) as fetch:
+            run = self._run(fetch.options, fetch.location, request, codec_options, output, on_out_time)
+            try:
+                fetch.raise_failure()
+            except ClipLineError:
+                output.unlink(missing_ok=True)
+                raise
+        return run
+
+    def _run(
+        self, input_options: list[str], location: str, request: ClipRequest, codec_options: list[str], output: Path, on_out_time
+    ) -> FfmpegRun:
         arguments = [
-            *network,
+            *input_options,
             "-ss", f"{request.start_seconds:.6f}",
-            "-i", url,
+            "-i", location,
             "-t", f"{request.duration_seconds:.6f}",
             "-map", "0:v:0?", "-map", "0:a:0?",
             *codec_options,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import tempfile
 import threading
@@ -22,6 +23,42 @@ NETWORK_OPTIONS = [
     "-initial_request_size", "131072",
     "-request_size", "1048576",
 ]  # fmt: skip
+# Protocols a user's http(s) source may use. http and https are the source's own
+# schemes. ffmpeg's http runs on tcp (to the egress proxy, or to the source when no
+# proxy is configured); https runs on tls, which reaches the proxy through httpproxy
+# (CONNECT) over tcp. Everything else (file, concat, subfile, data, pipe, crypto,
+# rtmp, ...) is refused, including in any nested open a demuxer attempts.
+SOURCE_PROTOCOLS = "http,https,tls,tcp,httpproxy"
+# Demuxers a user's source may be read with: single-file containers only. The
+# playlist and reference formats (hls, dash, concat, mov drefs aside, which are off
+# by default) open further URLs on their own and are refused; ffmpeg then prints
+# WHITELIST_REFUSED_MARKER. The first entry is one demuxer with six names.
+SOURCE_FORMATS = "mov,mp4,m4a,3gp,3g2,mj2,matroska,webm,ogg,mp3,wav,aac,flac,mpegts,avi,flv"
+# What ffmpeg prints when either whitelist refuses ("Format not on whitelist",
+# "Protocol 'file' not on whitelist").
+WHITELIST_REFUSED_MARKER = "not on whitelist"
+# Our own files (clips being checked) are read as files and nothing else.
+LOCAL_FILE_OPTIONS = ["-protocol_whitelist", "file"]
+# ffmpeg connects straight to any host no_proxy names, skipping the proxy.
+_PROXY_BYPASS_VARIABLES = ("no_proxy", "NO_PROXY", "http_proxy", "HTTP_PROXY")
+
+
+def source_input_options(proxy_url: str | None, max_redirects: int, read_timeout_seconds: float) -> list[str]:
+    """Input options for a user's http(s) source: the proxy, the whitelists, the redirect bound, the Range tuning."""
+    return [
+        *NETWORK_OPTIONS,
+        *(["-http_proxy", proxy_url] if proxy_url else []),
+        "-rw_timeout", str(int(read_timeout_seconds * 1_000_000)),
+        "-max_redirects", str(max_redirects),
+        "-protocol_whitelist", SOURCE_PROTOCOLS,
+        "-format_whitelist", SOURCE_FORMATS,
+    ]  # fmt: skip
+
+
+def is_network_source(location: str) -> bool:
+    return location.startswith(("http://", "https://"))
+
+
 # ffmpeg's stderr can be long for broken inputs; keep the tail, where the cause is.
 _STDERR_TAIL = 8000
 
@@ -50,7 +87,10 @@ def run_ffmpeg(
     command += arguments
     # stderr goes to a file so a chatty ffmpeg can never fill a pipe and block.
     with tempfile.TemporaryFile() as stderr_file:
-        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=stderr_file, stdin=subprocess.DEVNULL)
+        environment = {k: v for k, v in os.environ.items() if k not in _PROXY_BYPASS_VARIABLES}
+        process = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=stderr_file, stdin=subprocess.DEVNULL, env=environment
+        )
         timed_out = threading.Event()
 
         def kill() -> None:

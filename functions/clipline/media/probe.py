@@ -9,11 +9,28 @@ clip, and no second set of native libraries has to agree with the first.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
+from dataclasses import dataclass
+from typing import Iterator
 
-from ..domain.errors import SourceNotFoundError, SourceNotMediaError, SourceUnreachableError
+from ..domain.errors import (
+    SourceNotAllowedError,
+    SourceNotFoundError,
+    SourceNotMediaError,
+    SourceTooLargeError,
+    SourceUnreachableError,
+)
 from ..domain.jobs import SourceInfo
-from .ffmpeg_process import NETWORK_OPTIONS, run_ffmpeg
+from .egress_proxy import EgressProxy, EgressSession
+from .ffmpeg_process import (
+    LOCAL_FILE_OPTIONS,
+    WHITELIST_REFUSED_MARKER,
+    is_network_source,
+    run_ffmpeg,
+    source_input_options,
+)
 
 _DURATION = re.compile(r"Duration: (?:(\d+):(\d{2}):(\d{2}(?:\.\d+)?)|N/A)")
 _INPUT = re.compile(r"^Input #0, ([\w,]+), from", re.MULTILINE)
@@ -35,8 +52,61 @@ _UNREACHABLE_MARKERS = (
 )
 
 
+# ffmpeg's read timeout when the proxy is in the way: a little longer than the
+# proxy's own, so a stall is reported by the proxy, which knows it was the source.
+_PROXY_TIMEOUT_MARGIN_SECONDS = 5
+
+
+@dataclass(frozen=True)
+class SourceAccess:
+    """How ffmpeg reaches a user's source.
+
+    With an egress proxy (always, when built by composition) every connection
+    goes through it and is checked and pinned there; without one (some tests
+    and benchmarks) ffmpeg connects directly. The whitelists, the redirect
+    bound and the read timeout apply either way.
+    """
+
+    egress: EgressProxy | None = None
+    max_redirects: int = 3
+    read_timeout_seconds: float = 15.0
+
+    @contextlib.contextmanager
+    def fetch(self, location: str) -> Iterator["SourceFetch"]:
+        """Input options for one ffmpeg run on ``location``; call ``raise_failure`` after the run."""
+        if not is_network_source(location):
+            # A local file of ours (a clip being checked): read as a plain file whatever its name says.
+            yield SourceFetch(LOCAL_FILE_OPTIONS, f"file:{os.path.abspath(location)}", None)
+            return
+        if self.egress is None:
+            yield SourceFetch(source_input_options(None, self.max_redirects, self.read_timeout_seconds), location, None)
+            return
+        timeout = self.read_timeout_seconds + _PROXY_TIMEOUT_MARGIN_SECONDS
+        with self.egress.session() as session:
+            yield SourceFetch(source_input_options(session.proxy_url, self.max_redirects, timeout), location, session)
+
+
+@dataclass(frozen=True)
+class SourceFetch:
+    """The options and the ``-i`` argument for one ffmpeg run, and the proxy session it runs in."""
+
+    options: list[str]
+    location: str
+    session: EgressSession | None
+
+    def raise_failure(self) -> None:
+        """Raise what the proxy refused or saw fail during the run (SourceNotAllowedError, SourceTooLargeError, ...)."""
+        if self.session is not None:
+            self.session.raise_failure()
+
+
 def classify_fetch_error(stderr: str, url: str) -> None:
     """Raise the error a failed fetch of ``url`` deserves, if its stderr shows one."""
+    if WHITELIST_REFUSED_MARKER in stderr:
+        raise SourceNotAllowedError(
+            "the source is a playlist or a format clipline does not read (HLS, DASH, concat and the like), "
+            "or it pointed at a protocol other than http(s); send the URL of a single media file"
+        )
     status = _HTTP_STATUS.search(stderr)
     if status:
         code = int(status.group(1))
@@ -83,17 +153,36 @@ def parse_probe_output(stderr: str) -> SourceInfo | None:
 class FfmpegProber:
     """MediaProber that reads ``ffmpeg -i``'s summary of a source (URL or local path)."""
 
-    def __init__(self, ffmpeg: str, timeout_seconds: float) -> None:
+    def __init__(
+        self,
+        ffmpeg: str,
+        timeout_seconds: float,
+        access: SourceAccess | None = None,
+        max_source_seconds: float | None = None,
+    ) -> None:
         self._ffmpeg = ffmpeg
         self._timeout = timeout_seconds
+        self.access = access or SourceAccess()
+        self._max_source_seconds = max_source_seconds
 
     def probe(self, url: str) -> SourceInfo:
-        network = NETWORK_OPTIONS if url.startswith(("http://", "https://")) else []
-        run = run_ffmpeg(self._ffmpeg, [*network, "-i", url], self._timeout)
+        """SourceInfo of ``url`` (an http(s) source or a local path).
+
+        Raises:
+            SourceNotAllowedError, SourceTooLargeError, SourceNotFoundError,
+            SourceUnreachableError, SourceNotMediaError.
+        """
+        with self.access.fetch(url) as fetch:
+            run = run_ffmpeg(self._ffmpeg, [*fetch.options, "-i", fetch.location], self._timeout)
+            fetch.raise_failure()
         if run.timed_out:
             raise SourceUnreachableError(f"probing the source took longer than {self._timeout:g}s")
         info = parse_probe_output(run.stderr)
         if info is None:
             classify_fetch_error(run.stderr, url)
             raise SourceNotMediaError("the source is not audio or video that ffmpeg can read")
+        if self._max_source_seconds is not None and is_network_source(url) and info.duration_seconds > self._max_source_seconds:
+            raise SourceTooLargeError(
+                f"the source is {info.duration_seconds:g}s long; the limit is {self._max_source_seconds:g}s"
+            )
         return info
