@@ -52,6 +52,11 @@ def main(argv: list[str] | None = None) -> int:
     key_commands = keys.add_subparsers(dest="key_command", required=True)
     create = key_commands.add_parser("create", help="create a key and print it once")
     create.add_argument("--name", required=True)
+    plan = create.add_argument_group("usage plan", "each limit defaults to the service's (CLIPLINE_KEY_*)")
+    plan.add_argument("--rate", type=_positive(float), help="steady requests per second")
+    plan.add_argument("--burst", type=_positive(int), help="requests allowed at once (the token bucket's size)")
+    plan.add_argument("--quota", type=_positive(int), help="requests per quota period")
+    plan.add_argument("--period", choices=("day", "week", "month"), help="quota period, a calendar period in UTC")
     listing = key_commands.add_parser("list", help="list keys (never the keys themselves)")
     revoke = key_commands.add_parser("revoke", help="revoke a key at once")
     revoke.add_argument("key_id")
@@ -80,6 +85,19 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parser.parse_args(argv)
     return args.run(args)
+
+
+def _positive(kind: type) -> Any:
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"{text} is not positive")
+        return value
+
+    return parse
 
 
 def _cleanup(args: argparse.Namespace) -> int:
@@ -156,20 +174,27 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _keys(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
     from .composition import SystemClock, limits_from
-    from .local.service import DataDir
+    from .local.service import DataDir, default_usage_plan
 
     settings = _settings(args.data_dir)
     store = DataDir(settings.data_dir, limits_from(settings).retention).key_store(SystemClock())
+    default_plan = default_usage_plan(settings)
     if args.key_command == "create":
-        key_id, key = store.create(args.name)
-        print(f"API key for {args.name} (id {key_id}); it is shown only once:", file=sys.stderr)
+        given = {"rate_per_second": args.rate, "burst": args.burst, "quota": args.quota, "quota_period": args.period}
+        plan = replace(default_plan, **{name: value for name, value in given.items() if value is not None})
+        key_id, key = store.create(args.name, plan)
+        print(f"API key for {args.name} (id {key_id}, {plan.describe()}); it is shown only once:", file=sys.stderr)
         print(key)
     elif args.key_command == "list":
         for record in store.list():
             used = record.last_used_at.isoformat() if record.last_used_at else "never"
             state = "revoked" if record.revoked else "active"
-            print(f"{record.id}  {record.name}  {state}  created {record.created_at.isoformat()}  last used {used}")
+            plan = record.plan.describe() if record.plan else f"{default_plan.describe()} (service default)"
+            created = record.created_at.isoformat()
+            print(f"{record.id}  {record.name}  {state}  {plan}  created {created}  last used {used}")
     elif not store.revoke(args.key_id):
         print(f"no active key with id {args.key_id}", file=sys.stderr)
         return 1

@@ -110,14 +110,14 @@ def contents(path):
 
 def test_migrations_are_numbered_one_after_another():
     assert [migration.version for migration in MIGRATIONS] == list(range(1, len(MIGRATIONS) + 1))
-    assert LATEST_VERSION == 2
+    assert LATEST_VERSION == 3
 
 
 def test_new_database_starts_at_the_latest_version(tmp_path):
     # When a store opens a file that does not exist yet
     database = SqliteDatabase(tmp_path / "new.sqlite3")
     # Then every migration ran, in order
-    assert database.migration_report.applied == (1, 2)
+    assert database.migration_report.applied == (1, 2, 3)
     assert user_version(tmp_path / "new.sqlite3") == LATEST_VERSION
 
 
@@ -139,7 +139,7 @@ def test_old_release_database_is_upgraded_and_its_jobs_expire(tmp_path):
     with sqlite3.connect(path) as db:
         column, document = db.execute("SELECT expires_at, document FROM jobs WHERE id = ?", (job_id,)).fetchone()
     assert datetime.fromisoformat(column) == datetime.fromisoformat(json.loads(document)["expires_at"]) == job.expires_at
-    assert user_version(path) == 2
+    assert user_version(path) == LATEST_VERSION
 
 
 def test_rerunning_the_migrations_changes_nothing(tmp_path):
@@ -156,7 +156,7 @@ def test_rerunning_the_migrations_changes_nothing(tmp_path):
     # And even running every migration once more (as if the version had been lost) changes no record
     with sqlite3.connect(path, isolation_level=None) as db:
         db.execute("PRAGMA user_version = 0")
-        assert migrate(db, timedelta(days=30)).applied == (1, 2)
+        assert migrate(db, timedelta(days=30)).applied == (1, 2, 3)
     assert contents(path) == upgraded
 
 
@@ -196,9 +196,11 @@ def test_database_made_by_todays_code_opens_fine(tmp_path):
     keys = SqliteApiKeyStore(path, hashing_key, clock.now, retention=RETENTION)
     jobs = SqliteJobRepository(path, clock.now, retention=RETENTION)
     # Then it is recognised and versioned, and its records are as they were
-    assert user_version(path) == 2
+    assert user_version(path) == LATEST_VERSION
     assert jobs.get(job.id) == job
-    assert keys.authenticate(api_key) == "k1"
+    assert keys.authenticate(api_key).id == "k1"
+    # And its key, made before usage plans, is on the service's default plan
+    assert keys.authenticate(api_key).plan is None
     # And the stores go on working on it
     assert jobs.update(job.id, JobChange(status=JobStatus.RUNNING)).status is JobStatus.RUNNING
 
@@ -232,8 +234,8 @@ def test_concurrent_openers_apply_each_migration_once(tmp_path, round_):
     reports, failures = open_all_at_once(path, 8)
     # Then every opener succeeded, and each migration was applied by exactly one of them
     assert failures == []
-    assert sorted(version for report in reports for version in report.applied) == [1, 2]
-    assert {report.version for report in reports} == {2}
+    assert sorted(version for report in reports for version in report.applied) == [1, 2, 3]
+    assert {report.version for report in reports} == {LATEST_VERSION}
     # And the job was dated once, correctly
     assert SqliteJobRepository(path, FixedClock().now).get(job_id).expires_at == CREATED + RETENTION
 
@@ -244,13 +246,13 @@ def test_a_failing_migration_leaves_the_file_at_the_last_good_version(tmp_path):
 
     def half_done(db, retention):
         db.execute("CREATE TABLE half_done (id TEXT)")
-        raise RuntimeError("migration 3 failed")
+        raise RuntimeError("the next migration failed")
 
     with sqlite3.connect(path, isolation_level=None) as db:
         with pytest.raises(RuntimeError):
-            migrate(db, RETENTION, (*MIGRATIONS, Migration(3, "fails half-way", half_done)))
+            migrate(db, RETENTION, (*MIGRATIONS, Migration(LATEST_VERSION + 1, "fails half-way", half_done)))
         assert db.execute("SELECT name FROM sqlite_master WHERE name = 'half_done'").fetchone() is None
-    assert user_version(path) == 2
+    assert user_version(path) == LATEST_VERSION
 
 
 def test_cli_migrate_upgrades_a_data_dir(tmp_path):
@@ -273,8 +275,8 @@ def test_cli_migrate_upgrades_a_data_dir(tmp_path):
     # When a user migrates it, then again
     first, second = clipline_migrate(), clipline_migrate()
     # Then the first run says what it applied and the second that there was nothing to do
-    assert first.strip() == "database at version 2 (applied 1, 2)"
-    assert second.strip() == "database at version 2 (already up to date)"
+    assert first.strip() == "database at version 3 (applied 1, 2, 3)"
+    assert second.strip() == "database at version 3 (already up to date)"
     # And the job expires after the configured retention
     expiry = SqliteJobRepository(data_dir / "clipline.sqlite3", FixedClock().now).get(job_id).expires_at
     assert expiry == CREATED + timedelta(days=2)

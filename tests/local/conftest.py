@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from clipline.composition import SystemClock, services
+from clipline.domain.rate_limits import UsagePlan
 from clipline.local.service import LocalService
 from clipline.settings import Settings
 
@@ -58,6 +59,10 @@ class Client:
         raise AssertionError(f"job {job_id} did not finish in {timeout}s: {job}")
 
 
+# The suite's own key polls and creates freely; the limits have tests of their own.
+UNTHROTTLED = UsagePlan(rate_per_second=1000, burst=1000, quota=10**9, quota_period="day")
+
+
 @dataclass
 class RunningService:
     service: LocalService
@@ -87,7 +92,7 @@ def start_service(tmp_path: Path, transcriber: object = None, **settings: object
         transcriber=transcriber,
     )
     service.start()
-    _, key = service.data.key_store(SystemClock()).create("tests")
+    _, key = service.data.key_store(SystemClock()).create("tests", UNTHROTTLED)
     return RunningService(service, Client(service.base_url, key), data_dir)
 
 

@@ -81,3 +81,32 @@ def test_keys_create_list_revoke(tmp_path):
     clipline("keys", "revoke", key_id, "--data-dir", data_dir)
     assert f"{key_id}  dev  revoked" in clipline("keys", "list", "--data-dir", data_dir).stdout
     assert clipline("keys", "revoke", key_id, "--data-dir", data_dir, check=False).returncode == 1
+
+
+def test_keys_carry_a_usage_plan_and_list_shows_it_with_last_use(tmp_path):
+    from clipline.composition import SystemClock
+    from clipline.local.service import DataDir
+
+    data_dir = str(tmp_path / "data")
+    # Given a key created with its own plan, and one on the defaults (here set through the environment)
+    created = clipline("keys", "create", "--name", "ci", "--rate", "2.5", "--burst", "5", "--quota", "100", "--period", "week", "--data-dir", data_dir)  # fmt: skip
+    key = created.stdout.strip()
+    key_id = re.search(r"id (\w+)", created.stderr).group(1)
+    assert "rate 2.5/s burst 5 quota 100/week" in created.stderr
+    defaults = clipline("keys", "create", "--name", "dev", "--quota", "7", "--data-dir", data_dir, env={"CLIPLINE_KEY_BURST": "9"})
+    # When the first key is used
+    assert DataDir(tmp_path / "data").key_store(SystemClock()).authenticate(key).id == key_id
+    listed = clipline("keys", "list", "--data-dir", data_dir, env={"CLIPLINE_KEY_BURST": "9"}).stdout
+    # Then the listing shows each key's plan, when it was created and last used, and never a key
+    [ci_line] = [line for line in listed.splitlines() if f"{key_id}  ci  active" in line]
+    assert "rate 2.5/s burst 5 quota 100/week" in ci_line
+    assert re.search(r"created 20\d\d-\d\d-\d\dT\S+  last used 20\d\d-\d\d-\d\dT\S+$", ci_line), ci_line
+    [dev_line] = [line for line in listed.splitlines() if "  dev  active" in line]
+    assert "rate 10/s burst 9 quota 7/day" in dev_line and dev_line.endswith("last used never")
+    assert key not in listed and defaults.stdout.strip() not in listed
+
+
+@pytest.mark.parametrize("flags", [["--rate", "0"], ["--burst", "-1"], ["--quota", "many"], ["--period", "year"]])
+def test_keys_create_refuses_an_impossible_plan(tmp_path, flags):
+    result = clipline("keys", "create", "--name", "x", *flags, "--data-dir", str(tmp_path / "data"), check=False)
+    assert result.returncode == 2 and not result.stdout

@@ -1,7 +1,9 @@
 """Local mode's front door: HTTP on loopback, turned into API Gateway REST proxy events.
 
-It does what API Gateway and S3 do in AWS: checks ``x-api-key``, maps each route
-to its Lambda handler with the same event shape, and serves signed artifact links.
+It does what API Gateway, its usage plans, WAF and S3 do in AWS: checks
+``x-api-key``, applies the key's throttle and quota and the per-address job
+creation limit, maps each route to its Lambda handler with the same event shape,
+and serves signed artifact links.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from ..api.errors import error_envelope, http_status_for
 from ..api.correlation import CORRELATION_HEADER, choose_correlation_id
 from ..api.routes import API_ROUTES, ApiRoute
 from ..domain import errors
+from ..domain.ports import Telemetry
+from ..domain.rate_limits import RequestLimiter, UsagePlan
 from ..observability import logger
 from . import lambda_runtime
 
@@ -32,6 +36,8 @@ from . import lambda_runtime
 MAX_BODY_BYTES = 1024 * 1024
 _COPY_CHUNK = 1024 * 1024
 _DRAIN_LIMIT_BYTES = 16 * 1024 * 1024
+# The route WAF's per-address rate rule covers in AWS.
+_JOB_CREATION = ("POST", "/api/jobs")
 
 
 def _route_pattern(resource: str) -> re.Pattern[str]:
@@ -43,10 +49,15 @@ _ROUTE_PATTERNS = [(route, _route_pattern(route.resource)) for route in API_ROUT
 
 @dataclass(frozen=True)
 class GatewayDependencies:
+    """``default_plan`` applies to keys created without a plan of their own."""
+
     keys: SqliteApiKeyStore
+    limiter: RequestLimiter
+    default_plan: UsagePlan
     artifacts: FilesystemArtifactStore
     signer: LocalUrlSigner
     now: Callable[[], datetime]
+    telemetry: Telemetry
 
 
 class LocalGateway(ThreadingHTTPServer):
@@ -113,14 +124,20 @@ class _GatewayRequestHandler(BaseHTTPRequestHandler):
 
     def _send_error(self, error: errors.ClipLineError, request_id: str) -> None:
         cid = self._correlation_id(request_id)
-        self._send_json(http_status_for(error.code), error_envelope(error.code, error.message, cid), request_id)
+        headers = {}
+        if isinstance(error, errors.TooManyRequestsError):
+            headers["Retry-After"] = str(error.retry_after_seconds)
+        envelope = error_envelope(error.code, error.message, cid)
+        self._send_json(http_status_for(error.code), envelope, request_id, headers)
 
-    def _send_json(self, status: int, body: dict, request_id: str) -> None:
+    def _send_json(self, status: int, body: dict, request_id: str, headers: dict[str, str] | None = None) -> None:
         payload = json.dumps(body).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(payload)))
         self.send_header(CORRELATION_HEADER, self._correlation_id(request_id))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(payload)
@@ -160,10 +177,18 @@ class _GatewayRequestHandler(BaseHTTPRequestHandler):
         route, path_parameters = self._match(path)
         dependencies = self.server.dependencies
         api_key = self.headers.get("x-api-key")
-        key_id = dependencies.keys.authenticate(api_key) if dependencies else None
-        if key_id is None:
+        key = dependencies.keys.authenticate(api_key) if dependencies else None
+        if dependencies is None or key is None:
             raise errors.ForbiddenError("a valid x-api-key header is required")
-        event = self._proxy_event(route, path, path_parameters, query, body, request_id, api_key, key_id)
+        creating_job = (route.method, route.resource) == _JOB_CREATION
+        try:
+            dependencies.limiter.admit(
+                key.id, key.plan or dependencies.default_plan, self.client_address[0] if creating_job else None
+            )
+        except errors.TooManyRequestsError as refusal:
+            dependencies.telemetry.count("RateLimitRefusals", reason=refusal.code)
+            raise
+        event = self._proxy_event(route, path, path_parameters, query, body, request_id, api_key, key.id)
         response = lambda_runtime.invoke(route.handler, event)
         self._send_proxy_response(response)
 

@@ -13,9 +13,11 @@ from ..adapters.local.secret_file import derive_key, load_or_create_secret
 from ..adapters.local.sqlite_api_key_store import SqliteApiKeyStore
 from ..adapters.local.sqlite_asr_job_repository import SqliteAsrJobRepository
 from ..adapters.local.sqlite_job_repository import SqliteJobRepository
+from ..adapters.local.sqlite_rate_limiter import SqliteRateLimiter
 from ..composition import SystemClock, install, limits_from, media_services, transcriber_for
 from ..domain.cleanup import clean_up
 from ..domain.ports import Transcriber
+from ..domain.rate_limits import UsagePlan
 from ..domain.record_versions import DEFAULT_RETENTION
 from ..domain.use_cases import Services
 from ..observability import PowertoolsTelemetry, logger
@@ -23,6 +25,16 @@ from ..settings import Settings
 from .asr_workers import AsrWorkers
 from .engine import EngineHost
 from .gateway import GatewayDependencies, LocalGateway
+
+
+def default_usage_plan(settings: Settings) -> UsagePlan:
+    """The plan of keys created without one: CLIPLINE_KEY_RATE_PER_SECOND, _KEY_BURST, _KEY_QUOTA, _KEY_QUOTA_PERIOD."""
+    return UsagePlan(
+        rate_per_second=settings.key_rate_per_second,
+        burst=settings.key_burst,
+        quota=settings.key_quota,
+        quota_period=settings.key_quota_period,
+    )
 
 
 class DataDir:
@@ -41,6 +53,11 @@ class DataDir:
     def key_store(self, clock: SystemClock) -> SqliteApiKeyStore:
         secret = load_or_create_secret(self.secret)
         return SqliteApiKeyStore(self.database, derive_key(secret, "api-key-hash"), clock.now, retention=self.retention)
+
+    def rate_limiter(self, clock: SystemClock, job_creations_per_minute: int) -> SqliteRateLimiter:
+        return SqliteRateLimiter(
+            self.database, clock.now, job_creations_per_minute=job_creations_per_minute, retention=self.retention
+        )
 
     def signer(self) -> LocalUrlSigner:
         return LocalUrlSigner(derive_key(load_or_create_secret(self.secret), "artifact-link"))
@@ -149,7 +166,13 @@ class LocalService:
         )
         install(services)
         self.gateway.dependencies = GatewayDependencies(
-            keys=self.data.key_store(clock), artifacts=stores["artifacts"], signer=self.data.signer(), now=clock.now
+            keys=self.data.key_store(clock),
+            limiter=self.data.rate_limiter(clock, self.settings.job_creations_per_ip_per_minute),
+            default_plan=default_usage_plan(self.settings),
+            artifacts=stores["artifacts"],
+            signer=self.data.signer(),
+            now=clock.now,
+            telemetry=services.telemetry,
         )
         self.asr_workers = AsrWorkers(
             self.engine.client("sqs"),

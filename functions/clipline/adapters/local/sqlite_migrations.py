@@ -118,9 +118,39 @@ def _backfill_expiry(db: sqlite3.Connection, retention: timedelta) -> None:
             )
 
 
+def _add_usage_plans(db: sqlite3.Connection, retention: timedelta) -> None:
+    """Give API keys a usage plan, and add the tables the throttle and the quota keep their state in.
+
+    A key's plan columns are all NULL (the service's default plan, which every
+    key made before this gets) or all set. Buckets are keyed by subject:
+    ``key:<id>`` for a key's throttle, ``ip:<address>`` for job creations per
+    address. Safe to run again on a file that already has them.
+    """
+    columns = {row[1] for row in db.execute("PRAGMA table_info(api_keys)")}
+    plan_columns = (("rate_per_second", "REAL"), ("burst", "INTEGER"), ("quota", "INTEGER"), ("quota_period", "TEXT"))
+    for column, kind in plan_columns:
+        if column not in columns:
+            db.execute(f"ALTER TABLE api_keys ADD COLUMN {column} {kind}")
+    db.execute(
+        """CREATE TABLE IF NOT EXISTS rate_buckets (
+            subject TEXT PRIMARY KEY,
+            tokens REAL NOT NULL,
+            updated_at TEXT NOT NULL
+        )"""
+    )
+    db.execute(
+        """CREATE TABLE IF NOT EXISTS quota_usage (
+            key_id TEXT PRIMARY KEY,
+            period_start TEXT NOT NULL,
+            used INTEGER NOT NULL
+        )"""
+    )
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "baseline: jobs, idempotency claims, ASR records and the transcript cache, API keys", _BASELINE),
     Migration(2, "backfill expires_at on jobs and ASR records written before retention existed", _backfill_expiry),
+    Migration(3, "usage plans on API keys; token buckets and quota counters", _add_usage_plans),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 
