@@ -74,6 +74,11 @@ def test_the_callers_correlation_id_is_echoed_and_used():
         ({"sourceUrl": "https://e.com/a.mp4", "start": -5, "end": 5}, "INVALID_TIME_RANGE"),
         ({"sourceUrl": "https://e.com/a.mp4", "start": "1:99", "end": 5}, "INVALID_TIMECODE"),
         ({"sourceUrl": "https://e.com/a.mp4", "start": 0, "end": 3600}, "CLIP_TOO_LONG"),
+        # Input limits: lengths are bounded before anything is parsed or fetched.
+        ({"sourceUrl": "https://e.com/" + "a" * 2048, "start": 1, "end": 2}, "VALIDATION_FAILED"),
+        ({"sourceUrl": "https://e.com/a.mp4", "start": "00:" + "0" * 30, "end": 2}, "VALIDATION_FAILED"),
+        ({"sourceUrl": "https://e.com/a.mp4", "start": 1, "end": 2, "language": "english"}, "VALIDATION_FAILED"),
+        ({"sourceUrl": "https://e.com/a.mp4", "start": 1, "end": 2, "retentionSeconds": 0}, "VALIDATION_FAILED"),
     ],
 )
 def test_bad_requests_get_the_envelope_with_one_code_each(body, code, services):
@@ -88,6 +93,21 @@ def test_bad_requests_get_the_envelope_with_one_code_each(body, code, services):
 def test_unknown_job_is_404_in_the_envelope():
     status, body, _ = call(get_job, event("GET", "/api/jobs/nope", resource="/api/jobs/{id}", path_parameters={"id": "nope"}))
     assert status == 404 and body["error"]["code"] == "JOB_NOT_FOUND" and body["error"]["correlationId"] == "req-123"
+
+
+@pytest.mark.parametrize("job_id", ["nope", "A" * 32, "0" * 31, "0" * 33, "0" * 31 + "g", "0" * 32 + " "])
+@pytest.mark.parametrize("suffix", ["", "/result"])
+def test_a_malformed_job_id_is_404_without_a_lookup(services, job_id, suffix):
+    # Given a store that records every lookup
+    looked_up = []
+    real_get = services.jobs.get
+    services.jobs.get = lambda wanted: looked_up.append(wanted) or real_get(wanted)
+    # When a job id that is not 32 lowercase hex digits is asked for
+    handler, resource = (get_job_result, "/api/jobs/{id}/result") if suffix else (get_job, "/api/jobs/{id}")
+    status, body, _ = call(handler, event("GET", f"/api/jobs/{job_id}{suffix}", resource=resource, path_parameters={"id": job_id}))
+    # Then it is an unknown job, and the store was never asked
+    assert status == 404 and body["error"]["code"] == "JOB_NOT_FOUND"
+    assert looked_up == []
 
 
 def test_result_of_a_queued_job_is_409():

@@ -15,6 +15,7 @@ HTTP_STATUS_BY_CODE: dict[str, int] = {
     errors.UnsupportedSourceUrlError.code: HTTPStatus.BAD_REQUEST,
     errors.SourceNotAllowedError.code: HTTPStatus.BAD_REQUEST,
     errors.SourceUnreachableError.code: HTTPStatus.UNPROCESSABLE_ENTITY,
+    errors.SourceTooLargeError.code: HTTPStatus.UNPROCESSABLE_ENTITY,
     errors.ForbiddenError.code: HTTPStatus.FORBIDDEN,
     errors.LinkInvalidError.code: HTTPStatus.FORBIDDEN,
     errors.LinkExpiredError.code: HTTPStatus.FORBIDDEN,
@@ -27,6 +28,8 @@ HTTP_STATUS_BY_CODE: dict[str, int] = {
     errors.JobFailedError.code: HTTPStatus.CONFLICT,
     errors.IdempotencyKeyReusedError.code: HTTPStatus.CONFLICT,
     errors.ResultExpiredError.code: HTTPStatus.GONE,
+    errors.TooManyRequestsError.code: HTTPStatus.TOO_MANY_REQUESTS,
+    errors.QuotaExceededError.code: HTTPStatus.TOO_MANY_REQUESTS,
     errors.ServiceUnavailableError.code: HTTPStatus.SERVICE_UNAVAILABLE,
     errors.StorageFailureError.code: HTTPStatus.SERVICE_UNAVAILABLE,
 }

@@ -24,7 +24,9 @@ from .correlation import CORRELATION_HEADER, choose_correlation_id
 from .errors import error_envelope, http_status_for
 from .schemas import CreateJobBody, JobView, ResultView, to_wire
 
-_IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
+_IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")
+# Job ids are uuid4().hex; anything else names no job, so it never reaches the store.
+_JOB_ID = re.compile(r"[0-9a-f]{32}")
 
 app = APIGatewayRestResolver(enable_validation=True)
 
@@ -66,7 +68,7 @@ def post_job(
     body: Annotated[CreateJobBody, Body()],
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
 ) -> Response[dict]:
-    if idempotency_key is not None and not _IDEMPOTENCY_KEY.match(idempotency_key):
+    if idempotency_key is not None and not _IDEMPOTENCY_KEY.fullmatch(idempotency_key):
         raise errors.ValidationFailedError("Idempotency-Key must be 1-255 visible ASCII characters")
     job = create_job(
         services(),
@@ -86,15 +88,22 @@ def post_job(
     return _json(202, to_wire(JobView.of(job)), Location=f"/api/jobs/{job.id}")
 
 
+def _checked_job_id(job_id: str) -> str:
+    if not _JOB_ID.fullmatch(job_id):
+        raise errors.JobNotFoundError("no job has that id")
+    logger.append_keys(jobId=job_id)
+    return job_id
+
+
 @app.get("/api/jobs/<job_id>")
 def get_job_status(job_id: str) -> Response[dict]:
-    logger.append_keys(jobId=job_id)
+    job_id = _checked_job_id(job_id)
     return _json(200, to_wire(JobView.of(get_job(services(), job_id, owner=_caller()))))
 
 
 @app.get("/api/jobs/<job_id>/result")
 def get_result(job_id: str) -> Response[dict]:
-    logger.append_keys(jobId=job_id)
+    job_id = _checked_job_id(job_id)
     return _json(200, to_wire(ResultView.of(get_job_result(services(), job_id, owner=_caller()))))
 
 

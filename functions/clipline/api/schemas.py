@@ -4,11 +4,17 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from pydantic.alias_generators import to_camel
 
 from ..domain.jobs import ClipInfo, ClipRequest, Job, JobError, JobEvent, SourceInfo, TranscriptInfo
 from ..domain.use_cases import JobResult
+
+
+# A timecode is short; anything longer is not one, and is refused before parsing.
+Timecode = Annotated[str, StringConstraints(max_length=32)]
 
 
 class _Wire(BaseModel):
@@ -18,9 +24,11 @@ class _Wire(BaseModel):
 class CreateJobBody(_Wire):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
 
-    source_url: str = Field(description="http(s) URL of the source media", examples=["https://example.com/talk.mp4"])
-    start: float | str = Field(description="Clip start: seconds, or HH:MM:SS.mmm", examples=["00:01:00"])
-    end: float | str = Field(description="Clip end: seconds, or HH:MM:SS.mmm", examples=[70.5])
+    source_url: str = Field(
+        max_length=2048, description="http(s) URL of the source media", examples=["https://example.com/talk.mp4"]
+    )
+    start: float | Timecode = Field(description="Clip start: seconds, or HH:MM:SS.mmm", examples=["00:01:00"])
+    end: float | Timecode = Field(description="Clip end: seconds, or HH:MM:SS.mmm", examples=[70.5])
     transcribe: bool = Field(False, description="Also produce transcript.srt, .vtt, .txt and .json")
     language: str | None = Field(
         None,

@@ -71,6 +71,23 @@ class PayloadTooLargeError(ClipLineError):
     code = "PAYLOAD_TOO_LARGE"
 
 
+# Usage plans and rate rules (429). The gateway turns ``retry_after_seconds`` into Retry-After.
+class TooManyRequestsError(ClipLineError):
+    """Over a rate limit: the key's token bucket, or the per-address job creation limit."""
+
+    code = "TOO_MANY_REQUESTS"
+
+    def __init__(self, message: str, retry_after_seconds: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after_seconds = max(1, int(retry_after_seconds))
+
+
+class QuotaExceededError(TooManyRequestsError):
+    """The key used its quota for the period; ``retry_after_seconds`` runs to the period's end."""
+
+    code = "QUOTA_EXCEEDED"
+
+
 class ArtifactNotFoundError(ClipLineError):
     code = "ARTIFACT_NOT_FOUND"
 
@@ -128,6 +145,12 @@ class SourceUnreachableError(ClipLineError):
 
 class SourceNotMediaError(ClipLineError):
     code = "SOURCE_NOT_MEDIA"
+
+
+class SourceTooLargeError(ClipLineError):
+    """The source is larger than ``max_source_bytes`` or longer than ``max_source_seconds``."""
+
+    code = "SOURCE_TOO_LARGE"
 
 
 class RangeOutsideSourceError(ClipLineError):
