@@ -73,7 +73,7 @@ def test_inexact_copy_falls_back_to_reencode(prober, clipper, media_server, tmp_
     outcome = clipper.clip(request(url, 3.3, 8.3), source, tmp_path, lambda _: None)
     assert outcome.info.method == "reencode" and outcome.info.fallback_reason == "duration_mismatch"
     assert outcome.info.duration_seconds == pytest.approx(5, abs=1 / 25)
-    clip = prober.probe(str(outcome.path))
+    clip = prober.probe_file(outcome.path)
     assert (clip.video_codec, clip.audio_codec) == ("h264", "aac")
 
 
@@ -83,7 +83,7 @@ def test_streams_mp4_cannot_hold_are_reencoded(prober, clipper, media_server, tm
     source = prober.probe(url)
     outcome = clipper.clip(request(url, 2, 6), source, tmp_path, lambda _: None)
     assert outcome.info.method == "reencode" and outcome.info.fallback_reason == "copy_failed"
-    clip = prober.probe(str(outcome.path))
+    clip = prober.probe_file(outcome.path)
     assert (clip.video_codec, clip.audio_codec) == ("h264", "aac")
     assert clip.duration_seconds == pytest.approx(4, abs=1 / 25)
 
@@ -133,3 +133,21 @@ def test_speech_audio_of_a_silent_video_is_no_audio(ffmpeg, media_dir, tmp_path)
 
     with pytest.raises(errors.NoAudioError):
         FfmpegAudioExtractor(ffmpeg, timeout_seconds=30).extract(media_dir / "silent.mp4", tmp_path)
+
+
+def test_a_user_source_never_becomes_a_file_path(prober, media_dir):
+    # A path, or a file URL, named as a source is refused before ffmpeg runs
+    for location in (str(media_dir / "long.mp4"), "/etc/passwd", f"file://{media_dir / 'long.mp4'}"):
+        with pytest.raises(errors.UnsupportedSourceUrlError):
+            prober.probe(location)
+
+
+def test_an_upper_case_scheme_still_goes_through_the_guard(media_server):
+    from clipline.composition import media_services
+    from clipline.settings import Settings
+
+    # Given the production graph with private sources refused
+    prober = media_services(Settings(allow_private_sources=False))["prober"]
+    # When the scheme is written in capitals, Then it is still a network fetch, checked and refused
+    with pytest.raises(errors.SourceNotAllowedError):
+        prober.probe(media_server.url("long.mp4").replace("http://", "HTTP://"))

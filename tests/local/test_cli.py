@@ -36,7 +36,7 @@ def test_clip_downloads_the_clip_and_reports_it(media_server, tmp_path, ffmpeg):
     assert f"clip:     {out / 'clip.mp4'}" in result.stdout
     assert re.search(r"duration: 10\.0\d\d s", result.stdout)
     assert re.search(r"job:      [0-9a-f]{32}", result.stdout)
-    assert FfmpegProber(ffmpeg, 30).probe(str(out / "clip.mp4")).duration_seconds == pytest.approx(10, abs=0.04)
+    assert FfmpegProber(ffmpeg, 30).probe_file(out / "clip.mp4").duration_seconds == pytest.approx(10, abs=0.04)
     # And it listed each stage with its time
     assert re.search(r"probe +\d+\.\d\d s\n +clip +\d+\.\d\d s\n +finalize +\d+\.\d\d s", result.stderr), result.stderr
 

@@ -40,7 +40,7 @@ def test_create_status_result_download(local, media_server, ffmpeg, tmp_path):
         assert response.headers["Content-Type"] == "video/mp4"
         target.write_bytes(response.read())
     # And the clip is the requested 10.5 s, within one frame
-    clip = FfmpegProber(ffmpeg, 30).probe(str(target))
+    clip = FfmpegProber(ffmpeg, 30).probe_file(target)
     assert clip.duration_seconds == pytest.approx(10.5, abs=1 / 25)
     assert clip.has_video and clip.has_audio
 

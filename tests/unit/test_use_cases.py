@@ -206,3 +206,8 @@ def test_a_job_may_ask_for_a_shorter_retention_but_not_a_longer_one(services, cl
     with pytest.raises(errors.ValidationFailedError, match="at most 604800"):
         create_job(services, too_long, owner="key-1", correlation_id="cid")
     assert len(services.workflow.started) == 1
+
+
+def test_the_stored_source_url_has_a_lower_case_scheme(services):
+    job = create_job(services, NewJobRequest(" HTTPS://Example.com/A.mp4", 1, 2), owner="key-1", correlation_id="cid")
+    assert job.request.source_url == "https://Example.com/A.mp4"

@@ -132,7 +132,7 @@ def create_job(
     if start >= end:
         raise errors.InvalidTimeRangeError(f"start ({start}s) must be before end ({end}s)")
     clip_request = ClipRequest(
-        source_url=request.source_url,
+        source_url=_canonical_scheme(request.source_url),
         start_seconds=start,
         end_seconds=end,
         transcribe=request.transcribe,
@@ -169,6 +169,12 @@ def create_job(
     if stored.id == job.id:
         services.telemetry.count("JobsCreated")
     return stored
+
+
+def _canonical_scheme(url: str) -> str:
+    """The URL with its scheme in lower case, so the guard and ffmpeg read it the same way."""
+    scheme, separator, rest = url.strip().partition("://")
+    return f"{scheme.lower()}{separator}{rest}" if separator else url.strip()
 
 
 def _retention(services: Services, asked_seconds: int | None) -> timedelta:

@@ -14,9 +14,9 @@ from pathlib import Path
 
 from ..domain.errors import ClipFailedError, ClipLineError, ClipTimeoutError
 from ..domain.jobs import ClipInfo, ClipRequest, SourceInfo
-from ..domain.ports import ClipOutcome, MediaProber, ProgressCallback
+from ..domain.ports import ClipOutcome, ProgressCallback
 from .ffmpeg_process import FfmpegRun, run_ffmpeg
-from .probe import SourceAccess, classify_fetch_error
+from .probe import FfmpegProber, SourceAccess, classify_fetch_error
 
 # Slack for sources with no frame rate (audio only): one AAC frame at 22.05 kHz.
 AUDIO_TOLERANCE_SECONDS = 0.05
@@ -37,7 +37,7 @@ class FfmpegClipper:
     def __init__(
         self,
         ffmpeg: str,
-        prober: MediaProber,
+        prober: FfmpegProber,
         timeout_seconds: float,
         threads: int = 0,
         access: SourceAccess | None = None,
@@ -115,7 +115,7 @@ class FfmpegClipper:
         if not output.is_file() or output.stat().st_size == 0:
             return "copy_empty"
         try:
-            clip = self._prober.probe(str(output))
+            clip = self._prober.probe_file(output)
         except Exception:  # noqa: BLE001 - any unreadable result means: do not ship it
             return "copy_unreadable"
         if clip.has_video != source.has_video or clip.has_audio != source.has_audio:
@@ -126,7 +126,7 @@ class FfmpegClipper:
         return None
 
     def _info(self, output: Path, method: str, fallback_reason: str | None) -> ClipInfo:
-        clip = self._prober.probe(str(output))
+        clip = self._prober.probe_file(output)
         return ClipInfo(
             duration_seconds=clip.duration_seconds,
             size_bytes=output.stat().st_size,

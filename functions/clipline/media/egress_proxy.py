@@ -151,6 +151,10 @@ class _Handler(socketserver.StreamRequestHandler):
         except _Refused as refused:
             session.fail(refused.error)
             self._answer(refused.status, refused.reason, {REFUSAL_HEADER: refused.error.code})
+        except Exception as error:  # noqa: BLE001 - a hostile or broken origin must end the run cleanly, not the thread
+            session.fail(SourceUnreachableError(f"the source's response could not be relayed: {error}"))
+            with contextlib.suppress(OSError):
+                self._answer(502, "Bad Gateway", {})
 
     def _serve(self, proxy: EgressProxy, session: EgressSession, request_line: str, headers: dict[str, str]) -> None:
         method, _, rest = request_line.partition(" ")
@@ -198,7 +202,7 @@ class _Handler(socketserver.StreamRequestHandler):
         if head_only or status in ("204", "304") or status.startswith("1"):
             return
         remaining = None
-        if "chunked" not in headers.get("transfer-encoding", "").lower() and headers.get("content-length", "").isdigit():
+        if "chunked" not in headers.get("transfer-encoding", "").lower() and _is_number(headers.get("content-length", "")):
             remaining = int(headers["content-length"])
         while remaining is None or remaining > 0:
             try:
@@ -311,10 +315,15 @@ def _declared_size(headers: dict[str, str]) -> int | None:
     """The whole resource's size as the response declares it: Content-Range's total, else Content-Length."""
     content_range = headers.get("content-range", "")
     total = content_range.rpartition("/")[2]
-    if total.isdigit():
+    if _is_number(total):
         return int(total)
     length = headers.get("content-length", "")
-    return int(length) if length.isdigit() else None
+    return int(length) if _is_number(length) else None
+
+
+def _is_number(text: str) -> bool:
+    # str.isdigit() also accepts "²" and other digits int() refuses.
+    return text.isascii() and text.isdigit()
 
 
 def _tunnel(client: socket.socket, upstream: socket.socket, session: EgressSession, timeout: float) -> None:

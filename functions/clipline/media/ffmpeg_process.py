@@ -56,7 +56,8 @@ def source_input_options(proxy_url: str | None, max_redirects: int, read_timeout
 
 
 def is_network_source(location: str) -> bool:
-    return location.startswith(("http://", "https://"))
+    # Schemes are case-insensitive: "HTTP://" is a network source, never a file path.
+    return location.strip().lower().startswith(("http://", "https://"))
 
 
 # ffmpeg's stderr can be long for broken inputs; keep the tail, where the cause is.

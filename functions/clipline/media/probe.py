@@ -13,6 +13,7 @@ import contextlib
 import os
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Iterator
 
 from ..domain.errors import (
@@ -21,6 +22,7 @@ from ..domain.errors import (
     SourceNotMediaError,
     SourceTooLargeError,
     SourceUnreachableError,
+    UnsupportedSourceUrlError,
 )
 from ..domain.jobs import SourceInfo
 from .egress_proxy import EgressProxy, EgressSession
@@ -73,17 +75,27 @@ class SourceAccess:
 
     @contextlib.contextmanager
     def fetch(self, location: str) -> Iterator["SourceFetch"]:
-        """Input options for one ffmpeg run on ``location``; call ``raise_failure`` after the run."""
+        """Input options for one ffmpeg run on a user's ``location``; call ``raise_failure`` after the run.
+
+        Raises:
+            UnsupportedSourceUrlError: not an http(s) URL. A user's location never becomes a file path.
+        """
         if not is_network_source(location):
-            # A local file of ours (a clip being checked): read as a plain file whatever its name says.
-            yield SourceFetch(LOCAL_FILE_OPTIONS, f"file:{os.path.abspath(location)}", None)
-            return
+            raise UnsupportedSourceUrlError("sourceUrl must use http or https")
+        # ffmpeg matches protocol names case-sensitively; the guard does not.
+        scheme, _, rest = location.strip().partition("://")
+        location = f"{scheme.lower()}://{rest}"
         if self.egress is None:
             yield SourceFetch(source_input_options(None, self.max_redirects, self.read_timeout_seconds), location, None)
             return
         timeout = self.read_timeout_seconds + _PROXY_TIMEOUT_MARGIN_SECONDS
         with self.egress.session() as session:
             yield SourceFetch(source_input_options(session.proxy_url, self.max_redirects, timeout), location, session)
+
+
+def local_file_fetch(path: Path) -> "SourceFetch":
+    """Input options for a file of ours (a clip being checked): read as a plain file whatever its name says."""
+    return SourceFetch(LOCAL_FILE_OPTIONS, f"file:{os.path.abspath(path)}", None)
 
 
 @dataclass(frozen=True)
@@ -165,12 +177,25 @@ class FfmpegProber:
         self.access = access or SourceAccess()
         self._max_source_seconds = max_source_seconds
 
-    def probe(self, url: str) -> SourceInfo:
-        """SourceInfo of ``url`` (an http(s) source or a local path).
+    def probe_file(self, path: Path) -> SourceInfo:
+        """SourceInfo of a file of ours, such as a clip being checked.
 
         Raises:
-            SourceNotAllowedError, SourceTooLargeError, SourceNotFoundError,
-            SourceUnreachableError, SourceNotMediaError.
+            SourceNotMediaError.
+        """
+        fetch = local_file_fetch(path)
+        run = run_ffmpeg(self._ffmpeg, [*fetch.options, "-i", fetch.location], self._timeout)
+        info = parse_probe_output(run.stderr)
+        if info is None:
+            raise SourceNotMediaError(f"{path.name} is not audio or video that ffmpeg can read")
+        return info
+
+    def probe(self, url: str) -> SourceInfo:
+        """SourceInfo of a user's http(s) source.
+
+        Raises:
+            UnsupportedSourceUrlError, SourceNotAllowedError, SourceTooLargeError,
+            SourceNotFoundError, SourceUnreachableError, SourceNotMediaError.
         """
         with self.access.fetch(url) as fetch:
             run = run_ffmpeg(self._ffmpeg, [*fetch.options, "-i", fetch.location], self._timeout)
@@ -181,7 +206,7 @@ class FfmpegProber:
         if info is None:
             classify_fetch_error(run.stderr, url)
             raise SourceNotMediaError("the source is not audio or video that ffmpeg can read")
-        if self._max_source_seconds is not None and is_network_source(url) and info.duration_seconds > self._max_source_seconds:
+        if self._max_source_seconds is not None and info.duration_seconds > self._max_source_seconds:
             raise SourceTooLargeError(
                 f"the source is {info.duration_seconds:g}s long; the limit is {self._max_source_seconds:g}s"
             )
