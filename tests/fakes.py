@@ -6,7 +6,7 @@ import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from clipline.domain.asr_jobs import AsrJob, AsrStatus
+from clipline.domain.asr_jobs import AsrJob, AsrStatus, new_asr_job_id
 from clipline.domain.errors import (
     ArtifactNotFoundError,
     AsrJobNotFoundError,
@@ -25,6 +25,31 @@ def create_moto_jobs_table(client, name: str = "jobs") -> None:
         KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
         AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
         BillingMode="PAY_PER_REQUEST",
+    )
+
+
+def an_asr_record(
+    now: datetime,
+    *,
+    job_id: str = "job-1",
+    media_hash: str = "a" * 64,
+    model_version: str = "fake-1",
+    status: AsrStatus = AsrStatus.RUNNING,
+    **extra: object,
+) -> AsrJob:
+    """An ASR record as the fake provider's worker stores one, kept for the default week."""
+    fields: dict[str, object] = {"id": new_asr_job_id(), **extra}
+    return AsrJob(
+        job_id=job_id,
+        media_hash=media_hash,
+        provider="fake",
+        model="fake",
+        model_version=model_version,
+        status=status,
+        created_at=now,
+        updated_at=now,
+        expires_at=now + timedelta(days=7),
+        **fields,
     )
 
 

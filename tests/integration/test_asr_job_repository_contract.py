@@ -9,10 +9,10 @@ from moto import mock_aws
 
 from clipline.adapters.aws.dynamo_asr_job_repository import DynamoAsrJobRepository
 from clipline.adapters.local.sqlite_asr_job_repository import SqliteAsrJobRepository
-from clipline.domain.asr_jobs import AsrJob, AsrStatus, new_asr_job_id
+from clipline.domain.asr_jobs import AsrStatus
 from clipline.domain.errors import AsrJobNotFoundError
 from clipline.domain.jobs import JobError
-from tests.fakes import FixedClock, InMemoryAsrJobRepository, create_moto_jobs_table
+from tests.fakes import FixedClock, InMemoryAsrJobRepository, an_asr_record, create_moto_jobs_table
 
 
 @pytest.fixture
@@ -34,18 +34,7 @@ def repository(request, tmp_path):
 
 
 def a_record(clock, media_hash="a" * 64, model_version="fake-1", job_id="job-1"):
-    return AsrJob(
-        id=new_asr_job_id(),
-        job_id=job_id,
-        media_hash=media_hash,
-        provider="fake",
-        model="fake",
-        model_version=model_version,
-        status=AsrStatus.RUNNING,
-        created_at=clock.now(),
-        updated_at=clock.now(),
-        expires_at=clock.now() + timedelta(days=7),
-    )
+    return an_asr_record(clock.now(), job_id=job_id, media_hash=media_hash, model_version=model_version)
 
 
 def test_created_record_reads_back_equal(repository, clock):

@@ -15,13 +15,13 @@ from clipline.adapters.aws.dynamo_asr_job_repository import DynamoAsrJobReposito
 from clipline.adapters.aws.dynamo_job_repository import DynamoJobRepository
 from clipline.adapters.aws.s3_artifact_store import S3ArtifactStore
 from clipline.composition import install
-from clipline.domain.asr_jobs import AsrJob, AsrStatus, new_asr_job_id
+from clipline.domain.asr_jobs import AsrJob, AsrStatus
 from clipline.domain.jobs import ClipRequest, JobChange, new_job
 from clipline.domain.ports import IdempotencyClaim
 from clipline.domain.transcription import transcript_cache_prefix
 from clipline.domain.use_cases import TRANSCRIPT_ARTIFACTS, artifact_key
 from clipline.local.lambda_runtime import invoke
-from tests.fakes import FixedClock, create_moto_jobs_table, fake_services
+from tests.fakes import FixedClock, an_asr_record, create_moto_jobs_table, fake_services
 
 HANDLER = "clipline.handlers.remove_expired_artifacts"
 TABLE = "jobs"
@@ -67,19 +67,8 @@ class World:
         return job.id
 
     def asr_record(self, job_id: str, media_hash: str, status: AsrStatus = AsrStatus.RUNNING, **extra) -> AsrJob:
-        now = self.clock.now()
-        record = AsrJob(
-            id=new_asr_job_id(),
-            job_id=job_id,
-            media_hash=media_hash,
-            provider="fake",
-            model="fake",
-            model_version=MODEL_VERSION,
-            status=status,
-            created_at=now,
-            updated_at=now,
-            expires_at=now + RETENTION,
-            **extra,
+        record = an_asr_record(
+            self.clock.now(), job_id=job_id, media_hash=media_hash, model_version=MODEL_VERSION, status=status, **extra
         )
         self.asr_jobs.create(record)
         return record

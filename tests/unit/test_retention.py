@@ -7,11 +7,11 @@ import pytest
 from pydantic import ValidationError
 
 from clipline.domain import errors
-from clipline.domain.asr_jobs import AsrJob, AsrStatus
+from clipline.domain.asr_jobs import AsrStatus
 from clipline.domain.jobs import ClipRequest, new_job
 from clipline.domain.retention import remove_artifacts_of_expired_record
 from clipline.domain.transcription import transcript_cache_prefix
-from tests.fakes import FixedClock, InMemoryAsrJobRepository, fake_services
+from tests.fakes import FixedClock, InMemoryAsrJobRepository, an_asr_record, fake_services
 
 
 @pytest.fixture
@@ -34,12 +34,14 @@ def stored_job(services, clock):
 def done_record(services, clock, asr_job_id="a1", media_hash="h" * 64):
     folder = transcript_cache_prefix(media_hash, "fake-1", asr_job_id)
     services.artifacts.put_bytes(f"{folder}transcript.json", b"{}", "application/json")
-    now = clock.now()
-    return AsrJob(
-        id=asr_job_id, job_id="j1", media_hash=media_hash, provider="fake", model="fake", model_version="fake-1",
-        status=AsrStatus.DONE, created_at=now, updated_at=now, expires_at=now + timedelta(days=7),
+    return an_asr_record(
+        clock.now(),
+        id=asr_job_id,
+        job_id="j1",
+        media_hash=media_hash,
+        status=AsrStatus.DONE,
         transcript_key=f"{folder}transcript.json",
-    )  # fmt: skip
+    )
 
 
 def as_document(model) -> dict:
