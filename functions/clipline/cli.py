@@ -142,7 +142,7 @@ def _migrate(args: argparse.Namespace) -> int:
     from .adapters.local.sqlite_database import SqliteDatabase
     from .local.service import DataDir
 
-    database = SqliteDatabase(DataDir(settings.data_dir).database, retention)
+    database = SqliteDatabase(DataDir.of(settings).database, retention)
     report = database.migration_report
     applied = f"applied {', '.join(map(str, report.applied))}" if report.applied else "already up to date"
     print(f"database at version {report.version} ({applied})")
@@ -176,11 +176,11 @@ def _serve(args: argparse.Namespace) -> int:
 def _keys(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from .composition import SystemClock, limits_from
+    from .composition import SystemClock
     from .local.service import DataDir, default_usage_plan
 
     settings = _settings(args.data_dir)
-    store = DataDir(settings.data_dir, limits_from(settings).retention).key_store(SystemClock())
+    store = DataDir.of(settings).key_store(SystemClock())
     default_plan = default_usage_plan(settings)
     if args.key_command == "create":
         given = {"rate_per_second": args.rate, "burst": args.burst, "quota": args.quota, "quota_period": args.period}
@@ -294,13 +294,13 @@ def _download(result: dict, out: Path) -> dict[str, Path]:
 
 
 def _clip(args: argparse.Namespace) -> int:
-    from .composition import SystemClock, limits_from
+    from .composition import SystemClock
     from .local.service import DataDir
 
     temporary = args.data_dir is None
     data_dir = Path(tempfile.mkdtemp(prefix="clipline-")) if temporary else args.data_dir
     data_dir.mkdir(parents=True, exist_ok=True)
-    keys = DataDir(data_dir, limits_from(_settings(data_dir)).retention).key_store(SystemClock())
+    keys = DataDir.of(_settings(data_dir)).key_store(SystemClock())
     key_id, api_key = keys.create("clipline-clip")
     process, base_url = _start_private_server(data_dir)
     try:

@@ -50,6 +50,11 @@ class DataDir:
         self.artifacts = self.root / "artifacts"
         self.secret = self.root / "secret.key"
 
+    @classmethod
+    def of(cls, settings: Settings) -> "DataDir":
+        """The data dir ``settings`` name, dating old records with their retention."""
+        return cls(settings.data_dir, limits_from(settings).retention)
+
     def key_store(self, clock: SystemClock) -> SqliteApiKeyStore:
         secret = load_or_create_secret(self.secret)
         return SqliteApiKeyStore(self.database, derive_key(secret, "api-key-hash"), clock.now, retention=self.retention)
@@ -75,7 +80,7 @@ def cleanup_services(settings: Settings) -> Services:
     """What `clipline cleanup` needs: the data dir's stores and a clock, no engine or media."""
     clock = SystemClock()
     return Services(
-        **DataDir(settings.data_dir, limits_from(settings).retention).stores(
+        **DataDir.of(settings).stores(
             clock, settings.public_url or "http://127.0.0.1"
         ),
         workflow=None,
@@ -135,7 +140,7 @@ class LocalService:
     ) -> None:
         """``transcriber`` replaces the one ``settings.asr_provider`` names (tests use it to inject failures)."""
         self.settings = settings
-        self.data = DataDir(settings.data_dir, limits_from(settings).retention)
+        self.data = DataDir.of(settings)
         self.gateway = LocalGateway(host, port)
         self.engine = EngineHost(settings)
         self.transcriber = transcriber or transcriber_for(settings)
