@@ -54,6 +54,12 @@ class SourceNotAllowedError(ClipLineError):
     code = "SOURCE_NOT_ALLOWED"
 
 
+class InvalidSubtitlesError(ClipLineError):
+    """The user's own subtitles are not valid SubRip, or exceed the size limit."""
+
+    code = "INVALID_SUBTITLES"
+
+
 # Access (403) and lookups (404/409/410).
 class ForbiddenError(ClipLineError):
     code = "FORBIDDEN"
@@ -165,6 +171,10 @@ class ClipTimeoutError(ClipLineError):
     code = "CLIP_TIMEOUT"
 
 
+class BurnInFailedError(ClipLineError):
+    code = "BURN_IN_FAILED"
+
+
 class JobTimeoutError(ClipLineError):
     code = "JOB_TIMEOUT"
 
@@ -200,9 +210,15 @@ class TaskAbandonedError(ClipLineError):
 
 
 class NoAudioError(ClipLineError):
-    """Transcription was asked for, but the clip has no audio stream."""
+    """Transcription was asked for, but the source has no audio stream; found when it is probed."""
 
-    code = "NO_AUDIO"
+    code = "NO_AUDIO_STREAM"
+
+
+class NoVideoStreamError(ClipLineError):
+    """Burned-in subtitles were asked for, but the source has no video stream; found when it is probed."""
+
+    code = "NO_VIDEO_STREAM"
 
 
 class AudioExtractionError(ClipLineError):

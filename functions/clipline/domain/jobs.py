@@ -33,6 +33,7 @@ class Stage(StrEnum):
     PROBE = "probe"
     CLIP = "clip"
     TRANSCRIBE = "transcribe"
+    BURN_IN = "burnIn"
     FINALIZE = "finalize"
     DONE = "done"
 
@@ -44,6 +45,7 @@ STAGE_PROGRESS_START = {
     Stage.PROBE: 2,
     Stage.CLIP: 10,
     Stage.TRANSCRIBE: 40,
+    Stage.BURN_IN: 75,
     Stage.FINALIZE: 95,
     Stage.DONE: 100,
 }
@@ -51,7 +53,12 @@ STAGE_PROGRESS_START = {
 
 def stages_of(request: "ClipRequest") -> tuple[Stage, ...]:
     """The stages a job with ``request`` goes through, in order."""
-    return tuple(stage for stage in Stage if stage is not Stage.TRANSCRIBE or request.transcribe)
+    skipped = set()
+    if not request.transcribe:
+        skipped.add(Stage.TRANSCRIBE)
+    if not request.burn_subtitles:
+        skipped.add(Stage.BURN_IN)
+    return tuple(stage for stage in Stage if stage not in skipped)
 
 
 def overall_progress(stage: Stage, stage_fraction: float, request: "ClipRequest") -> int:
@@ -98,16 +105,53 @@ class SourceInfo(_Model):
 class ClipInfo(_Model):
     duration_seconds: float
     size_bytes: int
-    method: str = Field(description="copy (stream copy) or reencode (H.264/AAC)")
+    method: str = Field(description="copy (stream copy), smart (re-encoded head + copied rest) or reencode (H.264/AAC)")
     fallback_reason: str | None = None
+
+
+class ClipAccuracy(StrEnum):
+    """How exactly a clip keeps to the requested range."""
+
+    # Stream copy: fast, but starts at the keyframe at or before ``start``.
+    KEYFRAME = "keyframe"
+    # Starts at ``start`` and ends at ``end``, within one frame (smart cut).
+    FRAME = "frame"
+
+
+class SubtitlePosition(StrEnum):
+    BOTTOM = "bottom"
+    TOP = "top"
+
+
+# Style sizes are in pixels of a 1080-line frame and scale with the clip's height,
+# so one style reads the same on 720p and 1080p.
+STYLE_REFERENCE_HEIGHT = 1080
+_COLOUR = r"^#[0-9A-Fa-f]{6}$"
+
+
+class SubtitleStyle(_Model):
+    """How burned-in subtitles look."""
+
+    font_size: int = Field(54, ge=12, le=200, description="Text height in pixels of a 1080-line frame")
+    primary_colour: str = Field("#FFFFFF", pattern=_COLOUR, description="Text colour, #RRGGBB")
+    outline_colour: str = Field("#000000", pattern=_COLOUR, description="Outline colour, #RRGGBB")
+    outline_width: float = Field(3.0, ge=0, le=20, description="Outline width in pixels of a 1080-line frame")
+    margin_vertical: int = Field(60, ge=0, le=500, description="Distance from the frame's edge in pixels of a 1080-line frame")
+    position: SubtitlePosition = SubtitlePosition.BOTTOM
 
 
 class ClipRequest(_Model):
     source_url: str
     start_seconds: float
     end_seconds: float
+    accuracy: ClipAccuracy = ClipAccuracy.FRAME
     transcribe: bool = False
     language: str | None = Field(None, description="ISO 639-1 language of the speech; None lets the provider detect it")
+    burn_subtitles: bool = False
+    subtitle_style: SubtitleStyle = Field(default_factory=SubtitleStyle)
+    subtitles_key: str | None = Field(
+        None, description="Storage key of the user's own SRT to burn in instead of a transcript"
+    )
 
     @property
     def duration_seconds(self) -> float:

@@ -9,10 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Callable, Protocol, Sequence
 
 from .asr_jobs import AsrJob
-from .jobs import ClipInfo, ClipRequest, Job, JobChange, JobError, SourceInfo
+from .jobs import ClipInfo, ClipRequest, Job, JobChange, JobError, SourceInfo, SubtitleStyle
+from .subtitles import Cue
 from .transcripts import Transcript
 
 
@@ -258,6 +259,22 @@ class MediaClipper(Protocol):
             ClipFailedError: neither stream copy nor re-encode produced a valid clip.
             ClipTimeoutError: ffmpeg ran past its time limit and was killed.
             SourceUnreachableError: the source went away mid-read.
+        """
+        ...
+
+
+class SubtitleBurner(Protocol):
+    def burn(
+        self, clip: Path, cues: Sequence[Cue], style: SubtitleStyle, work_dir: Path, on_progress: ProgressCallback
+    ) -> Path:
+        """``clip`` with ``cues`` rendered into its picture, as H.264/AAC MP4 written under ``work_dir``.
+
+        Cue text is shown literally: ASS override tags and escapes in it are not interpreted.
+
+        Raises:
+            NoVideoStreamError: the clip has no video to draw on.
+            BurnInFailedError: ffmpeg could not render the subtitles.
+            ClipTimeoutError: ffmpeg ran past its time limit and was killed.
         """
         ...
 
