@@ -16,6 +16,7 @@ from clipline.domain.errors import (
 )
 from clipline.domain.jobs import Job, JobChange, JobError, apply_change
 from clipline.domain.ports import IdempotencyClaim, StoredArtifact
+from clipline.metric_catalog import MetricKind, definition_of
 
 
 def create_moto_jobs_table(client, name: str = "jobs") -> None:
@@ -266,6 +267,14 @@ class RecordingTelemetry:
         self.points: list[tuple[str, float, dict[str, str]]] = []
 
     def count(self, name: str, value: float = 1, **dimensions: str) -> None:
+        self._record(MetricKind.COUNTER, name, value, dimensions)
+
+    def observe(self, name: str, value: float, **dimensions: str) -> None:
+        self._record(MetricKind.HISTOGRAM, name, value, dimensions)
+
+    def _record(self, kind: MetricKind, name: str, value: float, dimensions: dict[str, str]) -> None:
+        # Held to the catalog like the real telemetry, so a test cannot pass on a metric production refuses.
+        definition_of(name, kind, dimensions)
         self.points.append((name, value, dimensions))
 
     def total(self, name: str, **dimensions: str) -> float:

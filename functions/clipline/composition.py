@@ -117,20 +117,24 @@ def build_aws_services(settings: Settings) -> Services:
     from .adapters.aws.s3_artifact_store import S3ArtifactStore
     from .adapters.aws.step_functions_task_callback import StepFunctionsTaskCallback
     from .adapters.aws.step_functions_workflow import StepFunctionsWorkflow
+    from .adapters.timed_artifact_store import TimedArtifactStore
     from .observability import PowertoolsTelemetry
 
     clock = SystemClock()
     dynamodb = aws_client("dynamodb", settings)
     stepfunctions = aws_client("stepfunctions", settings)
     limits = limits_from(settings)
+    telemetry = PowertoolsTelemetry()
     return Services(
         jobs=DynamoJobRepository(dynamodb, settings.jobs_table, clock.now, retention=limits.retention),
-        artifacts=S3ArtifactStore(aws_client("s3", settings), settings.artifacts_bucket, clock.now),
+        artifacts=TimedArtifactStore(
+            S3ArtifactStore(aws_client("s3", settings), settings.artifacts_bucket, clock.now), telemetry
+        ),
         workflow=StepFunctionsWorkflow(stepfunctions, settings.state_machine_arn),
         asr_jobs=DynamoAsrJobRepository(dynamodb, settings.jobs_table, retention=limits.retention),
         transcriber=transcriber_for(settings),
         task_callback=StepFunctionsTaskCallback(stepfunctions),
-        telemetry=PowertoolsTelemetry(),
+        telemetry=telemetry,
         clock=clock,
         limits=limits,
         work_dir=settings.work_dir,

@@ -127,6 +127,62 @@ def test_pipeline_success_records_clip_fallback_and_metrics(services):
     ]  # fmt: skip
 
 
+class SlowFailingClipper:
+    """Takes ``seconds`` on the clock, then fails, as a step that the state machine retries."""
+
+    def __init__(self, clock, seconds):
+        self.clock, self.seconds = clock, seconds
+
+    def clip(self, request, source, work_dir, on_progress):
+        self.clock.advance(seconds=self.seconds)
+        raise errors.SourceUnreachableError("connection reset")
+
+
+def test_events_name_the_state_its_attempt_and_duration(services, clock):
+    # Given a job whose clip step fails once after 3 s, is retried, and then takes 2 s
+    job = submit(services)
+    probe_source(services, job.id)
+    with pytest.raises(errors.SourceUnreachableError):
+        clip_source(dataclasses.replace(services, clipper=SlowFailingClipper(clock, 3)), job.id)
+
+    class SlowClipper(FakeClipper):
+        def clip(self, *args):
+            clock.advance(seconds=2)
+            return super().clip(*args)
+
+    clip_source(dataclasses.replace(services, clipper=SlowClipper()), job.id)
+    clock.advance(seconds=0.5)
+    done = finalize_job(services, job.id)
+    # Then the events read like the execution history: state, attempt, and duration on the event ending a run
+    assert [(e.type, e.state, e.attempt, e.duration_seconds) for e in done.events] == [
+        ("stageEntered", "ProbeSource", 1, None),
+        ("stageExited", "ProbeSource", 1, 0.0),
+        ("stageEntered", "ClipSource", 1, None),
+        ("stageEntered", "ClipSource", 2, None),
+        ("stageExited", "ClipSource", 2, 2.0),
+        ("stageEntered", "FinalizeJob", 1, None),
+        ("jobSucceeded", "FinalizeJob", 1, 0.0),
+    ]
+    # And the job's duration was measured from its creation
+    assert services.telemetry.total("JobDuration", outcome="succeeded") == pytest.approx(5.5)
+
+
+def test_a_failure_event_times_the_state_that_failed(services, clock):
+    # Given a job whose clip step ran 4 s before the state machine gave up on it
+    job = submit(services)
+    probe_source(services, job.id)
+    with pytest.raises(errors.SourceUnreachableError):
+        clip_source(dataclasses.replace(services, clipper=SlowFailingClipper(clock, 4)), job.id)
+    # When FailJob records it
+    failed = fail_job(services, job.id, "SourceUnreachableError", None)
+    # Then the failure names the state, its attempt and how long it ran, with the code
+    last = failed.events[-1]
+    assert (last.type, last.state, last.attempt, last.duration_seconds, last.code) == (
+        "jobFailed", "ClipSource", 1, 4.0, "SOURCE_UNREACHABLE",
+    )  # fmt: skip
+    assert services.telemetry.total("JobsFailed", errorCode="SOURCE_UNREACHABLE") == 1
+
+
 def test_range_past_the_source_end_fails_the_probe(services):
     job = submit(services, start=175, end=181)
     with pytest.raises(errors.RangeOutsideSourceError):

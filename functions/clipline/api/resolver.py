@@ -19,7 +19,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Header
 from ..composition import services
 from ..domain import errors
 from ..domain.use_cases import NewJobRequest, create_job, get_job, get_job_result
-from ..observability import logger
+from ..observability import log_context, logger
 from .correlation import CORRELATION_HEADER, choose_correlation_id
 from .errors import error_envelope, http_status_for
 from .schemas import CreateJobBody, JobView, ResultView, to_wire
@@ -47,11 +47,20 @@ def _caller() -> str:
 
 
 def _log_with_correlation_id(app: APIGatewayRestResolver, next_middleware: NextMiddleware) -> Response:
-    logger.set_correlation_id(correlation_id())
+    log_context(correlationId=correlation_id())
     return next_middleware(app)
 
 
 app.use(middlewares=[_log_with_correlation_id])
+
+
+def handle_api_event(event: dict, context: object) -> dict:
+    """Resolve one API Gateway proxy event and count the answer by route template and status class."""
+    response = app.resolve(event, context)
+    services().telemetry.count(
+        "ApiRequests", route=event.get("resource") or "unmatched", statusClass=f"{response['statusCode'] // 100}xx"
+    )
+    return response
 
 
 def _json(status: int, body: dict, **headers: str) -> Response:
@@ -84,14 +93,15 @@ def post_job(
         correlation_id=correlation_id(),
         idempotency_key=idempotency_key,
     )
-    logger.append_keys(jobId=job.id)
+    log_context(jobId=job.id)
+    logger.info("job accepted", extra={"status": job.status.value})
     return _json(202, to_wire(JobView.of(job)), Location=f"/api/jobs/{job.id}")
 
 
 def _checked_job_id(job_id: str) -> str:
     if not _JOB_ID.fullmatch(job_id):
         raise errors.JobNotFoundError("no job has that id")
-    logger.append_keys(jobId=job_id)
+    log_context(jobId=job_id)
     return job_id
 
 

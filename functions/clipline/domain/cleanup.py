@@ -43,7 +43,7 @@ def clean_up(services: Services, dry_run: bool = False) -> CleanupReport:
     for job in services.jobs.list_expired(now, BATCH):
         report.expired_jobs.append(job.id)
         if not dry_run:
-            report.removed_files += services.artifacts.delete_prefix(artifact_prefix(job.id))
+            report.removed_files += _delete(services, artifact_prefix(job.id), "job")
             services.jobs.delete(job.id)
     for record in services.asr_jobs.list_expired(now, BATCH):
         report.expired_asr_records.append(record.id)
@@ -54,15 +54,21 @@ def clean_up(services: Services, dry_run: bool = False) -> CleanupReport:
             if owns_transcript:
                 # Only the record's own folder, whatever its transcript_key says.
                 folder = transcript_cache_prefix(record.media_hash, record.model_version, record.id)
-                report.removed_files += services.artifacts.delete_prefix(folder)
+                report.removed_files += _delete(services, folder, "transcript")
             services.asr_jobs.delete(record.id)
     # Files of the expired records are theirs, not orphans (and in a dry run still there).
     expired = set(report.expired_jobs) | set(report.expired_asr_records)
     for key in _orphaned_keys(services, expired):
         report.orphaned_keys.append(key)
         if not dry_run:
-            report.removed_files += services.artifacts.delete_prefix(key)
+            report.removed_files += _delete(services, key, "orphan")
     return report
+
+
+def _delete(services: Services, prefix: str, kind: str) -> int:
+    deleted = services.artifacts.delete_prefix(prefix)
+    services.telemetry.count("ExpiredObjectsDeleted", deleted, kind=kind)
+    return deleted
 
 
 def _orphaned_keys(services: Services, expired: set[str]) -> list[str]:

@@ -75,10 +75,24 @@ class _Model(BaseModel):
     model_config = ConfigDict(frozen=True, populate_by_name=True, alias_generator=to_camel)
 
 
+# The pipeline.asl.json state that runs each stage: job events and the execution
+# history name steps alike, so a user can read one beside the other.
+STAGE_STATES = {
+    Stage.PROBE: "ProbeSource",
+    Stage.CLIP: "ClipSource",
+    Stage.TRANSCRIBE: "Transcribe",
+    Stage.BURN_IN: "BurnIn",
+    Stage.FINALIZE: "FinalizeJob",
+}
+
+
 class JobEvent(_Model):
     at: datetime
     type: str = Field(description="stageEntered, stageExited, jobSucceeded or jobFailed")
     stage: Stage
+    state: str | None = Field(None, description="The state machine state of the stage, as the execution history names it")
+    attempt: int | None = Field(None, description="1 for the state's first run, 2 for its first retry, and so on")
+    duration_seconds: float | None = Field(None, description="How long the state ran, on the event that ends it")
     message: str | None = None
     code: str | None = None
 
@@ -193,6 +207,28 @@ class Job(_Model):
     @property
     def recent_events(self) -> tuple[JobEvent, ...]:
         return self.events[-RECENT_EVENTS:]
+
+    def event(
+        self, type: str, stage: Stage, at: datetime, *, run_of: Stage | None = None, **details: str | None
+    ) -> JobEvent:
+        """An event of this job, timed like the execution history times a state.
+
+        ``stageEntered`` starts a run of ``stage`` and gets its attempt number; any
+        other event ends the latest run of ``run_of`` (default ``stage``) and gets its
+        attempt number and duration.
+        """
+        timed = run_of or stage
+        entries = [event for event in self.events if event.type == "stageEntered" and event.stage is timed]
+        timing: dict = {}
+        if type == "stageEntered":
+            timing = {"state": STAGE_STATES.get(timed), "attempt": len(entries) + 1}
+        elif entries:
+            timing = {
+                "state": STAGE_STATES.get(timed),
+                "attempt": len(entries),
+                "duration_seconds": round(max((at - entries[-1].at).total_seconds(), 0.0), 3),
+            }
+        return JobEvent(at=at, type=type, stage=stage, **timing, **details)
 
     def is_expired(self, now: datetime) -> bool:
         return now >= self.expires_at

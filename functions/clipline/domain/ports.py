@@ -314,10 +314,25 @@ class Transcriber(Protocol):
 
 
 class Telemetry(Protocol):
-    """Counts what happened; Powertools Metrics in production, a recorder in tests."""
+    """Measures what happened; Powertools Metrics in production, a recorder in tests.
+
+    Names, units and dimensions are those of ``clipline.metric_catalog``.
+    """
 
     def count(self, name: str, value: float = 1, **dimensions: str) -> None:
-        """Add ``value`` to metric ``name``; a name ending in ``Seconds`` counts seconds."""
+        """Add ``value`` to the counter ``name``.
+
+        Raises:
+            ValueError: ``name`` is not a counter of the catalog, or its dimensions differ.
+        """
+        ...
+
+    def observe(self, name: str, value: float, **dimensions: str) -> None:
+        """Record one observation (a duration) of the histogram ``name``.
+
+        Raises:
+            ValueError: ``name`` is not a histogram of the catalog, or its dimensions differ.
+        """
         ...
 
 

@@ -123,8 +123,8 @@ class _TranscriptionRun:
                 heartbeat.asr_job_id = record.id
                 started = time.monotonic()
                 transcript = services.transcriber.transcribe(audio, language, heartbeat.progress)
-                services.telemetry.count(
-                    "AsrProviderSeconds", time.monotonic() - started, provider=services.transcriber.provider
+                services.telemetry.observe(
+                    "AsrLatency", time.monotonic() - started, provider=services.transcriber.provider
                 )
                 transcript = self._finish(record, transcript)
         cache_hit = record.status is AsrStatus.REUSED
@@ -158,6 +158,7 @@ class _TranscriptionRun:
                 words=len(transcript.words),
             ),
         )
+        self._services.telemetry.count("AsrTranscriptions", status="succeeded")
 
     def _remove_if_failed(self, job_id: str) -> None:
         """A failed job keeps no artifacts: take back what this run wrote after the failure cleaned up.

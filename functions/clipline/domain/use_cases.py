@@ -15,7 +15,6 @@ from .jobs import (
     Job,
     JobChange,
     JobError,
-    JobEvent,
     JobStatus,
     Stage,
     new_job,
@@ -232,16 +231,16 @@ def get_job_result(services: Services, job_id: str, owner: str) -> JobResult:
 
 def enter_stage(services: Services, job_id: str, stage: Stage) -> Job:
     """Mark the job running in ``stage``, with an event. Raises JobFinishedError for a finished job."""
-    request = services.jobs.get(job_id).request
+    job = services.jobs.get(job_id)
     now = services.clock.now()
     return services.jobs.update(
         job_id,
         JobChange(
             status=JobStatus.RUNNING,
             stage=stage,
-            progress=overall_progress(stage, 0.0, request),
+            progress=overall_progress(stage, 0.0, job.request),
             last_heartbeat_at=now,
-            event=JobEvent(at=now, type="stageEntered", stage=stage),
+            event=job.event("stageEntered", stage, now),
         ),
     )
 
@@ -254,7 +253,7 @@ def exit_stage(services: Services, job: Job, stage: Stage, **changes: object) ->
         JobChange(
             progress=overall_progress(stage, 1.0, job.request),
             last_heartbeat_at=now,
-            event=JobEvent(at=now, type="stageExited", stage=stage),
+            event=job.event("stageExited", stage, now),
             **changes,
         ),
     )
@@ -352,10 +351,11 @@ def finalize_job(services: Services, job_id: str) -> Job:
             stage=Stage.DONE,
             progress=100,
             last_heartbeat_at=now,
-            event=JobEvent(at=now, type="jobSucceeded", stage=Stage.DONE),
+            event=job.event("jobSucceeded", Stage.DONE, now, run_of=Stage.FINALIZE),
         ),
     )
     services.telemetry.count("JobsSucceeded")
+    services.telemetry.observe("JobDuration", _seconds_since(job.created_at, now), outcome="succeeded")
     return job
 
 
@@ -380,10 +380,10 @@ def fail_job(services: Services, job_id: str, error_name: str, cause: str | None
                 artifacts={},
                 error=JobError(code=code, message=message),
                 last_heartbeat_at=now,
-                event=JobEvent(
-                    at=now,
-                    type="jobFailed",
-                    stage=job.stage,
+                event=job.event(
+                    "jobFailed",
+                    job.stage,
+                    now,
                     code=code,
                     message=message if not deleted else f"{message} ({deleted} partial artifact(s) removed)",
                 ),
@@ -392,7 +392,15 @@ def fail_job(services: Services, job_id: str, error_name: str, cause: str | None
     except errors.JobFinishedError:
         return services.jobs.get(job_id)
     services.telemetry.count("JobsFailed", errorCode=code)
+    services.telemetry.observe("JobDuration", _seconds_since(job.created_at, now), outcome="failed")
+    if job.stage is Stage.TRANSCRIBE:
+        # A worker reports its own success; failures, heartbeat timeouts included, all end here.
+        services.telemetry.count("AsrTranscriptions", status=code.lower())
     return job
+
+
+def _seconds_since(start: datetime, now: datetime) -> float:
+    return max((now - start).total_seconds(), 0.0)
 
 
 def _failure_message(code: str, cause: str | None) -> str:

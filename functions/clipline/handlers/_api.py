@@ -2,17 +2,17 @@
 
 from typing import Callable
 
-from ..api.resolver import app
-from ..observability import logger, tracer
+from ..api.resolver import handle_api_event
+from ..observability import lambda_logging, tracer
 
 
 def api_handler() -> Callable[[dict, object], dict]:
     """A Lambda handler for the REST API; API Gateway maps one route to each such function."""
 
     # The resolver sets the correlation id itself: the caller's x-correlation-id wins over the request id.
-    @logger.inject_lambda_context(clear_state=True)
+    @lambda_logging(stage="api")
     @tracer.capture_lambda_handler
     def lambda_handler(event: dict, context: object) -> dict:
-        return app.resolve(event, context)
+        return handle_api_event(event, context)
 
     return lambda_handler

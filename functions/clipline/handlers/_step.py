@@ -5,18 +5,24 @@ from typing import Callable
 from ..composition import services
 from ..domain.jobs import Job
 from ..domain.use_cases import Services
-from ..observability import logger, tracer
+from ..observability import lambda_logging, log_context, logger, tracer
 from ..workflow.payloads import StepInput, StepOutput
 
 
 def step_handler(use_case: Callable[[Services, str], Job], stage: str) -> Callable[[dict, object], dict]:
-    """A Lambda handler that logs with the job's correlation id and runs ``use_case`` for the job."""
+    """A Lambda handler that logs with the job's correlation id and runs ``use_case`` for the job.
 
-    @logger.inject_lambda_context(correlation_id_path="correlationId", clear_state=True)
+    A failure propagates as the Lambda error the state machine's Retry and Catch
+    match; FailJob, which handles it, logs it.
+    """
+
+    @lambda_logging(correlation_id_path="correlationId", stage=stage)
     @tracer.capture_lambda_handler
     def lambda_handler(event: dict, context: object) -> dict:
         step = StepInput.model_validate(event)
-        logger.append_keys(jobId=step.job_id, stage=stage)
-        return StepOutput.of(use_case(services(), step.job_id)).dump()
+        log_context(jobId=step.job_id)
+        job = use_case(services(), step.job_id)
+        logger.info("step finished", extra={"status": job.status.value, "progress": job.progress})
+        return StepOutput.of(job).dump()
 
     return lambda_handler

@@ -20,31 +20,32 @@ from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import 
 
 from ..composition import services
 from ..domain.retention import remove_artifacts_of_expired_record
-from ..observability import logger, tracer
+from ..observability import lambda_logging, log_context, logger, tracer
 
 _TTL_IDENTITY = {"type": "Service", "principalId": "dynamodb.amazonaws.com"}
+_RECORD_LOG_KEYS = ("sequenceNumber", "recordType", "removedBy", "jobId")
 
 
 def _handle_record(record: DynamoDBRecord) -> None:
-    # Thread-local keys, cleared first so a failure is never logged under the previous record's job.
-    logger.thread_safe_clear_keys()
+    # Removed first, so a failure is never logged under the previous record's job.
+    logger.thread_safe_remove_keys(_RECORD_LOG_KEYS)
     if record.event_name is not DynamoDBRecordEventName.REMOVE:
         return
     item = record.dynamodb.old_image
     if not item:
         raise ValueError("a REMOVE record without its old image: the stream must carry old images")
-    logger.thread_safe_append_keys(
+    log_context(
         sequenceNumber=record.dynamodb.sequence_number,
         recordType=item.get("type"),
         removedBy="ttl" if record.user_identity == _TTL_IDENTITY else "delete",
     )
     document = json.loads(item["document"]) if "document" in item else None
-    logger.thread_safe_append_keys(jobId=item.get("jobId") or (document or {}).get("id"))
+    log_context(jobId=item.get("jobId") or (document or {}).get("id"))
     deleted = remove_artifacts_of_expired_record(services(), item.get("type"), document, item.get("pk"))
     logger.info("removed record's files deleted", extra={"objectsDeleted": deleted})
 
 
-@logger.inject_lambda_context(clear_state=True)
+@lambda_logging(stage="retention")
 @tracer.capture_lambda_handler
 def lambda_handler(event: dict, context: object) -> dict:
     # One processor per invocation: local mode runs several handlers in one process.

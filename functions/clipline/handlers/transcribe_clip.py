@@ -12,17 +12,15 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from ..composition import services
 from ..domain.transcription import transcribe_clip
-from ..observability import logger, tracer
+from ..observability import lambda_logging, log_context, logger, tracer
 from ..workflow.payloads import AsrRequest
 
 
 def _handle_record(record: SQSRecord) -> None:
     request = AsrRequest.model_validate_json(record.body)
-    # Thread-local keys: local mode runs several workers, and API handlers, in one process.
-    logger.thread_safe_clear_keys()
-    logger.thread_safe_append_keys(correlation_id=request.correlation_id, jobId=request.job_id, stage="transcribe")
+    log_context(correlationId=request.correlation_id, jobId=request.job_id)
     report = transcribe_clip(services(), request.job_id, request.clip_key, request.language, request.task_token)
-    logger.thread_safe_append_keys(asrJobId=report.asr_job_id)
+    log_context(asrJobId=report.asr_job_id)
     if report.unexpected is not None:
         logger.error("transcription failed", exc_info=report.unexpected, extra={"errorCode": report.error_code})
     elif report.outcome == "failed":
@@ -31,7 +29,7 @@ def _handle_record(record: SQSRecord) -> None:
         logger.info(f"transcription {report.outcome}", extra={"cacheHit": report.cache_hit})
 
 
-@logger.inject_lambda_context(clear_state=True)
+@lambda_logging(stage="transcribe")
 @tracer.capture_lambda_handler
 def lambda_handler(event: dict, context: object) -> dict:
     # One processor per invocation: local mode runs several workers in one process.

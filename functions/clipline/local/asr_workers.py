@@ -29,6 +29,15 @@ from . import lambda_runtime
 _POLL_SECONDS = 1
 
 
+def _job_keys(message: dict) -> dict:
+    """The job's log keys from a message body, when it is the JSON the Transcribe state sends."""
+    try:
+        request = AsrRequest.model_validate_json(message["Body"])
+    except ValidationError:
+        return {}
+    return {"jobId": request.job_id, "correlationId": request.correlation_id}
+
+
 def sqs_event(message: dict, queue_arn: str) -> dict:
     """The Lambda event for one received SQS message."""
     return {
@@ -124,7 +133,10 @@ class AsrWorkers:
             try:
                 self._handle(message)
             except Exception:  # noqa: BLE001 - as Lambda does: the message stays and is redelivered
-                logger.exception("the ASR worker failed on a message", extra={"messageId": message["MessageId"]})
+                logger.exception(
+                    "the ASR worker failed on a message",
+                    extra={"messageId": message["MessageId"], **_job_keys(message)},
+                )
 
     def _handle(self, message: dict) -> None:
         response = lambda_runtime.invoke(ASR_WORKER_HANDLER, sqs_event(message, self._queue_arn))

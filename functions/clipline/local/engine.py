@@ -3,7 +3,8 @@
 The engine executes ``pipeline.asl.json`` as Step Functions would (Retry, Catch,
 timeouts, history). Its ``lambda:invoke`` calls land in moto's Lambda backend,
 whose ``invoke`` we route to our handler modules: the one place a function name
-becomes a Python call.
+becomes a Python call. Histories live in this process's memory only, so each
+ended execution's history is copied to the SQLite archive.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import json
 import logging
 import os
 import threading
+from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -21,6 +24,8 @@ from moto.moto_api._internal.models import moto_api_backend
 from moto.server import ThreadedMotoServer
 from moto.stepfunctions.responses import StepFunctionResponse
 
+from ..adapters.local.sqlite_execution_archive import SqliteExecutionArchive
+from ..composition import SystemClock
 from ..observability import logger
 from ..settings import Settings
 from ..workflow import ASR_QUEUE_PLACEHOLDER, TASK_HANDLERS, render_definition, timeout_substitutions
@@ -34,6 +39,7 @@ ASR_MAX_RECEIVES = 3
 EXECUTION_END_HANDLER = "clipline.handlers.record_execution_end"
 # Statuses of executions that may have ended without the pipeline finishing its job.
 _ENDED_UNFINISHED = ("TIMED_OUT", "ABORTED", "FAILED")
+_ENDED = ("SUCCEEDED", *_ENDED_UNFINISHED)
 _WATCH_INTERVAL_SECONDS = 1.0
 
 _handlers_by_function: dict[str, str] = {}
@@ -64,13 +70,20 @@ def _send_task_failure_with_cause(self: StepFunctionResponse) -> EmptyResult:
 
 
 class EngineHost:
-    """moto's server on 127.0.0.1 with the pipeline state machine created in it."""
+    """moto's server on 127.0.0.1 with the pipeline state machine created in it.
 
-    def __init__(self, settings: Settings) -> None:
+    With an ``archive``, every execution's history is saved to it once the execution
+    ends, and ``stop`` saves those that ended since the last look before the server goes.
+    """
+
+    def __init__(self, settings: Settings, archive: SqliteExecutionArchive | None = None) -> None:
         self._settings = settings
+        self._archive = archive
         self._server: ThreadedMotoServer | None = None
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
+        # Ended executions already handed on; only the watcher thread, then stop() after joining it, touch it.
+        self._handled: set[str] = set()
         self.endpoint_url = ""
         self.state_machine_arn = ""
         self.asr_queue_url = ""
@@ -126,6 +139,18 @@ class EngineHost:
             },
         )["QueueUrl"]
 
+    def asr_queue_depth(self) -> float:
+        """Messages waiting in the ASR queue: SQS's ApproximateNumberOfMessages, as CloudWatch reports it."""
+        attributes = self.client("sqs").get_queue_attributes(
+            QueueUrl=self.asr_queue_url, AttributeNames=["ApproximateNumberOfMessages"]
+        )["Attributes"]
+        return float(attributes["ApproximateNumberOfMessages"])
+
+    @staticmethod
+    def archive_in(database: Path, retention: timedelta) -> SqliteExecutionArchive:
+        """The archive in local mode's SQLite file (``retention`` is the service's, for its migrations)."""
+        return SqliteExecutionArchive(database, SystemClock().now, retention=retention)
+
     def client(self, service: str) -> Any:
         return boto3.client(
             service,
@@ -136,30 +161,36 @@ class EngineHost:
         )
 
     def _watch_ended_executions(self) -> None:
-        """Local stand-in for the EventBridge rule on execution status changes.
+        """Local stand-in for the EventBridge rule on execution status changes, and the archivist.
 
         An execution that times out globally never reaches FailJob; this hands its
         end to the same handler the EventBridge rule targets in AWS.
         """
         sfn = self.client("stepfunctions")
-        seen: set[str] = set()
         while not self._stop.wait(_WATCH_INTERVAL_SECONDS):
-            for status in _ENDED_UNFINISHED:
-                try:
-                    executions = sfn.list_executions(stateMachineArn=self.state_machine_arn, statusFilter=status)
-                except Exception:  # noqa: BLE001 - the engine is going away; try again next round
-                    continue
-                for execution in executions.get("executions", []):
-                    if execution["executionArn"] in seen:
-                        continue
-                    seen.add(execution["executionArn"])
-                    self._report_end(sfn, execution)
+            self._handle_ended_executions(sfn, report=True)
 
-    def _report_end(self, sfn: Any, execution: dict) -> None:
+    def _handle_ended_executions(self, sfn: Any, report: bool) -> None:
+        """Each execution that ended since the last look: its end reported (when ``report``), its history archived."""
         try:
-            description = sfn.describe_execution(executionArn=execution["executionArn"])
-        except Exception:  # noqa: BLE001 - the engine is stopping; nothing is left to report to
+            pages = sfn.get_paginator("list_executions").paginate(stateMachineArn=self.state_machine_arn)
+            ended = [item for page in pages for item in page["executions"] if item["status"] in _ENDED]
+        except Exception:  # noqa: BLE001 - the engine is going away; try again next round
             return
+        for execution in ended:
+            if execution["executionArn"] in self._handled:
+                continue
+            self._handled.add(execution["executionArn"])
+            try:
+                description = sfn.describe_execution(executionArn=execution["executionArn"])
+            except Exception:  # noqa: BLE001 - the engine is stopping; nothing is left to report to
+                continue
+            if report and description["status"] in _ENDED_UNFINISHED:
+                self._report_end(execution, description)
+            if self._archive is not None:
+                self._archive_history(sfn, execution, description)
+
+    def _report_end(self, execution: dict, description: dict) -> None:
         event = {
             "source": "aws.states",
             "detail-type": "Step Functions Execution Status Change",
@@ -176,8 +207,28 @@ class EngineHost:
         except Exception:  # noqa: BLE001 - a watcher must outlive one bad event
             logger.exception("could not record the end of an execution", extra={"jobId": execution["name"]})
 
+    def _archive_history(self, sfn: Any, execution: dict, description: dict) -> None:
+        assert self._archive is not None
+        try:
+            pages = sfn.get_paginator("get_execution_history").paginate(executionArn=execution["executionArn"])
+            events = [event for page in pages for event in page["events"]]
+        except Exception:  # noqa: BLE001 - the engine is stopping; the history went with it
+            return
+        described = {key: value for key, value in description.items() if key != "ResponseMetadata"}
+        try:
+            # The execution is named after its job.
+            self._archive.save(execution["name"], described, events)
+        except Exception:  # noqa: BLE001 - a watcher must outlive one bad write
+            logger.exception("could not archive an execution's history", extra={"jobId": execution["name"]})
+
     def stop(self) -> None:
         self._stop.set()
+        if self._watcher is not None:
+            # Its round may be half-way through an archive; the last pass below must not race it.
+            self._watcher.join()
+            self._watcher = None
         if self._server is not None:
+            if self._archive is not None:
+                self._handle_ended_executions(self.client("stepfunctions"), report=False)
             self._server.stop()
             self._server = None

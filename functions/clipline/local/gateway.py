@@ -31,6 +31,7 @@ from ..domain.ports import Telemetry
 from ..domain.rate_limits import RequestLimiter, UsagePlan
 from ..observability import logger
 from . import lambda_runtime
+from .prometheus_metrics import PrometheusMetrics
 
 # API Gateway refuses payloads over 10 MB; ours are small JSON documents.
 MAX_BODY_BYTES = 1024 * 1024
@@ -58,6 +59,7 @@ class GatewayDependencies:
     signer: LocalUrlSigner
     now: Callable[[], datetime]
     telemetry: Telemetry
+    metrics: PrometheusMetrics
 
 
 class LocalGateway(ThreadingHTTPServer):
@@ -109,6 +111,8 @@ class _GatewayRequestHandler(BaseHTTPRequestHandler):
             path = unquote(url.path)
             if path == "/health" and self.command in ("GET", "HEAD"):
                 self._send_json(200, {"status": "ok"}, request_id)
+            elif path == "/metrics" and self.command in ("GET", "HEAD"):
+                self._serve_metrics()
             elif path.startswith("/artifacts/") and self.command in ("GET", "HEAD"):
                 self._serve_artifact(path.removeprefix("/artifacts/"), parse_qs(url.query), request_id)
             else:
@@ -185,8 +189,8 @@ class _GatewayRequestHandler(BaseHTTPRequestHandler):
             dependencies.limiter.admit(
                 key.id, key.plan or dependencies.default_plan, self.client_address[0] if creating_job else None
             )
-        except errors.TooManyRequestsError as refusal:
-            dependencies.telemetry.count("RateLimitRefusals", reason=refusal.code)
+        except errors.TooManyRequestsError:
+            dependencies.telemetry.count("RateLimitRefusals")
             raise
         event = self._proxy_event(route, path, path_parameters, query, body, request_id, api_key, key.id)
         response = lambda_runtime.invoke(route.handler, event)
@@ -259,6 +263,19 @@ class _GatewayRequestHandler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
         if self.command != "HEAD":
+            self.wfile.write(payload)
+
+    def _serve_metrics(self) -> None:
+        """Prometheus text, without a key like a node exporter: the gateway listens on loopback only by default."""
+        dependencies = self.server.dependencies
+        if dependencies is None:
+            raise errors.RouteNotFoundError("metrics are not served yet")
+        payload = dependencies.metrics.exposition()
+        self.send_response(HTTPStatus.OK)
+        self.send_header("Content-Type", dependencies.metrics.content_type)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        if self.command == "GET":
             self.wfile.write(payload)
 
     def _serve_artifact(self, key: str, query: dict[str, list[str]], request_id: str) -> None:

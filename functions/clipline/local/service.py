@@ -14,6 +14,7 @@ from ..adapters.local.sqlite_api_key_store import SqliteApiKeyStore
 from ..adapters.local.sqlite_asr_job_repository import SqliteAsrJobRepository
 from ..adapters.local.sqlite_job_repository import SqliteJobRepository
 from ..adapters.local.sqlite_rate_limiter import SqliteRateLimiter
+from ..adapters.timed_artifact_store import TimedArtifactStore
 from ..composition import SystemClock, install, limits_from, media_services, transcriber_for
 from ..domain.cleanup import clean_up
 from ..domain.ports import Transcriber
@@ -25,6 +26,7 @@ from ..settings import Settings
 from .asr_workers import AsrWorkers
 from .engine import EngineHost
 from .gateway import GatewayDependencies, LocalGateway
+from .prometheus_metrics import PrometheusMetrics
 
 
 def default_usage_plan(settings: Settings) -> UsagePlan:
@@ -142,10 +144,11 @@ class LocalService:
         self.settings = settings
         self.data = DataDir.of(settings)
         self.gateway = LocalGateway(host, port)
-        self.engine = EngineHost(settings)
+        self.engine = EngineHost(settings, EngineHost.archive_in(self.data.database, self.data.retention))
         self.transcriber = transcriber or transcriber_for(settings)
         self.asr_workers: AsrWorkers | None = None
         self.sweeper: Sweeper | None = None
+        self.metrics: PrometheusMetrics | None = None
         self._thread: threading.Thread | None = None
 
     @property
@@ -158,12 +161,14 @@ class LocalService:
         public_url = self.settings.public_url or self.base_url
         stores = self.data.stores(clock, public_url)
         self.engine.start()
+        self.metrics = PrometheusMetrics(queue_depth=self.engine.asr_queue_depth)
+        telemetry = PowertoolsTelemetry(mirror=self.metrics)
         services = Services(
-            **stores,
+            **{**stores, "artifacts": TimedArtifactStore(stores["artifacts"], telemetry)},
             workflow=StepFunctionsWorkflow(self.engine.client("stepfunctions"), self.engine.state_machine_arn),
             transcriber=self.transcriber,
             task_callback=StepFunctionsTaskCallback(self.engine.client("stepfunctions")),
-            telemetry=PowertoolsTelemetry(),
+            telemetry=telemetry,
             clock=clock,
             limits=limits_from(self.settings),
             work_dir=self.settings.work_dir,
@@ -177,7 +182,8 @@ class LocalService:
             artifacts=stores["artifacts"],
             signer=self.data.signer(),
             now=clock.now,
-            telemetry=services.telemetry,
+            telemetry=telemetry,
+            metrics=self.metrics,
         )
         self.asr_workers = AsrWorkers(
             self.engine.client("sqs"),
