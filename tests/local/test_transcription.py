@@ -203,7 +203,7 @@ def test_a_job_without_audio_fails_before_clipping(tmp_path, media_server, fake)
         job = running.client.wait(create_transcribed(running, media_server.url("silent.mp4"), 1, 3))
     finally:
         running.service.stop()
-    assert job["error"]["code"] == "NO_AUDIO" and job["stage"] == "probe"
+    assert job["error"]["code"] == "NO_AUDIO_STREAM" and job["stage"] == "probe"
     assert fake.calls == 0
 
 
