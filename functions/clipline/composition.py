@@ -34,13 +34,14 @@ def limits_from(settings: Settings) -> Limits:
 
 
 def media_services(settings: Settings) -> dict[str, Any]:
-    """The source guard, prober and clipper; the same in both modes.
+    """The source guard, prober, clipper, audio extractor and subtitle burner; the same in both modes.
 
     ffmpeg reaches sources only through the egress proxy, which applies the
     same guard to every connection (redirects included) and connects to the
     address it checked. It starts on first use, once per graph.
     """
     from .media.audio import FfmpegAudioExtractor
+    from .media.burn_in import FfmpegSubtitleBurner, default_fonts_dir
     from .media.clip import FfmpegClipper
     from .media.egress_proxy import EgressProxy
     from .media.ffmpeg_binary import find_ffmpeg
@@ -57,11 +58,18 @@ def media_services(settings: Settings) -> dict[str, Any]:
         read_timeout_seconds=settings.first_byte_timeout_seconds,
     )
     prober = FfmpegProber(ffmpeg, settings.probe_timeout_seconds, access, settings.max_source_seconds)
+    fonts_dir = settings.fonts_dir or default_fonts_dir()
     return {
         "source_guard": guard,
         "prober": prober,
         "clipper": FfmpegClipper(ffmpeg, prober, settings.clip_timeout_seconds, settings.ffmpeg_threads, access),
         "audio_extractor": FfmpegAudioExtractor(ffmpeg, AUDIO_EXTRACTION_TIMEOUT_SECONDS),
+        # Without fonts there is no burner, and a burn-in fails its job rather than drawing nothing.
+        "subtitle_burner": FfmpegSubtitleBurner(
+            ffmpeg, prober, fonts_dir, settings.clip_timeout_seconds, settings.ffmpeg_threads
+        )
+        if fonts_dir
+        else None,
     }
 
 

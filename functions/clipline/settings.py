@@ -65,6 +65,11 @@ class Settings(BaseSettings):
 
     ffmpeg: str | None = Field(None, description="Path of the ffmpeg binary; default: the one the imageio-ffmpeg wheel ships.")
     ffmpeg_threads: int = Field(0, ge=0, description="Threads per ffmpeg run; 0 lets ffmpeg decide.")
+    fonts_dir: Path | None = Field(
+        None,
+        description="Fonts burned-in subtitles are drawn with (and the only ones used); "
+        "default: the bundled Source Sans Pro. The Lambda layer sets /opt/share/fonts.",
+    )
     work_dir: Path | None = Field(None, description="Scratch folder for media work; default: the system temp folder.")
 
     # Speech recognition.

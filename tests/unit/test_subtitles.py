@@ -5,7 +5,10 @@ import pytest
 import srt
 import webvtt
 
-from clipline.domain.subtitles import Cue, build_cues, parse_srt, render_json, render_srt, render_text, render_vtt
+from clipline.domain.jobs import SubtitlePosition, SubtitleStyle
+from clipline.domain.subtitles import (
+    Cue, build_cues, parse_srt, render_ass, render_json, render_srt, render_text, render_vtt,
+)
 from clipline.domain.transcripts import Segment, Transcript, Word
 
 VOCABULARY = (
@@ -279,3 +282,141 @@ def test_json_has_camel_case_fields_text_and_words():
     segment = data["segments"][0]
     assert set(segment) == {"start", "end", "text", "words"}
     assert segment["words"][1] == {"start": 0.35, "end": 0.65, "text": "world.", "probability": 0.9}
+
+
+# --- ASS for burn-in ---------------------------------------------------------------------------------
+
+WORD_JOINER = "\u2060"
+LIBASS_ESCAPES = {"N": "\n", "n": " ", "h": "\xa0", "{": "{", "}": "}"}
+
+
+def ass_section(document, section, kind):
+    """The ``kind`` lines of ``section`` as dicts keyed by the section's Format names."""
+    body = document.split(f"[{section}]\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    names = [name.strip() for name in body[0].removeprefix("Format:").split(",")]
+    # The last field (an event's text) may hold commas.
+    return [
+        dict(zip(names, line.removeprefix(f"{kind}: ").split(",", len(names) - 1)))
+        for line in body[1:]
+        if line.startswith(f"{kind}: ")
+    ]
+
+
+def ass_style(document):
+    (style,) = ass_section(document, "V4+ Styles", "Style")
+    return style
+
+
+def ass_events(document):
+    return ass_section(document, "Events", "Dialogue")
+
+
+def script_info(document):
+    lines = document.split("[Script Info]\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    return dict(line.split(": ", 1) for line in lines)
+
+
+def libass_reading(text):
+    """What libass draws for an event's text: its override-block and escape rules
+    (ass_render.c, ass_get_next_char), an applied override block shown as "<override>"."""
+    drawn, index = [], 0
+    while index < len(text):
+        char = text[index]
+        if char == "{" and "}" in text[index + 1:]:
+            drawn.append("<override>")
+            index = text.index("}", index) + 1
+        elif char == "\\" and text[index + 1:index + 2] in tuple(LIBASS_ESCAPES):
+            drawn.append(LIBASS_ESCAPES[text[index + 1]])
+            index += 2
+        else:
+            drawn.append(char)
+            index += 1
+    # The word joiner is default-ignorable: HarfBuzz draws nothing for it.
+    return "".join(drawn).replace(WORD_JOINER, "")
+
+
+def test_ass_style_converts_colours_to_ass_order():
+    # Given colours as #RRGGBB / When rendered
+    document = render_ass([], SubtitleStyle(primary_colour="#ff8800", outline_colour="#102030"), 1920, 1080)
+    style = ass_style(document)
+    # Then ASS has them as &HAABBGGRR, opaque
+    assert (style["PrimaryColour"], style["OutlineColour"]) == ("&H000088FF", "&H00302010")
+    assert style["Fontname"] == "Source Sans Pro"
+
+
+@pytest.mark.parametrize(
+    ("width", "height", "font_size", "outline", "margin_vertical"),
+    [(1920, 1080, "54", "3", "60"), (1280, 720, "36", "2", "40"), (640, 360, "18", "1", "20")],
+)
+def test_ass_sizes_scale_with_the_picture_height(width, height, font_size, outline, margin_vertical):
+    # Given the default style, in pixels of a 1080-line frame / When rendered for a smaller picture
+    document = render_ass([], SubtitleStyle(), width, height)
+    # Then the script's coordinates are the picture's pixels and the sizes shrink with its height
+    info, style = script_info(document), ass_style(document)
+    assert (info["PlayResX"], info["PlayResY"], info["ScaledBorderAndShadow"]) == (str(width), str(height), "yes")
+    assert (style["Fontsize"], style["Outline"], style["MarginV"]) == (font_size, outline, margin_vertical)
+
+
+def test_ass_sizes_keep_fractions():
+    document = render_ass([], SubtitleStyle(font_size=50, outline_width=2.5), 1280, 720)
+    assert (ass_style(document)["Fontsize"], ass_style(document)["Outline"]) == ("33.33", "1.67")
+
+
+@pytest.mark.parametrize(("position", "alignment"), [(SubtitlePosition.BOTTOM, "2"), (SubtitlePosition.TOP, "8")])
+def test_ass_alignment_follows_the_position(position, alignment):
+    document = render_ass([], SubtitleStyle(position=position), 1280, 720)
+    assert ass_style(document)["Alignment"] == alignment
+
+
+def test_ass_events_keep_times_and_join_lines_with_hard_breaks():
+    # Given two cues, one of two lines / When rendered
+    cues = [Cue(1.5, 3.25, ("First line,", "second line")), Cue(3661.01, 3662.0, ("Later",))]
+    events = ass_events(render_ass(cues, SubtitleStyle(), 1280, 720))
+    # Then each is one event in centiseconds, its lines joined by \N and commas kept in the text
+    assert [(e["Start"], e["End"], e["Style"], e["Text"]) for e in events] == [
+        ("0:00:01.50", "0:00:03.25", "Default", r"First line,\Nsecond line"),
+        ("1:01:01.01", "1:01:02.00", "Default", "Later"),
+    ]
+
+
+HOSTILE_LINES = [
+    r"{\pos(0,0)}{\an7}{\fs200}moved and huge?",
+    r"escapes \N \n \h and a lone \ and \\ and a trailing \ ",
+    r"an {unclosed brace, a closed} one, \{escaped\} ones",
+    "colons: 'single' \"double\" % ; [ ] , 字幕テスト مرحبا",
+]
+
+
+def test_hostile_text_is_drawn_literally():
+    # Given lines full of ASS override blocks, escapes and punctuation
+    cue = Cue(0.0, 2.0, tuple(HOSTILE_LINES))
+    # When rendered and read the way libass reads an event's text
+    (event,) = ass_events(render_ass([cue], SubtitleStyle(), 1280, 720))
+    drawn = libass_reading(event["Text"])
+    # Then no override block applies, no escape is taken, and only our line breaks remain
+    assert drawn == "\n".join(" ".join(line.split()) for line in HOSTILE_LINES)
+    assert "<override>" not in drawn
+
+
+def test_control_characters_cannot_start_an_event_or_end_the_document():
+    # Given lines with newlines, a carriage return, a NUL, C1 controls and separators
+    injected = "Dialogue: 0,0:00:00.00,0:00:09.00,Default,,0,0,0,,{\\fs200}injected"
+    cues = [Cue(0.0, 1.0, (f"one\n{injected}",)), Cue(1.0, 2.0, ("two\r\x00three\x85four\x9b\u2028five\tsix",))]
+    # When rendered
+    document = render_ass(cues, SubtitleStyle(), 1280, 720)
+    # Then there is one event per cue, each on one line of plain text
+    events = ass_events(document)
+    assert len(events) == 2 and document.count("\nDialogue:") == 2
+    assert libass_reading(events[0]["Text"]) == f"one {injected}"
+    assert libass_reading(events[1]["Text"]) == "two three four five six"
+    assert "\x00" not in document and "\r" not in document
+
+
+def test_cues_without_text_are_left_out():
+    events = ass_events(render_ass([Cue(0.0, 1.0, ("\x00", " ")), Cue(1.0, 2.0, ("kept",))], SubtitleStyle(), 640, 360))
+    assert [event["Text"] for event in events] == ["kept"]
+
+
+def test_ass_needs_a_picture_size():
+    with pytest.raises(ValueError):
+        render_ass([], SubtitleStyle(), 0, 720)

@@ -1,6 +1,7 @@
 import importlib
 import json
 
+from clipline.domain.jobs import STAGE_STATES
 from clipline.settings import Settings
 from clipline.workflow import (
     ASR_QUEUE_PLACEHOLDER,
@@ -25,28 +26,46 @@ def test_every_placeholder_has_a_source():
     assert placeholders() == set(TASK_HANDLERS) | set(TIMEOUT_SETTINGS) | {ASR_QUEUE_PLACEHOLDER}
 
 
-def path_through(definition: dict, transcribe: bool) -> list[str]:
+def path_through(definition: dict, transcribe: bool, burn_subtitles: bool = False) -> list[str]:
+    options = {"$.options.transcribe": transcribe, "$.options.burnSubtitles": burn_subtitles}
     order, state = [], definition["StartAt"]
     while state:
         order.append(state)
         current = definition["States"][state]
         if current["Type"] == "Choice":
-            choice = current["Choices"][0]
-            assert choice["Variable"] == "$.options.transcribe"
-            state = choice["Next"] if transcribe == choice["BooleanEquals"] else current["Default"]
+            (choice,) = current["Choices"]
+            taken = options[choice["Variable"]] == choice["BooleanEquals"]
+            state = choice["Next"] if taken else current["Default"]
         else:
             state = current.get("Next")
     return order
 
 
 def test_pipeline_order_is_probe_clip_finalize():
-    assert path_through(rendered(), transcribe=False) == ["ProbeSource", "ClipSource", "WantsTranscript", "FinalizeJob"]
+    assert path_through(rendered(), transcribe=False) == [
+        "ProbeSource", "ClipSource", "WantsTranscript", "WantsBurnIn", "FinalizeJob",
+    ]  # fmt: skip
 
 
 def test_a_transcript_adds_the_transcribe_state_before_finalize():
     assert path_through(rendered(), transcribe=True) == [
-        "ProbeSource", "ClipSource", "WantsTranscript", "Transcribe", "FinalizeJob",
+        "ProbeSource", "ClipSource", "WantsTranscript", "Transcribe", "WantsBurnIn", "FinalizeJob",
     ]  # fmt: skip
+
+
+def test_burn_in_follows_the_transcript_or_the_clip():
+    assert path_through(rendered(), transcribe=True, burn_subtitles=True) == [
+        "ProbeSource", "ClipSource", "WantsTranscript", "Transcribe", "WantsBurnIn", "BurnIn", "FinalizeJob",
+    ]  # fmt: skip
+    # The user's own subtitles need no transcript
+    assert path_through(rendered(), transcribe=False, burn_subtitles=True) == [
+        "ProbeSource", "ClipSource", "WantsTranscript", "WantsBurnIn", "BurnIn", "FinalizeJob",
+    ]  # fmt: skip
+
+
+def test_every_stage_names_a_state_of_the_definition():
+    # Job events name states as the execution history does
+    assert set(STAGE_STATES.values()) <= set(rendered()["States"])
 
 
 def test_transcribe_waits_on_the_asr_queue_with_heartbeats():
@@ -80,7 +99,7 @@ def test_global_timeout_comes_from_settings():
 
 def test_every_work_task_retries_transient_errors_and_catches_into_fail_job():
     states = rendered()["States"]
-    for name in ("ProbeSource", "ClipSource", "FinalizeJob"):
+    for name in ("ProbeSource", "ClipSource", "BurnIn", "FinalizeJob"):
         state = states[name]
         assert state["Catch"] == [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.failure", "Next": "FailJob"}]
         retried = {error for rule in state["Retry"] for error in rule["ErrorEquals"]}

@@ -14,6 +14,11 @@ HTTP_STATUS_BY_CODE: dict[str, int] = {
     errors.ClipTooLongError.code: HTTPStatus.BAD_REQUEST,
     errors.UnsupportedSourceUrlError.code: HTTPStatus.BAD_REQUEST,
     errors.SourceNotAllowedError.code: HTTPStatus.BAD_REQUEST,
+    errors.InvalidSubtitlesError.code: HTTPStatus.BAD_REQUEST,
+    # Found when the source is probed, so they reach users as a failed job's code;
+    # they are the request's fault, like the 400s above.
+    errors.NoAudioError.code: HTTPStatus.BAD_REQUEST,
+    errors.NoVideoStreamError.code: HTTPStatus.BAD_REQUEST,
     errors.SourceUnreachableError.code: HTTPStatus.UNPROCESSABLE_ENTITY,
     errors.SourceTooLargeError.code: HTTPStatus.UNPROCESSABLE_ENTITY,
     errors.ForbiddenError.code: HTTPStatus.FORBIDDEN,

@@ -9,7 +9,17 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from pydantic.alias_generators import to_camel
 
-from ..domain.jobs import ClipInfo, ClipRequest, Job, JobError, JobEvent, SourceInfo, TranscriptInfo
+from ..domain.jobs import (
+    ClipAccuracy,
+    ClipInfo,
+    ClipRequest,
+    Job,
+    JobError,
+    JobEvent,
+    SourceInfo,
+    SubtitleStyle,
+    TranscriptInfo,
+)
 from ..domain.use_cases import JobResult
 
 
@@ -19,6 +29,15 @@ Timecode = Annotated[str, StringConstraints(max_length=32)]
 
 class _Wire(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
+
+
+class OwnSubtitles(_Wire):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+    srt: str = Field(
+        description="SubRip text, at most 256 KiB; validated, and refused with INVALID_SUBTITLES when malformed",
+        examples=["1\n00:00:00,500 --> 00:00:02,000\nHello there\n"],
+    )
 
 
 class CreateJobBody(_Wire):
@@ -42,6 +61,18 @@ class CreateJobBody(_Wire):
         description="Keep the job and its artifacts this long; at most the service's retention, which is the default",
         examples=[86400],
     )
+    accuracy: ClipAccuracy = Field(
+        ClipAccuracy.FRAME,
+        description="frame: start and end exactly, within one frame (smart cut); "
+        "keyframe: stream copy from the keyframe at or before start, fastest",
+    )
+    burn_subtitles: bool = Field(
+        False,
+        description="Also produce clip.burned.mp4 with the subtitles drawn in: the transcript "
+        "(transcription is implied) or your own `subtitles`",
+    )
+    subtitle_style: SubtitleStyle = Field(default_factory=SubtitleStyle, description="How burned-in subtitles look")
+    subtitles: OwnSubtitles | None = Field(None, description="Your own subtitles to burn in instead of a transcript")
 
 
 class JobLinks(_Wire):
@@ -69,6 +100,7 @@ class JobView(_Wire):
     result_vtt_key: str | None = None
     result_txt_key: str | None = None
     result_json_key: str | None = None
+    result_burned_key: str | None = None
     error: JobError | None = None
     events: list[JobEvent] = Field(description="The most recent events, oldest first")
     links: JobLinks

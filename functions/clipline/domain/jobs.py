@@ -146,6 +146,9 @@ _COLOUR = r"^#[0-9A-Fa-f]{6}$"
 class SubtitleStyle(_Model):
     """How burned-in subtitles look."""
 
+    # A misspelt option must be refused, not silently ignored.
+    model_config = ConfigDict(frozen=True, populate_by_name=True, alias_generator=to_camel, extra="forbid")
+
     font_size: int = Field(54, ge=12, le=200, description="Text height in pixels of a 1080-line frame")
     primary_colour: str = Field("#FFFFFF", pattern=_COLOUR, description="Text colour, #RRGGBB")
     outline_colour: str = Field("#000000", pattern=_COLOUR, description="Outline colour, #RRGGBB")
@@ -163,8 +166,8 @@ class ClipRequest(_Model):
     language: str | None = Field(None, description="ISO 639-1 language of the speech; None lets the provider detect it")
     burn_subtitles: bool = False
     subtitle_style: SubtitleStyle = Field(default_factory=SubtitleStyle)
-    subtitles_key: str | None = Field(
-        None, description="Storage key of the user's own SRT to burn in instead of a transcript"
+    subtitles_sha256: str | None = Field(
+        None, description="SHA-256 of the user's own SubRip subtitles, stored with the job and burned in instead of a transcript"
     )
 
     @property

@@ -1,4 +1,5 @@
-"""Subtitles from a transcript: cue segmentation and the SRT, WebVTT, plain text and JSON renderings.
+"""Subtitles from a transcript: cue segmentation, the SRT, WebVTT, plain text and JSON renderings,
+and the ASS document that burn-in draws.
 
 The cue rules follow common captioning practice (the Netflix and BBC guidelines):
 at most two lines of at most 42 characters, at most 7 seconds on screen, breaks at
@@ -20,6 +21,7 @@ from datetime import timedelta
 import srt
 import webvtt
 
+from .jobs import STYLE_REFERENCE_HEIGHT, SubtitlePosition, SubtitleStyle
 from .transcripts import Segment, Transcript
 
 # Netflix's minimum cue duration: 20 frames at 24 fps.
@@ -346,3 +348,110 @@ def _vtt_timestamp(seconds: float) -> str:
     minutes, rest = divmod(rest, 60_000)
     secs, millis = divmod(rest, 1000)
     return f"{hours:02d}:{minutes:02d}:{secs:02d}.{millis:03d}"
+
+
+# --- burn-in (ASS for libass) ----------------------------------------------------------------------
+
+# The family name inside the bundled font files (Source Sans Pro, SIL OFL 1.1); burn-in
+# draws with the fonts directory that carries them and no other fonts.
+SUBTITLE_FONT_FAMILY = "Source Sans Pro"
+
+# Side margins as a share of the width, on any aspect ratio: text stays inside the
+# title-safe area (the middle 90 % of the picture).
+_SIDE_MARGIN_SHARE = 0.05
+
+_ALIGNMENT = {SubtitlePosition.BOTTOM: 2, SubtitlePosition.TOP: 8}
+
+# An ASS event is one line of the file and libass reads the file as C strings, so a
+# newline would start a new event and a NUL would end the document. Every C0 and C1
+# control becomes a space.
+_CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# libass reads "{" as the start of an override block when a "}" follows it ({\pos(0,0)},
+# {\fs200}) and a backslash and the next character as an escape (\N, \n, \h, \{, \}).
+# - A brace becomes libass's "\{", which it draws as the brace alone (ass_get_next_char;
+#   a libass extension, VSFilter would draw the backslash too, but only libass draws
+#   ours). With no bare "{" left, no block can open, so "}" needs nothing.
+# - ASS has no escape for the backslash itself. A WORD JOINER (U+2060) after each one
+#   keeps it from pairing with the next character. It is default-ignorable, so HarfBuzz
+#   draws nothing for it (no missing-glyph box even without a font that has it), and
+#   unlike a zero-width space it allows no line break.
+_WORD_JOINER = "\u2060"
+_LITERAL_TEXT = str.maketrans({"\\": "\\" + _WORD_JOINER, "{": "\\{"})
+
+_ASS_HEADER = """\
+[Script Info]
+ScriptType: v4.00+
+PlayResX: {width}
+PlayResY: {height}
+WrapStyle: 0
+ScaledBorderAndShadow: yes
+YCbCr Matrix: None
+
+[V4+ Styles]
+Format: Name, Fontname, Fontsize, PrimaryColour, SecondaryColour, OutlineColour, BackColour, \
+Bold, Italic, Underline, StrikeOut, ScaleX, ScaleY, Spacing, Angle, BorderStyle, Outline, Shadow, \
+Alignment, MarginL, MarginR, MarginV, Encoding
+Style: Default,{font},{font_size},{primary},{primary},{outline},{outline},\
+0,0,0,0,100,100,0,0,1,{outline_width},0,{alignment},{side_margin},{side_margin},{margin_vertical},1
+
+[Events]
+Format: Layer, Start, End, Style, Name, MarginL, MarginR, MarginV, Effect, Text
+"""
+
+
+def render_ass(cues: Sequence[Cue], style: SubtitleStyle, width: int, height: int) -> str:
+    """An ASS (Advanced SubStation Alpha) document drawing ``cues`` on a ``width`` x ``height`` picture.
+
+    The script's coordinates are the picture's pixels. ``style`` sizes are pixels of a
+    ``STYLE_REFERENCE_HEIGHT``-line frame, scaled by ``height``. Lines wider than the
+    picture wrap (WrapStyle 0, balanced lines); a cue's own lines are kept. Cue text is
+    drawn literally: override blocks, escapes and control characters in it do nothing.
+    Times are in centiseconds, the precision of ASS.
+
+    Raises:
+        ValueError: ``width`` or ``height`` is not positive.
+    """
+    if width < 1 or height < 1:
+        raise ValueError(f"the picture must have a positive size, not {width}x{height}")
+    scale = height / STYLE_REFERENCE_HEIGHT
+    header = _ASS_HEADER.format(
+        width=width,
+        height=height,
+        font=SUBTITLE_FONT_FAMILY,
+        font_size=_ass_number(style.font_size * scale),
+        primary=_ass_colour(style.primary_colour),
+        outline=_ass_colour(style.outline_colour),
+        outline_width=_ass_number(style.outline_width * scale),
+        alignment=_ALIGNMENT[style.position],
+        side_margin=round(width * _SIDE_MARGIN_SHARE),
+        margin_vertical=round(style.margin_vertical * scale),
+    )
+    events = [
+        f"Dialogue: 0,{_ass_time(cue.start)},{_ass_time(cue.end)},Default,,0,0,0,,{text}\n"
+        for cue in cues
+        if (text := _ass_text(cue.lines))
+    ]
+    return header + "".join(events)
+
+
+def _ass_text(lines: Sequence[str]) -> str:
+    """The lines as the literal text of one ASS event, joined by hard line breaks."""
+    literal = (_normalise(_CONTROL_CHARACTERS.sub(" ", line)).translate(_LITERAL_TEXT) for line in lines)
+    return "\\N".join(line for line in literal if line)
+
+
+def _ass_colour(hex_rgb: str) -> str:
+    # ASS colours are &HAABBGGRR, alpha 00 being opaque.
+    red, green, blue = hex_rgb[1:3], hex_rgb[3:5], hex_rgb[5:7]
+    return f"&H00{blue}{green}{red}".upper()
+
+
+def _ass_number(value: float) -> str:
+    return f"{round(value, 2):g}"
+
+
+def _ass_time(seconds: float) -> str:
+    hours, rest = divmod(max(round(seconds * 100), 0), 360_000)
+    minutes, rest = divmod(rest, 6000)
+    secs, centis = divmod(rest, 100)
+    return f"{hours}:{minutes:02d}:{secs:02d}.{centis:02d}"

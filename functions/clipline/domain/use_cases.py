@@ -5,18 +5,20 @@ from __future__ import annotations
 import hashlib
 import json
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
 from . import errors
 from .jobs import (
+    ClipAccuracy,
     ClipRequest,
     Job,
     JobChange,
     JobError,
     JobStatus,
     Stage,
+    SubtitleStyle,
     new_job,
     overall_progress,
 )
@@ -30,11 +32,13 @@ from .ports import (
     MediaClipper,
     MediaProber,
     SourceGuard,
+    SubtitleBurner,
     TaskCallback,
     Telemetry,
     Transcriber,
     WorkflowStarter,
 )
+from .subtitles import parse_srt, render_srt
 from .timecodes import parse_position
 
 # A repeated Idempotency-Key is recognised for this long, as Stripe and Powertools do by default.
@@ -45,6 +49,11 @@ END_TOLERANCE_SECONDS = 0.001
 PROGRESS_INTERVAL_SECONDS = 1.0
 
 CLIP_ARTIFACT = "clip"
+BURNED_CLIP_ARTIFACT = "burned"
+# The user's own subtitles, stored with the job when it is created.
+SUBTITLES_FILE = "subtitles.srt"
+# Inline subtitles travel in the request body; an hour of dense subtitles is about 100 KB.
+MAX_SUBTITLES_BYTES = 256 * 1024
 # Transcript artifacts by name, with their file name and content type.
 TRANSCRIPT_ARTIFACTS = {
     "srt": ("transcript.srt", "application/x-subrip"),
@@ -82,6 +91,8 @@ class Services:
     transcriber: Transcriber | None = None
     audio_extractor: AudioExtractor | None = None
     task_callback: TaskCallback | None = None
+    # Burn-in; only the BurnIn step uses it.
+    subtitle_burner: SubtitleBurner | None = None
 
 
 @dataclass(frozen=True)
@@ -92,6 +103,10 @@ class NewJobRequest:
     transcribe: bool = False
     language: str | None = None
     retention_seconds: int | None = None  # None: the service's retention
+    accuracy: ClipAccuracy = ClipAccuracy.FRAME
+    burn_subtitles: bool = False
+    subtitle_style: SubtitleStyle = field(default_factory=SubtitleStyle)
+    subtitles_srt: str | None = None  # the user's own subtitles, instead of a transcript
 
 
 @dataclass(frozen=True)
@@ -130,12 +145,18 @@ def create_job(
     end = parse_position(request.end, "end")
     if start >= end:
         raise errors.InvalidTimeRangeError(f"start ({start}s) must be before end ({end}s)")
+    subtitles = _own_subtitles(request)
     clip_request = ClipRequest(
         source_url=_canonical_scheme(request.source_url),
         start_seconds=start,
         end_seconds=end,
-        transcribe=request.transcribe,
+        accuracy=request.accuracy,
+        # Burned-in subtitles come from a transcript unless the user brings their own.
+        transcribe=request.transcribe or (request.burn_subtitles and subtitles is None),
         language=request.language,
+        burn_subtitles=request.burn_subtitles,
+        subtitle_style=request.subtitle_style,
+        subtitles_sha256=hashlib.sha256(subtitles).hexdigest() if subtitles is not None else None,
     )
     if clip_request.duration_seconds > services.limits.max_clip_seconds:
         raise errors.ClipTooLongError(
@@ -157,6 +178,12 @@ def create_job(
     stored = services.jobs.create(job, claim)
     if stored.id != job.id and stored.status is not JobStatus.QUEUED:
         return stored
+    if subtitles is not None and stored.id == job.id:
+        try:
+            services.artifacts.put_bytes(artifact_key(job.id, SUBTITLES_FILE), subtitles, "application/x-subrip")
+        except errors.StorageUnavailableError:
+            services.jobs.delete(job.id)
+            raise
     try:
         # Starting is idempotent per job id, so a replay of a request whose first
         # attempt stored the job but died before starting it gets it started now.
@@ -168,6 +195,29 @@ def create_job(
     if stored.id == job.id:
         services.telemetry.count("JobsCreated")
     return stored
+
+
+def _own_subtitles(request: NewJobRequest) -> bytes | None:
+    """The user's subtitles as canonical SubRip, or None when the transcript is to be burned in.
+
+    Raises:
+        InvalidSubtitlesError: not SubRip, empty, or over MAX_SUBTITLES_BYTES.
+        ValidationFailedError: subtitles were given without burnSubtitles.
+    """
+    if request.subtitles_srt is None:
+        return None
+    if not request.burn_subtitles:
+        raise errors.ValidationFailedError("subtitles are only used to burn them in: set burnSubtitles")
+    if len(request.subtitles_srt.encode()) > MAX_SUBTITLES_BYTES:
+        raise errors.InvalidSubtitlesError(f"subtitles are limited to {MAX_SUBTITLES_BYTES} bytes")
+    try:
+        cues = parse_srt(request.subtitles_srt)
+    except ValueError as error:
+        raise errors.InvalidSubtitlesError(str(error)) from None
+    if not cues:
+        raise errors.InvalidSubtitlesError("the subtitles have no cue with text")
+    # Stored re-rendered: what is burned in is exactly what was validated.
+    return render_srt(cues).encode()
 
 
 def _canonical_scheme(url: str) -> str:
@@ -275,7 +325,9 @@ def probe_source(services: Services, job_id: str) -> Job:
             f"end ({job.request.end_seconds:g}s) is past the end of the source ({source.duration_seconds:g}s)"
         )
     if job.request.transcribe and not source.has_audio:
-        raise errors.NoAudioError("transcription was asked for, but the source has no audio")
+        raise errors.NoAudioError("transcription was asked for, but the source has no audio stream")
+    if job.request.burn_subtitles and not source.has_video:
+        raise errors.NoVideoStreamError("burned-in subtitles were asked for, but the source has no video stream")
     return exit_stage(services, job, Stage.PROBE, source=source)
 
 
@@ -316,11 +368,18 @@ def clip_source(services: Services, job_id: str) -> Job:
         )
         if outcome.info.fallback_reason:
             services.telemetry.count("FfmpegFallback", reason=outcome.info.fallback_reason)
-        stored = services.artifacts.put_file(artifact_key(job_id, outcome.path.name), outcome.path, "video/mp4")
+        stored = services.artifacts.put_file(
+            artifact_key(job_id, outcome.path.name), outcome.path, content_type_of(outcome.path)
+        )
     services.telemetry.count("ProcessedClipSeconds", outcome.info.duration_seconds)
     return exit_stage(
         services, job, Stage.CLIP, clip=outcome.info, artifacts={**job.artifacts, CLIP_ARTIFACT: stored.key}
     )
+
+
+def content_type_of(path: Path) -> str:
+    """The media type of a clip file: ``clip.m4a`` for audio-only sources, else MP4 video."""
+    return "audio/mp4" if path.suffix == ".m4a" else "video/mp4"
 
 
 def artifact_key(job_id: str, file_name: str) -> str:
@@ -338,7 +397,11 @@ def finalize_job(services: Services, job_id: str) -> Job:
         StorageFailureError: an artifact the job records is missing.
     """
     job = enter_stage(services, job_id, Stage.FINALIZE)
-    expected = {CLIP_ARTIFACT, *(TRANSCRIPT_ARTIFACTS if job.request.transcribe else ())}
+    expected = {
+        CLIP_ARTIFACT,
+        *(TRANSCRIPT_ARTIFACTS if job.request.transcribe else ()),
+        *((BURNED_CLIP_ARTIFACT,) if job.request.burn_subtitles else ()),
+    }
     missing = sorted(expected - set(job.artifacts))
     missing += [name for name, key in job.artifacts.items() if not services.artifacts.exists(key)]
     if missing:

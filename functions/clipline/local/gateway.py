@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+import mimetypes
 import re
 import shutil
 import time
@@ -290,7 +291,7 @@ class _GatewayRequestHandler(BaseHTTPRequestHandler):
             raise errors.ArtifactNotFoundError("the artifact no longer exists")
         size = path.stat().st_size
         self.send_response(HTTPStatus.OK)
-        self.send_header("Content-Type", "video/mp4" if key.endswith(".mp4") else "application/octet-stream")
+        self.send_header("Content-Type", mimetypes.guess_type(path.name)[0] or "application/octet-stream")
         self.send_header("Content-Length", str(size))
         self.send_header("Content-Disposition", f'attachment; filename="{path.name}"')
         self.send_header("Cache-Control", "private, max-age=0")

@@ -6,7 +6,9 @@ import os
 import subprocess
 import tempfile
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 # Options for http(s) sources.
@@ -76,11 +78,14 @@ def run_ffmpeg(
     arguments: list[str],
     timeout_seconds: float,
     on_out_time: Callable[[float], None] | None = None,
+    cwd: Path | None = None,
+    extra_environment: Mapping[str, str] | None = None,
 ) -> FfmpegRun:
     """Run ``ffmpeg arguments``; kill it after ``timeout_seconds``.
 
     With ``on_out_time`` the run reports progress through ``-progress pipe:1`` and
-    the callback receives the output position in seconds as it advances.
+    the callback receives the output position in seconds as it advances. ``cwd`` is
+    the directory ffmpeg runs in; ``extra_environment`` is set on top of ours.
     """
     command = [ffmpeg, "-hide_banner", "-nostdin", "-y"]
     if on_out_time is not None:
@@ -89,8 +94,9 @@ def run_ffmpeg(
     # stderr goes to a file so a chatty ffmpeg can never fill a pipe and block.
     with tempfile.TemporaryFile() as stderr_file:
         environment = {k: v for k, v in os.environ.items() if k not in _PROXY_BYPASS_VARIABLES}
+        environment.update(extra_environment or {})
         process = subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=stderr_file, stdin=subprocess.DEVNULL, env=environment
+            command, stdout=subprocess.PIPE, stderr=stderr_file, stdin=subprocess.DEVNULL, env=environment, cwd=cwd
         )
         timed_out = threading.Event()
 

@@ -17,6 +17,7 @@ from typing import Mapping
 TASK_HANDLERS: dict[str, str] = {
     "ProbeSourceFunctionArn": "clipline.handlers.probe_source",
     "ClipSourceFunctionArn": "clipline.handlers.clip_source",
+    "BurnInFunctionArn": "clipline.handlers.burn_subtitles",
     "FinalizeJobFunctionArn": "clipline.handlers.finalize_job",
     "FailJobFunctionArn": "clipline.handlers.fail_job",
 }
@@ -28,6 +29,8 @@ TIMEOUT_SETTINGS: dict[str, str] = {
     "JobTimeoutSeconds": "job_timeout_seconds",
     "ProbeTimeoutSeconds": "probe_timeout_seconds",
     "ClipTimeoutSeconds": "clip_timeout_seconds",
+    # Burning in is one encode of the clip, bounded like cutting it.
+    "BurnInTimeoutSeconds": "clip_timeout_seconds",
     "AsrTimeoutSeconds": "asr_timeout_seconds",
     "AsrHeartbeatSeconds": "asr_heartbeat_seconds",
 }
@@ -40,6 +43,7 @@ AUDIO_EXTRACTION_TIMEOUT_SECONDS = 60
 _MARGINS = {
     "ProbeTimeoutSeconds": TASK_TIMEOUT_MARGIN_SECONDS,
     "ClipTimeoutSeconds": TASK_TIMEOUT_MARGIN_SECONDS,
+    "BurnInTimeoutSeconds": TASK_TIMEOUT_MARGIN_SECONDS,
     "AsrTimeoutSeconds": AUDIO_EXTRACTION_TIMEOUT_SECONDS + TASK_TIMEOUT_MARGIN_SECONDS,
 }
 

@@ -16,6 +16,7 @@ class PipelineOptions(_Payload):
 
     transcribe: bool
     language: str | None
+    burn_subtitles: bool = Field(alias="burnSubtitles")
 
 
 class PipelineInput(_Payload):
@@ -30,7 +31,11 @@ class PipelineInput(_Payload):
         return cls(
             jobId=job.id,
             correlationId=job.correlation_id,
-            options=PipelineOptions(transcribe=job.request.transcribe, language=job.request.language),
+            options=PipelineOptions(
+                transcribe=job.request.transcribe,
+                language=job.request.language,
+                burnSubtitles=job.request.burn_subtitles,
+            ),
         )
 
     def dump(self) -> dict:
