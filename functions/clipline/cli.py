@@ -1,4 +1,4 @@
-"""``clipline serve | clip | keys``: local mode from the command line."""
+"""``clipline serve | clip | keys | cleanup | migrate | executions``: local mode from the command line."""
 
 from __future__ import annotations
 
@@ -83,7 +83,26 @@ def main(argv: list[str] | None = None) -> int:
     )
     migrate.set_defaults(run=_migrate)
 
+    executions = commands.add_parser("executions", help="the pipeline's executions, one per job")
+    execution_commands = executions.add_subparsers(dest="execution_command", required=True)
+    show = execution_commands.add_parser(
+        "show", help="a job's execution history as a timeline: each state, its time, retries and outcome"
+    )
+    show.add_argument("job_id")
+    show.add_argument("--json", action="store_true", help="print the timeline as JSON")
+    where = show.add_mutually_exclusive_group()
+    where.add_argument(
+        "--data-dir", type=Path, default=None, help="read local mode's archive here (default: CLIPLINE_DATA_DIR or ./data)"
+    )
+    where.add_argument("--aws", action="store_true", help="read the history from Step Functions (default AWS credentials)")
+    show.add_argument(
+        "--state-machine-arn", help="with --aws: the pipeline state machine (default: CLIPLINE_STATE_MACHINE_ARN)"
+    )
+    show.set_defaults(run=_show_execution)
+
     args = parser.parse_args(argv)
+    if getattr(args, "state_machine_arn", None) and not args.aws:
+        parser.error("--state-machine-arn goes with --aws")
     return args.run(args)
 
 
@@ -101,10 +120,18 @@ def _positive(kind: type) -> Any:
 
 
 def _cleanup(args: argparse.Namespace) -> int:
-    from .domain.cleanup import clean_up
-    from .local.service import cleanup_services
+    from .adapters.local.sqlite_execution_archive import SqliteExecutionArchive
+    from .composition import SystemClock
+    from .domain.cleanup import BATCH, clean_up
+    from .local.service import DataDir, cleanup_services
 
-    report = clean_up(cleanup_services(_settings(args.data_dir)), dry_run=args.dry_run)
+    settings = _settings(args.data_dir)
+    report = clean_up(cleanup_services(settings), dry_run=args.dry_run)
+    data = DataDir.of(settings)
+    clock = SystemClock()
+    # After the jobs: a history goes with its job, so the jobs removed just now take theirs along.
+    archive = SqliteExecutionArchive(data.database, clock.now, retention=data.retention)
+    histories = archive.list_expired(clock.now(), BATCH)
     verb = "would remove" if args.dry_run else "removed"
     for job_id in report.expired_jobs:
         print(f"{verb} expired job {job_id}")
@@ -112,9 +139,14 @@ def _cleanup(args: argparse.Namespace) -> int:
         print(f"{verb} expired cached transcript {key}")
     for key in report.orphaned_keys:
         print(f"{verb} orphaned file {key}")
+    for job_id in histories:
+        if not args.dry_run:
+            archive.delete(job_id)
+        print(f"{verb} execution history of job {job_id}")
     print(
         f"{len(report.expired_jobs)} job(s), {len(report.expired_asr_records)} ASR record(s), "
-        f"{len(report.orphaned_keys)} orphaned file(s); {report.removed_files} file(s) removed"
+        f"{len(histories)} execution history record(s), {len(report.orphaned_keys)} orphaned file(s); "
+        f"{report.removed_files} file(s) removed"
     )
     return 0
 
@@ -147,6 +179,99 @@ def _migrate(args: argparse.Namespace) -> int:
     applied = f"applied {', '.join(map(str, report.applied))}" if report.applied else "already up to date"
     print(f"database at version {report.version} ({applied})")
     return 0
+
+
+class _NoHistory(Exception):
+    """Why a job's execution history cannot be shown, in one line for the user."""
+
+
+def _show_execution(args: argparse.Namespace) -> int:
+    """Print a job's execution as a timeline; exit 1 with one line on stderr when it cannot be read."""
+    from .workflow.history import build_timeline, render_json, render_text
+
+    settings = _settings(args.data_dir)
+    try:
+        if args.aws:
+            execution, events = _aws_execution(args.job_id, args.state_machine_arn or settings.state_machine_arn)
+        else:
+            execution, events = _archived_execution(args.job_id, settings)
+    except _NoHistory as reason:
+        print(reason, file=sys.stderr)
+        return 1
+    timeline = build_timeline(events, execution)
+    print(render_json(timeline) if args.json else render_text(timeline))
+    return 0
+
+
+def _archived_execution(job_id: str, settings: Any) -> tuple[dict, list[dict]]:
+    """The execution local mode archived for the job, and its history events.
+
+    Raises:
+        _NoHistory: there is no local data, no such job, or its execution is not archived (yet).
+    """
+    from .adapters.local.sqlite_execution_archive import SqliteExecutionArchive
+    from .adapters.local.sqlite_job_repository import SqliteJobRepository
+    from .composition import SystemClock
+    from .domain.errors import JobNotFoundError
+    from .local.service import DataDir
+
+    data = DataDir.of(settings)
+    if not data.database.exists():
+        raise _NoHistory(f"no local data in {data.root} (pass --data-dir, or --aws for a deployed stack)")
+    clock = SystemClock()
+    archived = SqliteExecutionArchive(data.database, clock.now, retention=data.retention).find(job_id)
+    if archived is not None:
+        return archived.execution, archived.events
+    try:
+        job = SqliteJobRepository(data.database, clock.now, retention=data.retention).get(job_id)
+    except JobNotFoundError:
+        raise _NoHistory(f"no job {job_id} in {data.root}") from None
+    if not job.status.is_terminal:
+        raise _NoHistory(
+            f"job {job_id} is still {job.status.value}: its execution history is archived when the execution ends, "
+            "by the `clipline serve` process running it, which must still be running"
+        )
+    raise _NoHistory(
+        f"job {job_id} has {job.status.value} but its execution history is not archived (yet): the `clipline serve` "
+        "that ran it archives it about a second after the execution ends, and loses it if killed before then"
+    )
+
+
+def _aws_execution(job_id: str, state_machine_arn: str) -> tuple[dict, list[dict]]:
+    """The job's execution and its history events, from Step Functions with the default credential chain.
+
+    Raises:
+        _NoHistory: no usable state machine ARN, no credentials, no such execution, or AWS refused.
+    """
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+
+    from .adapters.aws.step_functions_workflow import StepFunctionsWorkflow
+
+    if not state_machine_arn:
+        raise _NoHistory("no state machine: pass --state-machine-arn or set CLIPLINE_STATE_MACHINE_ARN")
+    parts = state_machine_arn.split(":")
+    if len(parts) != 7 or parts[0] != "arn" or parts[2] != "states" or parts[5] != "stateMachine":
+        raise _NoHistory(f"not a state machine ARN: {state_machine_arn} (arn:aws:states:REGION:ACCOUNT:stateMachine:NAME)")
+    # The execution lives in the state machine's region, whatever the default region is.
+    client = boto3.client("stepfunctions", region_name=parts[3])
+    execution_arn = StepFunctionsWorkflow(client, state_machine_arn).execution_arn(job_id)
+    try:
+        execution = client.describe_execution(executionArn=execution_arn)
+        pages = client.get_paginator("get_execution_history").paginate(executionArn=execution_arn)
+        events = [event for page in pages for event in page["events"]]
+    except NoCredentialsError:
+        raise _NoHistory(
+            "no AWS credentials: configure the default chain (environment, AWS_PROFILE, SSO or an instance role)"
+        ) from None
+    except ClientError as error:
+        code, message = error.response["Error"]["Code"], error.response["Error"].get("Message", "")
+        if code == "ExecutionDoesNotExist":
+            raise _NoHistory(f"no execution {job_id} on {state_machine_arn}") from None
+        raise _NoHistory(f"Step Functions refused: {code}: {message}") from None
+    except BotoCoreError as error:
+        raise _NoHistory(f"could not read from Step Functions: {error}") from None
+    return execution, events
 
 
 def _settings(data_dir: Path | None):  # noqa: ANN202 - Settings is imported lazily

@@ -21,6 +21,7 @@ from clipline.adapters.aws.dynamo_migrations import backfill
 from clipline.adapters.local.sqlite_api_key_store import SqliteApiKeyStore
 from clipline.adapters.local.sqlite_asr_job_repository import SqliteAsrJobRepository
 from clipline.adapters.local.sqlite_database import SqliteDatabase
+from clipline.adapters.local.sqlite_execution_archive import SqliteExecutionArchive
 from clipline.adapters.local.sqlite_job_repository import SqliteJobRepository
 from clipline.adapters.local.sqlite_migrations import LATEST_VERSION, MIGRATIONS, Migration, migrate
 from clipline.domain.jobs import ClipRequest, JobChange, JobStatus, new_job
@@ -110,14 +111,14 @@ def contents(path):
 
 def test_migrations_are_numbered_one_after_another():
     assert [migration.version for migration in MIGRATIONS] == list(range(1, len(MIGRATIONS) + 1))
-    assert LATEST_VERSION == 3
+    assert LATEST_VERSION == 4
 
 
 def test_new_database_starts_at_the_latest_version(tmp_path):
     # When a store opens a file that does not exist yet
     database = SqliteDatabase(tmp_path / "new.sqlite3")
     # Then every migration ran, in order
-    assert database.migration_report.applied == (1, 2, 3)
+    assert database.migration_report.applied == (1, 2, 3, 4)
     assert user_version(tmp_path / "new.sqlite3") == LATEST_VERSION
 
 
@@ -156,7 +157,7 @@ def test_rerunning_the_migrations_changes_nothing(tmp_path):
     # And even running every migration once more (as if the version had been lost) changes no record
     with sqlite3.connect(path, isolation_level=None) as db:
         db.execute("PRAGMA user_version = 0")
-        assert migrate(db, timedelta(days=30)).applied == (1, 2, 3)
+        assert migrate(db, timedelta(days=30)).applied == (1, 2, 3, 4)
     assert contents(path) == upgraded
 
 
@@ -205,6 +206,36 @@ def test_database_made_by_todays_code_opens_fine(tmp_path):
     assert jobs.update(job.id, JobChange(status=JobStatus.RUNNING)).status is JobStatus.RUNNING
 
 
+def test_a_file_from_before_execution_histories_gains_their_archive(tmp_path):
+    # Given a file the release before archived histories left: at version 3, with a job in it
+    path = tmp_path / "clipline.sqlite3"
+    request = ClipRequest(source_url="https://example.com/a.mp4", start_seconds=1, end_seconds=5)
+    job = new_job(request, owner="key-1", correlation_id="cid", now=CREATED, retention=RETENTION)
+    with sqlite3.connect(path, isolation_level=None) as db:
+        assert migrate(db, RETENTION, MIGRATIONS[:3]).version == 3
+        db.execute(
+            "INSERT INTO jobs VALUES (?, ?, ?, ?, ?)",
+            (job.id, job.owner, job.status.value, job.expires_at.isoformat(), job.model_dump_json()),
+        )
+    # When this release opens it
+    report = SqliteDatabase(path, RETENTION).migration_report
+    # Then only the new migration ran, and the job is as it was
+    assert report.applied == (4,) and user_version(path) == LATEST_VERSION
+    assert SqliteJobRepository(path, FixedClock().now, retention=RETENTION).get(job.id) == job
+    # And an ended execution's history can be archived and read back, its timestamps as ISO-8601 text
+    archive = SqliteExecutionArchive(path, FixedClock().now, retention=RETENTION)
+    described = {"executionArn": f"arn:aws:states:us-east-1:1:execution:p:{job.id}", "status": "SUCCEEDED",
+                 "startDate": CREATED}  # fmt: skip
+    archive.save(job.id, described, [{"id": 1, "type": "ExecutionStarted", "timestamp": CREATED}])
+    found = archive.find(job.id)
+    assert (found.status, found.execution_arn) == ("SUCCEEDED", described["executionArn"])
+    assert found.execution["startDate"] == CREATED.isoformat()
+    assert found.events == [{"id": 1, "type": "ExecutionStarted", "timestamp": CREATED.isoformat()}]
+    # And the history lives as long as its job
+    assert archive.list_expired(job.expires_at - timedelta(seconds=1), 10) == []
+    assert archive.list_expired(job.expires_at, 10) == [job.id]
+
+
 def open_all_at_once(path, openers):
     """What each of ``openers`` stores, started at the same moment on ``path``, reported; and any failures."""
     start = threading.Barrier(openers)
@@ -234,7 +265,7 @@ def test_concurrent_openers_apply_each_migration_once(tmp_path, round_):
     reports, failures = open_all_at_once(path, 8)
     # Then every opener succeeded, and each migration was applied by exactly one of them
     assert failures == []
-    assert sorted(version for report in reports for version in report.applied) == [1, 2, 3]
+    assert sorted(version for report in reports for version in report.applied) == [1, 2, 3, 4]
     assert {report.version for report in reports} == {LATEST_VERSION}
     # And the job was dated once, correctly
     assert SqliteJobRepository(path, FixedClock().now).get(job_id).expires_at == CREATED + RETENTION
@@ -275,8 +306,8 @@ def test_cli_migrate_upgrades_a_data_dir(tmp_path):
     # When a user migrates it, then again
     first, second = clipline_migrate(), clipline_migrate()
     # Then the first run says what it applied and the second that there was nothing to do
-    assert first.strip() == "database at version 3 (applied 1, 2, 3)"
-    assert second.strip() == "database at version 3 (already up to date)"
+    assert first.strip() == "database at version 4 (applied 1, 2, 3, 4)"
+    assert second.strip() == "database at version 4 (already up to date)"
     # And the job expires after the configured retention
     expiry = SqliteJobRepository(data_dir / "clipline.sqlite3", FixedClock().now).get(job_id).expires_at
     assert expiry == CREATED + timedelta(days=2)

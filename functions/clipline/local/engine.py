@@ -188,7 +188,7 @@ class EngineHost:
             if report and description["status"] in _ENDED_UNFINISHED:
                 self._report_end(execution, description)
             if self._archive is not None:
-                self._archive_history(sfn, execution, description)
+                self._archive_history(self._archive, sfn, execution, description)
 
     def _report_end(self, execution: dict, description: dict) -> None:
         event = {
@@ -207,8 +207,7 @@ class EngineHost:
         except Exception:  # noqa: BLE001 - a watcher must outlive one bad event
             logger.exception("could not record the end of an execution", extra={"jobId": execution["name"]})
 
-    def _archive_history(self, sfn: Any, execution: dict, description: dict) -> None:
-        assert self._archive is not None
+    def _archive_history(self, archive: SqliteExecutionArchive, sfn: Any, execution: dict, description: dict) -> None:
         try:
             pages = sfn.get_paginator("get_execution_history").paginate(executionArn=execution["executionArn"])
             events = [event for page in pages for event in page["events"]]
@@ -217,7 +216,7 @@ class EngineHost:
         described = {key: value for key, value in description.items() if key != "ResponseMetadata"}
         try:
             # The execution is named after its job.
-            self._archive.save(execution["name"], described, events)
+            archive.save(execution["name"], described, events)
         except Exception:  # noqa: BLE001 - a watcher must outlive one bad write
             logger.exception("could not archive an execution's history", extra={"jobId": execution["name"]})
 
@@ -229,6 +228,7 @@ class EngineHost:
             self._watcher = None
         if self._server is not None:
             if self._archive is not None:
+                # Only the histories: reporting ends stays the watcher's, as it always was.
                 self._handle_ended_executions(self.client("stepfunctions"), report=False)
             self._server.stop()
             self._server = None

@@ -147,10 +147,24 @@ def _add_usage_plans(db: sqlite3.Connection, retention: timedelta) -> None:
     )
 
 
+# moto keeps an execution's history only in the memory of the `clipline serve` that ran it.
+_ADD_EXECUTION_HISTORIES = _statements(
+    """CREATE TABLE IF NOT EXISTS execution_histories (
+        job_id TEXT PRIMARY KEY,
+        execution_arn TEXT NOT NULL,
+        status TEXT NOT NULL,
+        execution TEXT NOT NULL,
+        events TEXT NOT NULL,
+        archived_at TEXT NOT NULL
+    )""",
+)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "baseline: jobs, idempotency claims, ASR records and the transcript cache, API keys", _BASELINE),
     Migration(2, "backfill expires_at on jobs and ASR records written before retention existed", _backfill_expiry),
     Migration(3, "usage plans on API keys; token buckets and quota counters", _add_usage_plans),
+    Migration(4, "execution histories, archived by local mode's engine when an execution ends", _ADD_EXECUTION_HISTORIES),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 
