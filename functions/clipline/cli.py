@@ -120,7 +120,6 @@ def _positive(kind: type) -> Any:
 
 
 def _cleanup(args: argparse.Namespace) -> int:
-    from .adapters.local.sqlite_execution_archive import SqliteExecutionArchive
     from .composition import SystemClock
     from .domain.cleanup import BATCH, clean_up
     from .local.service import DataDir, cleanup_services
@@ -130,7 +129,7 @@ def _cleanup(args: argparse.Namespace) -> int:
     data = DataDir.of(settings)
     clock = SystemClock()
     # After the jobs: a history goes with its job, so the jobs removed just now take theirs along.
-    archive = SqliteExecutionArchive(data.database, clock.now, retention=data.retention)
+    archive = data.execution_archive(clock)
     histories = archive.list_expired(clock.now(), BATCH)
     verb = "would remove" if args.dry_run else "removed"
     for job_id in report.expired_jobs:
@@ -209,7 +208,6 @@ def _archived_execution(job_id: str, settings: Any) -> tuple[dict, list[dict]]:
     Raises:
         _NoHistory: there is no local data, no such job, or its execution is not archived (yet).
     """
-    from .adapters.local.sqlite_execution_archive import SqliteExecutionArchive
     from .adapters.local.sqlite_job_repository import SqliteJobRepository
     from .composition import SystemClock
     from .domain.errors import JobNotFoundError
@@ -219,7 +217,7 @@ def _archived_execution(job_id: str, settings: Any) -> tuple[dict, list[dict]]:
     if not data.database.exists():
         raise _NoHistory(f"no local data in {data.root} (pass --data-dir, or --aws for a deployed stack)")
     clock = SystemClock()
-    archived = SqliteExecutionArchive(data.database, clock.now, retention=data.retention).find(job_id)
+    archived = data.execution_archive(clock).find(job_id)
     if archived is not None:
         return archived.execution, archived.events
     try:

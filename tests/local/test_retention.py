@@ -7,6 +7,7 @@ import time
 import urllib.request
 
 from clipline.asr.fake import FakeTranscriber
+from clipline.composition import SystemClock
 from tests.local.conftest import start_service
 from tests.local.test_cli import clipline
 
@@ -94,12 +95,20 @@ def test_cleanup_removes_the_expired_and_keeps_the_live(tmp_path, media_server):
 def test_the_sweeper_in_serve_removes_expired_jobs_on_its_own(tmp_path, media_server):
     running = start_service(tmp_path, transcriber=FakeTranscriber(), cleanup_interval_seconds=0.5)
     try:
-        job_id = create(running, media_server.url("long.mp4"), 5, 7, retentionSeconds=1)
+        job_id = create(running, media_server.url("long.mp4"), 5, 7, retentionSeconds=3)
         running.client.wait(job_id)
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 15
+        archive = running.service.data.execution_archive(SystemClock())
+        while archive.find(job_id) is None:
+            assert time.monotonic() < deadline, "the execution's history was not archived"
+            time.sleep(0.2)
         while running.client.request("GET", f"/api/jobs/{job_id}").status != 404:
             assert time.monotonic() < deadline, "the sweeper did not remove the expired job"
             time.sleep(0.2)
         assert not (running.service.data.artifacts / "jobs" / job_id).exists()
+        # And its execution history goes with it
+        while archive.find(job_id) is not None:
+            assert time.monotonic() < deadline, "the sweeper did not remove the expired job's history"
+            time.sleep(0.2)
     finally:
         running.service.stop()

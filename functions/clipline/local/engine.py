@@ -13,8 +13,6 @@ import json
 import logging
 import os
 import threading
-from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import boto3
@@ -25,7 +23,6 @@ from moto.server import ThreadedMotoServer
 from moto.stepfunctions.responses import StepFunctionResponse
 
 from ..adapters.local.sqlite_execution_archive import SqliteExecutionArchive
-from ..composition import SystemClock
 from ..observability import logger
 from ..settings import Settings
 from ..workflow import ASR_QUEUE_PLACEHOLDER, TASK_HANDLERS, render_definition, timeout_substitutions
@@ -145,11 +142,6 @@ class EngineHost:
             QueueUrl=self.asr_queue_url, AttributeNames=["ApproximateNumberOfMessages"]
         )["Attributes"]
         return float(attributes["ApproximateNumberOfMessages"])
-
-    @staticmethod
-    def archive_in(database: Path, retention: timedelta) -> SqliteExecutionArchive:
-        """The archive in local mode's SQLite file (``retention`` is the service's, for its migrations)."""
-        return SqliteExecutionArchive(database, SystemClock().now, retention=retention)
 
     def client(self, service: str) -> Any:
         return boto3.client(

@@ -12,11 +12,12 @@ from ..adapters.local.filesystem_artifact_store import FilesystemArtifactStore, 
 from ..adapters.local.secret_file import derive_key, load_or_create_secret
 from ..adapters.local.sqlite_api_key_store import SqliteApiKeyStore
 from ..adapters.local.sqlite_asr_job_repository import SqliteAsrJobRepository
+from ..adapters.local.sqlite_execution_archive import SqliteExecutionArchive
 from ..adapters.local.sqlite_job_repository import SqliteJobRepository
 from ..adapters.local.sqlite_rate_limiter import SqliteRateLimiter
 from ..adapters.timed_artifact_store import TimedArtifactStore
 from ..composition import SystemClock, install, limits_from, media_services, transcriber_for
-from ..domain.cleanup import clean_up
+from ..domain.cleanup import BATCH, clean_up
 from ..domain.ports import Transcriber
 from ..domain.rate_limits import UsagePlan
 from ..domain.record_versions import DEFAULT_RETENTION
@@ -56,6 +57,9 @@ class DataDir:
     def of(cls, settings: Settings) -> "DataDir":
         """The data dir ``settings`` name, dating old records with their retention."""
         return cls(settings.data_dir, limits_from(settings).retention)
+
+    def execution_archive(self, clock: SystemClock) -> SqliteExecutionArchive:
+        return SqliteExecutionArchive(self.database, clock.now, retention=self.retention)
 
     def key_store(self, clock: SystemClock) -> SqliteApiKeyStore:
         secret = load_or_create_secret(self.secret)
@@ -98,9 +102,11 @@ def cleanup_services(settings: Settings) -> Services:
 class Sweeper:
     """Runs the cleanup every ``interval`` seconds on a thread, the local stand-in for TTL and lifecycle rules."""
 
-    def __init__(self, services: Services, interval: float) -> None:
+    def __init__(self, services: Services, interval: float, archive: SqliteExecutionArchive) -> None:
+        """``archive`` holds execution histories, which go with their jobs."""
         self._services = services
         self._interval = interval
+        self._archive = archive
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="sweeper", daemon=True)
 
@@ -115,16 +121,21 @@ class Sweeper:
         while not self._stop.wait(self._interval):
             try:
                 report = clean_up(self._services)
+                # After the jobs: the jobs removed just now take their histories along.
+                histories = self._archive.list_expired(self._services.clock.now(), BATCH)
+                for job_id in histories:
+                    self._archive.delete(job_id)
             except Exception:  # noqa: BLE001 - a sweep that fails is tried again at the next interval
                 logger.exception("cleanup failed")
                 continue
-            if report.expired_jobs or report.expired_asr_records or report.orphaned_keys:
+            if report.expired_jobs or report.expired_asr_records or report.orphaned_keys or histories:
                 logger.info(
                     "cleanup removed expired records",
                     extra={
                         "expiredJobs": len(report.expired_jobs),
                         "expiredAsrRecords": len(report.expired_asr_records),
                         "orphanedFiles": len(report.orphaned_keys),
+                        "executionHistories": len(histories),
                         "removedFiles": report.removed_files,
                     },
                 )
@@ -144,7 +155,7 @@ class LocalService:
         self.settings = settings
         self.data = DataDir.of(settings)
         self.gateway = LocalGateway(host, port)
-        self.engine = EngineHost(settings, EngineHost.archive_in(self.data.database, self.data.retention))
+        self.engine = EngineHost(settings, self.data.execution_archive(SystemClock()))
         self.transcriber = transcriber or transcriber_for(settings)
         self.asr_workers: AsrWorkers | None = None
         self.sweeper: Sweeper | None = None
@@ -193,7 +204,7 @@ class LocalService:
             heartbeat_seconds=self.settings.asr_heartbeat_seconds,
         )
         self.asr_workers.start()
-        self.sweeper = Sweeper(services, self.settings.cleanup_interval_seconds)
+        self.sweeper = Sweeper(services, self.settings.cleanup_interval_seconds, self.data.execution_archive(clock))
         self.sweeper.start()
         self._thread = threading.Thread(target=self.gateway.serve_forever, name="gateway", daemon=True)
         self._thread.start()
