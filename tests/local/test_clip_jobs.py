@@ -50,7 +50,7 @@ def test_the_pipeline_ran_on_the_state_machine(local, media_server):
     local.client.wait(created.body["id"])
     history = local.execution_history(created.body["id"])
     entered = [e["stateEnteredEventDetails"]["name"] for e in history if "stateEnteredEventDetails" in e]
-    assert entered == ["ProbeSource", "ClipSource", "WantsTranscript", "FinalizeJob"]
+    assert entered == ["ProbeSource", "ClipSource", "WantsTranscript", "WantsBurnIn", "FinalizeJob"]
     assert history[-1]["type"] == "ExecutionSucceeded"
 
 

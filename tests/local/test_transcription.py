@@ -59,7 +59,7 @@ def test_a_transcribed_job_stores_and_signs_every_format(local_asr, media_server
     # Then it went through the Transcribe state, and the job names each transcript artifact
     assert job["status"] == "succeeded", job
     assert entered_states(local_asr, job_id) == [
-        "ProbeSource", "ClipSource", "WantsTranscript", "Transcribe", "FinalizeJob",
+        "ProbeSource", "ClipSource", "WantsTranscript", "Transcribe", "WantsBurnIn", "FinalizeJob",
     ]  # fmt: skip
     assert job["resultSrtKey"] == f"jobs/{job_id}/transcript.srt"
     assert {job["resultVttKey"], job["resultTxtKey"], job["resultJsonKey"]} == {
