@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from ..domain.ports import ArtifactStore, StoredArtifact, Telemetry
 
@@ -21,16 +22,18 @@ class TimedArtifactStore:
         self._telemetry = telemetry
 
     def put_file(self, key: str, path: Path, content_type: str) -> StoredArtifact:
-        started = time.monotonic()
-        try:
+        with self._timed_upload():
             return self._store.put_file(key, path, content_type)
-        finally:
-            self._telemetry.observe("StorageUploadLatency", time.monotonic() - started)
 
     def put_bytes(self, key: str, data: bytes, content_type: str) -> StoredArtifact:
+        with self._timed_upload():
+            return self._store.put_bytes(key, data, content_type)
+
+    @contextlib.contextmanager
+    def _timed_upload(self) -> Iterator[None]:
         started = time.monotonic()
         try:
-            return self._store.put_bytes(key, data, content_type)
+            yield
         finally:
             self._telemetry.observe("StorageUploadLatency", time.monotonic() - started)
 
