@@ -124,7 +124,7 @@ def test_metric_values_follow_the_jobs(after_jobs):
     assert value("clipline_asr_cache_misses", "clipline_asr_cache_misses_total") == 1
     assert value("clipline_asr_transcriptions", "clipline_asr_transcriptions_total", status="succeeded") == 2
     assert value("clipline_asr_latency_seconds", "clipline_asr_latency_seconds_count", provider="fake") == 1
-    assert value("clipline_ffmpeg_fallback", "clipline_ffmpeg_fallback_total", reason="copy_failed") >= 1
+    assert value("clipline_ffmpeg_fallback", "clipline_ffmpeg_fallback_total") >= 1
     assert value("clipline_job_duration_seconds", "clipline_job_duration_seconds_count", outcome="failed") == 1
     assert value("clipline_job_duration_seconds", "clipline_job_duration_seconds_count", outcome="succeeded") == 3
     assert value(
