@@ -10,7 +10,9 @@ import pytest
 
 from clipline.local.media_server import MediaServer
 from clipline.local.sample_media import make_sample_video
+from clipline.media.clip import FfmpegClipper
 from clipline.media.ffmpeg_binary import find_ffmpeg
+from clipline.media.probe import FfmpegProber
 
 # Tests never reach AWS: boto3 gets fake credentials and a fixed region.
 os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
@@ -95,6 +97,16 @@ def _run(ffmpeg: str, arguments: list[str]) -> None:
     import subprocess
 
     subprocess.run([ffmpeg, "-hide_banner", "-nostdin", "-v", "error", "-y", *arguments], check=True)
+
+
+@pytest.fixture(scope="session")
+def prober(ffmpeg: str) -> FfmpegProber:
+    return FfmpegProber(ffmpeg, timeout_seconds=30)
+
+
+@pytest.fixture(scope="session")
+def clipper(ffmpeg: str, prober: FfmpegProber) -> FfmpegClipper:
+    return FfmpegClipper(ffmpeg, prober, timeout_seconds=120, threads=2)
 
 
 @pytest.fixture(scope="session")

@@ -4,7 +4,6 @@ import operator
 import re
 import shutil
 import subprocess
-from pathlib import Path
 
 import pytest
 
@@ -12,7 +11,6 @@ from clipline.domain import errors
 from clipline.domain.jobs import SubtitleStyle
 from clipline.domain.subtitles import Cue
 from clipline.media.burn_in import FfmpegSubtitleBurner, default_fonts_dir
-from clipline.media.probe import FfmpegProber
 
 WIDTH, HEIGHT, RATE, SECONDS = 640, 360, 25, 4
 # A flat picture: without the subtitles every pixel of a frame should be the same colour.
@@ -59,11 +57,6 @@ def media(tmp_path_factory, ffmpeg):
         "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "wmav2", str(root / "wma.mkv"),
     )  # fmt: skip
     return root
-
-
-@pytest.fixture(scope="module")
-def prober(ffmpeg):
-    return FfmpegProber(ffmpeg, timeout_seconds=30)
 
 
 @pytest.fixture(scope="module")

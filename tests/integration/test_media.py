@@ -6,23 +6,13 @@ import time
 import pytest
 
 from clipline.domain import errors
-from clipline.domain.jobs import ClipRequest, SourceInfo
+from clipline.domain.jobs import ClipAccuracy, ClipRequest, SourceInfo
 from clipline.media.clip import FfmpegClipper
-from clipline.media.probe import FfmpegProber
-
-
-@pytest.fixture(scope="module")
-def prober(ffmpeg):
-    return FfmpegProber(ffmpeg, timeout_seconds=30)
-
-
-@pytest.fixture(scope="module")
-def clipper(ffmpeg, prober):
-    return FfmpegClipper(ffmpeg, prober, timeout_seconds=120, threads=2)
 
 
 def request(url, start, end):
-    return ClipRequest(source_url=url, start_seconds=start, end_seconds=end)
+    # These tests are about stream copy and its fallback; frame-accurate cuts are in test_smart_cut.py.
+    return ClipRequest(source_url=url, start_seconds=start, end_seconds=end, accuracy=ClipAccuracy.KEYFRAME)
 
 
 def test_probe_reads_streams_and_duration_over_http(prober, media_server):
@@ -66,15 +56,16 @@ def test_keyframe_aligned_copy_is_exact_and_reads_little(prober, clipper, media_
     assert progress and max(progress) <= 1.0
 
 
-def test_inexact_copy_falls_back_to_reencode(prober, clipper, media_server, tmp_path):
-    # Given a source with B-frames and a start between keyframes, where copy starts early
+def test_a_keyframe_cut_starts_at_the_keyframe_before_start(prober, clipper, media_server, tmp_path):
+    # Given a source with B-frames and 2 s GOPs, and a start between keyframes
     url = media_server.url("bframes.mp4")
     source = prober.probe(url)
+    # When it is cut with keyframe accuracy
     outcome = clipper.clip(request(url, 3.3, 8.3), source, tmp_path, lambda _: None)
-    assert outcome.info.method == "reencode" and outcome.info.fallback_reason == "duration_mismatch"
-    assert outcome.info.duration_seconds == pytest.approx(5, abs=1 / 25)
-    clip = prober.probe_file(outcome.path)
-    assert (clip.video_codec, clip.audio_codec) == ("h264", "aac")
+    # Then it is a stream copy from the keyframe at 2 s to the requested end, give or
+    # take the few frames B-frame reordering carries past it
+    assert outcome.info.method == "copy" and outcome.info.fallback_reason is None
+    assert 6.3 - 1 / 25 <= outcome.info.duration_seconds <= 6.3 + 0.25
 
 
 def test_streams_mp4_cannot_hold_are_reencoded(prober, clipper, media_server, tmp_path):
@@ -99,14 +90,15 @@ def test_ffmpeg_past_its_time_limit_is_killed(ffmpeg, prober, tmp_path, stalled_
     assert list(tmp_path.iterdir()) == []
 
 
-def test_reencode_of_low_rate_audio_is_exact(clipper, prober, media_server, tmp_path):
+def test_a_frame_accurate_cut_of_low_rate_audio_is_exact(clipper, prober, media_server, tmp_path):
     # Given a B-frame source with 16 kHz AAC, whose stream copy overruns the end,
-    # and whose encoder priming (64 ms per AAC frame) once pushed the re-encode past it
+    # and whose encoder priming (64 ms per AAC frame) once pushed a re-encode past it
     url = media_server.url("speech.mp4")
-    # When 12 s are cut from it
-    outcome = clipper.clip(request(url, 1, 13), prober.probe(url), tmp_path, lambda fraction: None)
-    # Then the re-encode is taken and lands within one frame
-    assert outcome.info.method == "reencode" and outcome.info.fallback_reason == "duration_mismatch"
+    # When 12 s are cut from it frame-accurately
+    exact = ClipRequest(source_url=url, start_seconds=1, end_seconds=13, accuracy=ClipAccuracy.FRAME)
+    outcome = clipper.clip(exact, prober.probe(url), tmp_path, lambda fraction: None)
+    # Then the clip, audio included, lands within one frame
+    assert outcome.info.method == "smart"
     assert outcome.info.duration_seconds == pytest.approx(12, abs=1 / 25)
 
 

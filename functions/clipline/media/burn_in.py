@@ -27,14 +27,11 @@ from ..domain.errors import BurnInFailedError, ClipTimeoutError, NoVideoStreamEr
 from ..domain.jobs import SubtitleStyle
 from ..domain.ports import ProgressCallback
 from ..domain.subtitles import Cue, render_ass
-from .ffmpeg_process import FfmpegRun, run_ffmpeg
+from .encoding import H264_VIDEO_OPTIONS
+from .ffmpeg_process import FfmpegRun, last_stderr_line, run_ffmpeg
 from .probe import FfmpegProber, local_file_fetch
 
 BURNED_CLIP_NAME = "clip.burned.mp4"
-
-# The settings of the clipper's re-encode (clip.py): the burned clip looks and plays
-# like any other re-encoded clip.
-VIDEO_ENCODE_OPTIONS = ["-c:v", "libx264", "-preset", "veryfast", "-crf", "20", "-pix_fmt", "yuv420p"]
 
 # 4:2:0 H.264 needs an even width and height; a stream-copied clip can have odd ones.
 # Dropping the odd last column or row is invisible, and the ASS document is laid out
@@ -137,7 +134,7 @@ class FfmpegSubtitleBurner:
             raise ClipTimeoutError(f"ffmpeg ran past the {self._timeout:g}s burn-in time limit and was stopped")
         size = _SHOWINFO_SIZE.search(run.stderr)
         if size is None:
-            raise BurnInFailedError(f"ffmpeg could not decode the clip's picture: {_last_line(run.stderr)}")
+            raise BurnInFailedError(f"ffmpeg could not decode the clip's picture: {last_stderr_line(run.stderr)}")
         return int(size.group(1)), int(size.group(2))
 
     def _encode(self, clip: Path, output: Path, scratch: Path, on_out_time: ProgressCallback) -> FfmpegRun:
@@ -150,7 +147,7 @@ class FfmpegSubtitleBurner:
             "-i", fetch.location,
             "-map", "0:v:0", "-map", "0:a:0?",
             "-vf", f"{_EVEN_SIZE_FILTER},ass=filename={_ASS_NAME}:fontsdir={_FONTS_LINK_NAME}",
-            *VIDEO_ENCODE_OPTIONS,
+            *H264_VIDEO_OPTIONS,
             "-c:a", "copy",
             *(["-threads", str(self._threads)] if self._threads else []),
             "-movflags", "+faststart",
@@ -177,11 +174,6 @@ def _fontconfig_configuration(fonts_dir: Path, scratch: Path) -> str:
         f"  <cachedir>{xml_escape(str(scratch / _FONTCONFIG_CACHE_NAME))}</cachedir>\n"
         "</fontconfig>\n"
     )
-
-
-def _last_line(stderr: str) -> str:
-    lines = [line for line in stderr.strip().splitlines() if line.strip()]
-    return lines[-1][:300] if lines else "no output"
 
 
 def _first_line(stderr: str) -> str:

@@ -1,34 +1,62 @@
-"""Cutting a clip: stream copy first, re-encode when copy fails or is not exact.
+"""Cutting a clip: a smart cut or a stream copy first, a full re-encode when they cannot do.
 
 ``-ss`` goes before ``-i`` so ffmpeg seeks in the input: over http it reads the
 index and the requested range with Range requests instead of the whole file.
-A stream copy can only start on a keyframe, and B-frame reordering can carry a
-frame or two past the end, so its result is checked against the request; when
-it is off by more than a frame the clip is re-encoded (H.264/AAC) and the
-fallback is reported with its reason.
+
+- ``accuracy=frame`` (the default) cuts H.264 at the requested frames with a smart
+  cut (smart_cut.py): only the frames around the cut points are re-encoded.
+- ``accuracy=keyframe`` stream-copies, which is what the user chose it for: the
+  copy starts at the keyframe at or before ``start`` and ends at ``end``, so it is
+  kept when it is up to ``KEYFRAME_LEAD_LIMIT_SECONDS`` longer than asked (and
+  re-encoded when it is shorter, longer still, or unreadable).
+- Audio-only sources become an M4A: AAC is stream-copied (and checked), anything
+  else is encoded to AAC.
+
+Whatever falls back to a full re-encode (H.264/AAC) reports why, as a short
+fallback reason the caller counts.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 from ..domain.errors import ClipFailedError, ClipLineError, ClipTimeoutError
-from ..domain.jobs import ClipInfo, ClipRequest, SourceInfo
+from ..domain.jobs import ClipAccuracy, ClipInfo, ClipRequest, SourceInfo
 from ..domain.ports import ClipOutcome, ProgressCallback
-from .ffmpeg_process import FfmpegRun, run_ffmpeg
+from .encoding import AAC_OPTIONS, H264_VIDEO_OPTIONS
+from .ffmpeg_process import FfmpegRun, last_stderr_line, run_ffmpeg
 from .probe import FfmpegProber, SourceAccess, classify_fetch_error
+from .smart_cut import SmartCutFallback, SmartCutter
 
 # Slack for sources with no frame rate (audio only): one AAC frame at 22.05 kHz.
 AUDIO_TOLERANCE_SECONDS = 0.05
+# How much earlier than ``start`` a keyframe cut may begin: one GOP, and encoders'
+# default GOPs are at most 10 s (x264: 250 frames at 25 fps). A source with longer
+# GOPs is re-encoded rather than handed back with a surprise of that length.
+KEYFRAME_LEAD_LIMIT_SECONDS = 10.0
 # A copy starts at the keyframe before ``start``, so its timestamps begin below zero;
 # make_zero shifts them so players that ignore the edit list start at the cut.
 # Re-encodes start at zero already, and shifting them would push the audio by the
 # AAC encoder's priming delay (64 ms at 16 kHz), past the duration check.
 COPY_OPTIONS = ["-c", "copy", "-avoid_negative_ts", "make_zero"]
-REENCODE_OPTIONS = [
-    "-c:v", "libx264", "-preset", "veryfast", "-crf", "20", "-pix_fmt", "yuv420p",
-    "-c:a", "aac", "-b:a", "160k",
-]  # fmt: skip
+REENCODE_OPTIONS = [*H264_VIDEO_OPTIONS, *AAC_OPTIONS]
+
+
+@dataclass(frozen=True)
+class ClipContainer:
+    """What a clip is written as: its file name, ffmpeg's muxer, the streams it takes and how it is re-encoded."""
+
+    file_name: str
+    muxer: str
+    stream_maps: tuple[str, ...]
+    reencode_options: tuple[str, ...]
+
+
+VIDEO_CLIP = ClipContainer("clip.mp4", "mp4", ("-map", "0:v:0?", "-map", "0:a:0?"), tuple(REENCODE_OPTIONS))
+# ffmpeg's muxer for .m4a: MP4 with the M4A brand that audio players look for.
+AUDIO_CLIP = ClipContainer("clip.m4a", "ipod", ("-map", "0:a:0"), tuple(AAC_OPTIONS))
 
 
 class FfmpegClipper:
@@ -47,20 +75,54 @@ class FfmpegClipper:
         self._timeout = timeout_seconds
         self._threads = threads
         self._access = access or SourceAccess()
+        self._smart_cutter = SmartCutter(ffmpeg, timeout_seconds, threads, self._access)
 
     def clip(
         self, request: ClipRequest, source: SourceInfo, work_dir: Path, on_progress: ProgressCallback
     ) -> ClipOutcome:
-        output = work_dir / "clip.mp4"
-        duration = request.duration_seconds
+        if not source.has_video:
+            output = work_dir / AUDIO_CLIP.file_name
+            if source.audio_codec == "aac":
+                return self._copy_else_reencode(request, source, output, AUDIO_CLIP, on_progress)
+            return self._reencode(request, source, output, AUDIO_CLIP, "audio_not_aac", on_progress)
+        output = work_dir / VIDEO_CLIP.file_name
+        if request.accuracy is ClipAccuracy.KEYFRAME:
+            return self._copy_else_reencode(
+                request, source, output, VIDEO_CLIP, on_progress, early_start_seconds=KEYFRAME_LEAD_LIMIT_SECONDS
+            )
+        return self._smart_cut_else_reencode(request, source, output, on_progress)
 
-        def report(share_start: float, share: float):
-            return lambda seconds: on_progress(share_start + share * min(seconds / duration, 1.0))
+    def _smart_cut_else_reencode(
+        self, request: ClipRequest, source: SourceInfo, output: Path, on_progress: ProgressCallback
+    ) -> ClipOutcome:
+        try:
+            plan = self._smart_cutter.cut(request, source, output, on_progress)
+        except SmartCutFallback as fallback:
+            output.unlink(missing_ok=True)
+            return self._reencode(request, source, output, VIDEO_CLIP, fallback.reason, on_progress)
+        problem = self._check(output, request, source)
+        if problem is not None:
+            output.unlink(missing_ok=True)
+            return self._reencode(request, source, output, VIDEO_CLIP, "smart_cut_failed", on_progress)
+        on_progress(1.0)
+        if plan.copied_frames == 0:
+            # With no keyframe inside the range the whole range was encoded, from the fetched copy.
+            return ClipOutcome(output, self._info(output, "reencode", "smart_cut_no_keyframe"))
+        return ClipOutcome(output, self._info(output, "smart", None))
 
-        copy_run = self._cut(request, COPY_OPTIONS, output, report(0.0, 0.3))
-        fallback_reason = None
+    def _copy_else_reencode(
+        self,
+        request: ClipRequest,
+        source: SourceInfo,
+        output: Path,
+        container: ClipContainer,
+        on_progress: ProgressCallback,
+        early_start_seconds: float = 0.0,
+    ) -> ClipOutcome:
+        """A stream copy, kept when it starts at most ``early_start_seconds`` before ``start``; else a re-encode."""
+        copy_run = self._cut(request, container, COPY_OPTIONS, output, _shares(request, on_progress, 0.0, 0.3))
         if copy_run.returncode == 0:
-            problem = self._check(output, request, source)
+            problem = self._check(output, request, source, early_start_seconds)
             if problem is None:
                 return ClipOutcome(output, self._info(output, "copy", None))
             fallback_reason = problem
@@ -68,21 +130,35 @@ class FfmpegClipper:
             classify_fetch_error(copy_run.stderr, request.source_url)
             fallback_reason = "copy_failed"
         output.unlink(missing_ok=True)
+        return self._reencode(request, source, output, container, fallback_reason, on_progress)
 
-        encode_run = self._cut(request, REENCODE_OPTIONS, output, report(0.3, 0.7))
+    def _reencode(
+        self,
+        request: ClipRequest,
+        source: SourceInfo,
+        output: Path,
+        container: ClipContainer,
+        fallback_reason: str,
+        on_progress: ProgressCallback,
+    ) -> ClipOutcome:
+        encode_run = self._cut(
+            request, container, container.reencode_options, output, _shares(request, on_progress, 0.3, 0.7)
+        )
         if encode_run.returncode != 0:
             classify_fetch_error(encode_run.stderr, request.source_url)
-            raise ClipFailedError(f"ffmpeg could not cut the clip: {_last_line(encode_run.stderr)}")
+            raise ClipFailedError(f"ffmpeg could not cut the clip: {last_stderr_line(encode_run.stderr)}")
         problem = self._check(output, request, source)
         if problem is not None:
             raise ClipFailedError(f"the re-encoded clip did not validate ({problem})")
         on_progress(1.0)
         return ClipOutcome(output, self._info(output, "reencode", fallback_reason))
 
-    def _cut(self, request: ClipRequest, codec_options: list[str], output: Path, on_out_time) -> FfmpegRun:
+    def _cut(
+        self, request: ClipRequest, container: ClipContainer, codec_options: Sequence[str], output: Path, on_out_time
+    ) -> FfmpegRun:
         url = request.source_url
         with self._access.fetch(url) as fetch:
-            run = self._run(fetch.options, fetch.location, request, codec_options, output, on_out_time)
+            run = self._run(fetch.options, fetch.location, request, container, codec_options, output, on_out_time)
             try:
                 fetch.raise_failure()
             except ClipLineError:
@@ -91,18 +167,25 @@ class FfmpegClipper:
         return run
 
     def _run(
-        self, input_options: list[str], location: str, request: ClipRequest, codec_options: list[str], output: Path, on_out_time
+        self,
+        input_options: list[str],
+        location: str,
+        request: ClipRequest,
+        container: ClipContainer,
+        codec_options: Sequence[str],
+        output: Path,
+        on_out_time,
     ) -> FfmpegRun:
         arguments = [
             *input_options,
             "-ss", f"{request.start_seconds:.6f}",
             "-i", location,
             "-t", f"{request.duration_seconds:.6f}",
-            "-map", "0:v:0?", "-map", "0:a:0?",
+            *container.stream_maps,
             *codec_options,
             *(["-threads", str(self._threads)] if self._threads else []),
             "-movflags", "+faststart",
-            "-f", "mp4", str(output),
+            "-f", container.muxer, str(output),
         ]  # fmt: skip
         run = run_ffmpeg(self._ffmpeg, arguments, self._timeout, on_out_time)
         if run.timed_out:
@@ -110,8 +193,13 @@ class FfmpegClipper:
             raise ClipTimeoutError(f"ffmpeg ran past the {self._timeout:g}s clip time limit and was stopped")
         return run
 
-    def _check(self, output: Path, request: ClipRequest, source: SourceInfo) -> str | None:
-        """Why the clip at ``output`` does not match the request, or None if it does."""
+    def _check(
+        self, output: Path, request: ClipRequest, source: SourceInfo, early_start_seconds: float = 0.0
+    ) -> str | None:
+        """Why the clip at ``output`` does not match the request, or None if it does.
+
+        Its duration must be the request's within a frame, or up to ``early_start_seconds`` more.
+        """
         if not output.is_file() or output.stat().st_size == 0:
             return "copy_empty"
         try:
@@ -121,7 +209,8 @@ class FfmpegClipper:
         if clip.has_video != source.has_video or clip.has_audio != source.has_audio:
             return "streams_mismatch"
         tolerance = source.frame_duration_seconds or AUDIO_TOLERANCE_SECONDS
-        if abs(clip.duration_seconds - request.duration_seconds) > tolerance + 0.001:
+        excess = clip.duration_seconds - request.duration_seconds
+        if not -tolerance - 0.001 <= excess <= early_start_seconds + tolerance + 0.001:
             return "duration_mismatch"
         return None
 
@@ -135,6 +224,7 @@ class FfmpegClipper:
         )
 
 
-def _last_line(stderr: str) -> str:
-    lines = [line for line in stderr.strip().splitlines() if line.strip()]
-    return lines[-1][:300] if lines else "no output"
+def _shares(request: ClipRequest, on_progress: ProgressCallback, share_start: float, share: float):
+    """An ``on_out_time`` callback that maps ffmpeg's output position onto a share of the progress."""
+    duration = request.duration_seconds
+    return lambda seconds: on_progress(share_start + share * min(seconds / duration, 1.0))

@@ -126,3 +126,9 @@ def run_ffmpeg(
         stderr_file.seek(0)
         stderr = stderr_file.read()[-_STDERR_TAIL:].decode(errors="replace")
     return FfmpegRun(returncode=process.returncode, stderr=stderr, timed_out=timed_out.is_set())
+
+
+def last_stderr_line(stderr: str) -> str:
+    """The last line ffmpeg wrote, shortened: at the default log level, the one that says what went wrong."""
+    lines = [line for line in stderr.strip().splitlines() if line.strip()]
+    return lines[-1][:300] if lines else "no output"
