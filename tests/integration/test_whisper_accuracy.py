@@ -8,7 +8,6 @@ either there is nothing to load offline, and the model tests skip.
 from __future__ import annotations
 
 import hashlib
-import os
 import wave
 from pathlib import Path
 
