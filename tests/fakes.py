@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import io
+import json
+import logging
 import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,6 +20,7 @@ from clipline.domain.errors import (
 from clipline.domain.jobs import Job, JobChange, JobError, apply_change
 from clipline.domain.ports import IdempotencyClaim, StoredArtifact
 from clipline.metric_catalog import MetricKind, definition_of
+from clipline.observability import logger
 
 
 def create_moto_jobs_table(client, name: str = "jobs") -> None:
@@ -302,3 +306,22 @@ def fake_services(clock: FixedClock, **overrides: object):  # noqa: ANN201 - Ser
         "limits": Limits(max_clip_seconds=600, retention=timedelta(days=7), signed_url_ttl=timedelta(hours=1)),
     }
     return Services(**{**wiring, **overrides})
+
+
+class CapturedLogs:
+    """Every log line, as JSON, formatted by the service's own Powertools formatter in the emitting thread."""
+
+    def __init__(self) -> None:
+        self._stream = io.StringIO()
+        self._handler = logging.StreamHandler(self._stream)
+        self._handler.setFormatter(logger.registered_formatter)
+
+    def __enter__(self) -> "CapturedLogs":
+        logger.addHandler(self._handler)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        logger.removeHandler(self._handler)
+
+    def lines(self) -> list[dict]:
+        return [json.loads(line) for line in self._stream.getvalue().splitlines() if line.strip()]

@@ -126,7 +126,8 @@ CATALOG: tuple[MetricDefinition, ...] = (
     ),
     MetricDefinition(
         "AsrHeartbeatFailures", MetricKind.COUNTER, MetricUnit.COUNT,
-        "Worker heartbeats the state machine refused or that could not be sent.",
+        "Worker heartbeats that could not be sent (the state machine or the job store did not answer); "
+        "a heartbeat refused because the task was abandoned stops the work instead and is not counted.",
         "Sustained non-zero: workers are losing their tasks and transcriptions will time out.",
     ),
     MetricDefinition(

@@ -12,13 +12,13 @@ process, behaves the same.
 
 from __future__ import annotations
 
-import contextvars
 import functools
 import threading
 from typing import Any, Callable, Protocol
 
 from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 from aws_lambda_powertools.utilities import jmespath_utils
 
 from .metric_catalog import NAMESPACE, MetricDefinition, MetricKind, definition_of
@@ -42,10 +42,6 @@ def _is_cold_start() -> bool:
 def log_context(**keys: Any) -> None:
     """Add keys (``jobId``, ``asrJobId``, ``stage``...) to every later log line of this invocation."""
     logger.thread_safe_append_keys(**{name: value for name, value in keys.items() if value is not None})
-
-
-def correlation_id() -> str | None:
-    return logger.thread_safe_get_current_keys().get("correlationId")
 
 
 def lambda_logging(
@@ -80,14 +76,6 @@ def lambda_logging(
     return decorate
 
 
-def start_thread_with_log_context(target: Callable[[], None], name: str) -> threading.Thread:
-    """A daemon thread that logs with the caller's keys (a new thread starts with none)."""
-    context = contextvars.copy_context()
-    thread = threading.Thread(target=context.run, args=(target,), name=name, daemon=True)
-    thread.start()
-    return thread
-
-
 class MetricsMirror(Protocol):
     """A second sink for every data point: local mode's Prometheus registry."""
 
@@ -115,11 +103,13 @@ class PowertoolsTelemetry:
 
     def _emit(self, kind: MetricKind, name: str, value: float, dimensions: dict[str, str]) -> None:
         definition = definition_of(name, kind, dimensions)
-        with single_metric(
-            name=name, unit=MetricUnit(definition.unit.value), value=value, namespace=NAMESPACE
-        ) as metric:
-            metric.add_dimension(name="service", value=SERVICE)
-            for key, dimension_value in dimensions.items():
-                metric.add_dimension(name=key, value=dimension_value)
+        # single_metric prints even when POWERTOOLS_METRICS_DISABLED is set; the mirror is fed regardless.
+        if not is_metrics_disabled():
+            with single_metric(
+                name=name, unit=MetricUnit(definition.unit.value), value=value, namespace=NAMESPACE
+            ) as metric:
+                metric.add_dimension(name="service", value=SERVICE)
+                for key, dimension_value in dimensions.items():
+                    metric.add_dimension(name=key, value=dimension_value)
         if self._mirror is not None:
             self._mirror.record(definition, value, dimensions)

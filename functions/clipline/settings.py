@@ -68,7 +68,7 @@ class Settings(BaseSettings):
     fonts_dir: Path | None = Field(
         None,
         description="Fonts burned-in subtitles are drawn with (and the only ones used); "
-        "default: the bundled Source Sans Pro. The Lambda layer sets /opt/share/fonts.",
+        "default: the bundled Source Sans Pro (the wheel locally, /opt/share/fonts from the Lambda layer).",
     )
     work_dir: Path | None = Field(None, description="Scratch folder for media work; default: the system temp folder.")
 

@@ -12,7 +12,7 @@ from clipline.domain.jobs import ClipRequest, new_job
 from clipline.local import lambda_runtime
 from clipline.metric_catalog import METRICS
 from clipline.observability import PowertoolsTelemetry
-from tests.fakes import FixedClock, fake_services
+from tests.fakes import CapturedLogs, FixedClock, fake_services
 
 
 @pytest.fixture
@@ -104,3 +104,56 @@ def test_a_metric_outside_the_catalog_is_refused():
         telemetry.count("JobsFailed", jobId="abc")
     with pytest.raises(ValueError, match="histogram"):
         telemetry.count("JobDuration", outcome="failed")
+
+
+def test_emf_can_be_silenced_while_the_mirror_keeps_counting(monkeypatch, capsys):
+    # Given metrics disabled the Powertools way, and a mirror such as local mode's /metrics
+    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")
+    recorded = []
+
+    class Mirror:
+        def record(self, definition, value, dimensions):
+            recorded.append((definition.name, value, dimensions))
+
+    # When a metric is emitted
+    PowertoolsTelemetry(mirror=Mirror()).count("JobsFailed", errorCode="CLIP_TIMEOUT")
+    # Then nothing is printed, and the mirror still has it
+    assert emf_documents(capsys.readouterr().out) == []
+    assert recorded == [("JobsFailed", 1, {"errorCode": "CLIP_TIMEOUT"})]
+
+
+def test_a_failure_is_logged_once_even_when_fail_job_is_retried(installed):
+    services, clock = installed
+    # Given a running job
+    job = new_job(
+        ClipRequest(source_url="https://example.com/a.mp4", start_seconds=0, end_seconds=5),
+        owner="key-1", correlation_id="cid-once", now=clock.now(), retention=timedelta(days=1),
+    )  # fmt: skip
+    services.jobs.create(job, None)
+    event = {"jobId": job.id, "correlationId": "cid-once", "error": "SourceNotFoundError", "cause": None}
+    # When the state machine runs FailJob twice for it (its Retry after a lost response)
+    with CapturedLogs() as logs:
+        lambda_runtime.invoke("clipline.handlers.fail_job", event)
+        lambda_runtime.invoke("clipline.handlers.fail_job", event)
+    # Then one line reports the failure, with the job's ids and code
+    (line,) = [line for line in logs.lines() if line["message"] == "job failed"]
+    assert (line["jobId"], line["correlationId"], line["errorCode"]) == (job.id, "cid-once", "SOURCE_NOT_FOUND")
+
+
+def test_a_job_the_global_timeout_ended_is_logged_with_its_correlation_id(installed):
+    services, clock = installed
+    # Given a running job
+    job = new_job(
+        ClipRequest(source_url="https://example.com/a.mp4", start_seconds=0, end_seconds=5),
+        owner="key-1", correlation_id="cid-timeout", now=clock.now(), retention=timedelta(days=1),
+    )  # fmt: skip
+    services.jobs.create(job, None)
+    # When EventBridge reports its execution timed out
+    with CapturedLogs() as logs:
+        lambda_runtime.invoke(
+            "clipline.handlers.record_execution_end",
+            {"detail": {"executionArn": "arn", "name": job.id, "status": "TIMED_OUT"}},
+        )
+    # Then the failure is logged once, under the job's correlation id
+    (line,) = [line for line in logs.lines() if line["message"] == "job failed"]
+    assert (line["correlationId"], line["errorCode"]) == ("cid-timeout", "JOB_TIMEOUT")

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import io
-import json
-import logging
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
@@ -15,27 +12,8 @@ from clipline.asr.fake import FakeTranscriber
 from clipline.composition import SystemClock
 from clipline.domain.rate_limits import UsagePlan
 from clipline.metric_catalog import CATALOG, MetricKind
-from clipline.observability import logger
+from tests.fakes import CapturedLogs
 from tests.local.conftest import Client, start_service
-
-
-class CapturedLogs:
-    """Every log line, as JSON, formatted by the service's own Powertools formatter in the emitting thread."""
-
-    def __init__(self) -> None:
-        self._stream = io.StringIO()
-        self._handler = logging.StreamHandler(self._stream)
-        self._handler.setFormatter(logger.registered_formatter)
-
-    def __enter__(self) -> "CapturedLogs":
-        logger.addHandler(self._handler)
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        logger.removeHandler(self._handler)
-
-    def lines(self) -> list[dict]:
-        return [json.loads(line) for line in self._stream.getvalue().splitlines() if line.strip()]
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from clipline.domain import errors
-from clipline.domain.jobs import ClipInfo, JobChange, JobStatus, SourceInfo
+from clipline.domain.jobs import ClipInfo, JobChange, JobStatus, SourceInfo, Stage
 from clipline.domain.ports import ClipOutcome
 from clipline.domain.use_cases import (
     NewJobRequest,
@@ -20,7 +20,7 @@ from clipline.domain.use_cases import (
     probe_source,
     record_execution_end,
 )
-from tests.fakes import FixedClock, RecordingWorkflow, fake_services
+from tests.fakes import FixedClock, InMemoryArtifactStore, RecordingWorkflow, fake_services
 
 SOURCE = SourceInfo(duration_seconds=180.0, has_video=True, has_audio=True, frame_rate=25.0)
 
@@ -96,6 +96,48 @@ def test_same_idempotency_key_and_body_returns_the_same_job(services):
     again = submit(services, key="k1")
     assert again.id == first.id
     assert len(services.workflow.started) == 1
+
+
+SRT = "1\n00:00:00,500 --> 00:00:02,000\nHello\n"
+
+
+def submit_with_subtitles(services, key):
+    request = NewJobRequest("https://example.com/a.mp4", 60, 70, burn_subtitles=True, subtitles_srt=SRT)
+    return create_job(services, request, owner="key-1", correlation_id="cid-1", idempotency_key=key)
+
+
+class CrashingOnceArtifactStore(InMemoryArtifactStore):
+    """The process dies (any exception) on the first write, as a Lambda that times out would."""
+
+    def __init__(self):
+        super().__init__()
+        self.crashed = False
+
+    def put_bytes(self, key, data, content_type):
+        if not self.crashed:
+            self.crashed = True
+            raise RuntimeError("the process died")
+        return super().put_bytes(key, data, content_type)
+
+
+def test_a_replay_after_a_crash_stores_the_subtitles_before_starting(services):
+    # Given a create whose process died after storing the job, before storing its subtitles
+    services = dataclasses.replace(services, artifacts=CrashingOnceArtifactStore())
+    with pytest.raises(RuntimeError):
+        submit_with_subtitles(services, key="k1")
+    assert services.workflow.started == []
+    # When the client retries with the same Idempotency-Key
+    job = submit_with_subtitles(services, key="k1")
+    # Then the same job is started, with its subtitles stored
+    assert services.workflow.started == [(job.id, "cid-1")]
+    assert services.artifacts.read_bytes(f"jobs/{job.id}/subtitles.srt").decode().startswith("1\n00:00:00,500")
+
+
+def test_a_job_with_subtitles_whose_pipeline_cannot_start_leaves_nothing(services):
+    services = dataclasses.replace(services, workflow=RecordingWorkflow(errors.ServiceUnavailableError("down")))
+    with pytest.raises(errors.ServiceUnavailableError):
+        submit_with_subtitles(services, key="k1")
+    assert services.jobs._jobs == {} and services.artifacts.list_keys("jobs/") == []
 
 
 def test_same_idempotency_key_with_another_body_is_refused(services):
@@ -174,7 +216,7 @@ def test_a_failure_event_times_the_state_that_failed(services, clock):
     with pytest.raises(errors.SourceUnreachableError):
         clip_source(dataclasses.replace(services, clipper=SlowFailingClipper(clock, 4)), job.id)
     # When FailJob records it
-    failed = fail_job(services, job.id, "SourceUnreachableError", None)
+    failed = fail_job(services, job.id, "SourceUnreachableError", None).job
     # Then the failure names the state, its attempt and how long it ran, with the code
     last = failed.events[-1]
     assert (last.type, last.state, last.attempt, last.duration_seconds, last.code) == (
@@ -193,18 +235,19 @@ def test_fail_job_records_the_code_and_removes_partial_artifacts(services):
     job = submit(services)
     probe_source(services, job.id)
     clip_source(services, job.id)
-    failed = fail_job(services, job.id, "StorageUnavailableError", '{"errorMessage": "disk gone"}')
+    failed = fail_job(services, job.id, "StorageUnavailableError", '{"errorMessage": "disk gone"}').job
     assert failed.status is JobStatus.FAILED
     assert (failed.error.code, failed.error.message) == ("STORAGE_FAILURE", "disk gone")
     assert failed.artifacts == {} and services.artifacts.objects == {}
     assert services.telemetry.total("JobsFailed", errorCode="STORAGE_FAILURE") == 1
     # Failing again (a retried Catch) changes nothing
-    assert fail_job(services, job.id, "InternalError", None) == failed
+    again = fail_job(services, job.id, "InternalError", None)
+    assert again.job == failed and not again.newly_failed
 
 
 def test_internal_errors_do_not_leak_details(services):
     job = submit(services)
-    failed = fail_job(services, job.id, "KeyError", '{"errorMessage": "secret internals"}')
+    failed = fail_job(services, job.id, "KeyError", '{"errorMessage": "secret internals"}').job
     assert failed.error.code == "INTERNAL_ERROR" and "secret" not in failed.error.message
 
 
@@ -267,3 +310,38 @@ def test_a_job_may_ask_for_a_shorter_retention_but_not_a_longer_one(services, cl
 def test_the_stored_source_url_has_a_lower_case_scheme(services):
     job = create_job(services, NewJobRequest(" HTTPS://Example.com/A.mp4", 1, 2), owner="key-1", correlation_id="cid")
     assert job.request.source_url == "https://Example.com/A.mp4"
+
+
+def test_a_transcription_timeout_before_any_worker_is_the_transcribe_stages_failure(services):
+    # Given a job whose clip is cut, and whose transcription request no worker ever picked up
+    job = submit(services)
+    probe_source(services, job.id)
+    clip_source(services, job.id)
+    # When the Transcribe state's heartbeat timeout reaches FailJob (through TranscriptionTimedOut)
+    recorded = fail_job(services, job.id, "TranscriptionTimeoutError", None)
+    # Then the failure is the Transcribe stage's, and counted as a transcription that timed out
+    assert recorded.newly_failed and recorded.failed_stage is Stage.TRANSCRIBE
+    last = recorded.job.events[-1]
+    assert (last.stage, last.state, last.code) == (Stage.TRANSCRIBE, "Transcribe", "TIMEOUT")
+    assert services.telemetry.total("AsrTranscriptions", status="timeout") == 1
+
+
+def test_a_failure_between_stages_blames_no_stage(services):
+    # Given a job whose clip stage finished
+    job = submit(services)
+    probe_source(services, job.id)
+    clip_source(services, job.id)
+    # When the next state fails before its step could start
+    recorded = fail_job(services, job.id, "InternalError", None)
+    # Then no stage is blamed, none is timed, and no transcription is counted
+    assert recorded.failed_stage is None
+    assert recorded.job.events[-1].duration_seconds is None
+    assert services.telemetry.total("AsrTranscriptions") == 0
+
+
+def test_failing_a_finished_job_again_changes_and_counts_nothing(services):
+    job = submit(services)
+    first = fail_job(services, job.id, "SourceNotFoundError", None)
+    again = fail_job(services, job.id, "SourceNotFoundError", None)
+    assert first.newly_failed and not again.newly_failed and again.job == first.job
+    assert services.telemetry.total("JobsFailed") == 1

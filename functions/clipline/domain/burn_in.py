@@ -21,7 +21,7 @@ from .use_cases import (
     Services,
     artifact_key,
     enter_stage,
-    exit_stage,
+    exit_stage_with_artifact,
 )
 
 
@@ -29,13 +29,14 @@ def burn_subtitles(services: Services, job_id: str) -> Job:
     """Render the job's subtitles into its clip and store the result beside it.
 
     Raises:
-        NoVideoStreamError, BurnInFailedError, ClipTimeoutError (from the burner),
+        NoVideoStreamError, ClipTimeoutError (from the burner), BurnInFailedError (from
+        the burner, or no burner: the deployment has no fonts),
         InternalError (no clip or no subtitles to burn: the pipeline ran out of order),
         StorageUnavailableError, JobFinishedError.
     """
     job = enter_stage(services, job_id, Stage.BURN_IN)
     if services.subtitle_burner is None:
-        raise errors.InternalError("this host has no subtitle burner configured")
+        raise errors.BurnInFailedError("this deployment has no fonts to draw subtitles with (CLIPLINE_FONTS_DIR)")
     cues = _subtitles_of(services, job)
     clip_key = job.artifacts.get(CLIP_ARTIFACT)
     if clip_key is None:
@@ -48,7 +49,7 @@ def burn_subtitles(services: Services, job_id: str) -> Job:
             clip, cues, job.request.subtitle_style, work_dir, ProgressReporter(services, job, Stage.BURN_IN)
         )
         stored = services.artifacts.put_file(artifact_key(job_id, burned.name), burned, "video/mp4")
-    return exit_stage(services, job, Stage.BURN_IN, artifacts={**job.artifacts, BURNED_CLIP_ARTIFACT: stored.key})
+    return exit_stage_with_artifact(services, job, Stage.BURN_IN, BURNED_CLIP_ARTIFACT, stored.key)
 
 
 def _subtitles_of(services: Services, job: Job) -> tuple[Cue, ...]:

@@ -211,23 +211,28 @@ class Job(_Model):
     def recent_events(self) -> tuple[JobEvent, ...]:
         return self.events[-RECENT_EVENTS:]
 
+    @property
+    def running_stage(self) -> Stage | None:
+        """The stage entered and not yet left, if any: the one a failure now interrupts."""
+        last = self.events[-1] if self.events else None
+        return last.stage if last is not None and last.type == "stageEntered" else None
+
     def event(
         self, type: str, stage: Stage, at: datetime, *, run_of: Stage | None = None, **details: str | None
     ) -> JobEvent:
         """An event of this job, timed like the execution history times a state.
 
         ``stageEntered`` starts a run of ``stage`` and gets its attempt number; any
-        other event ends the latest run of ``run_of`` (default ``stage``) and gets its
-        attempt number and duration.
+        other event ends the running run of ``run_of`` (default ``stage``), when
+        there is one, and gets its attempt number and duration.
         """
         timed = run_of or stage
         entries = [event for event in self.events if event.type == "stageEntered" and event.stage is timed]
-        timing: dict = {}
+        timing: dict = {"state": STAGE_STATES.get(timed)}
         if type == "stageEntered":
-            timing = {"state": STAGE_STATES.get(timed), "attempt": len(entries) + 1}
-        elif entries:
-            timing = {
-                "state": STAGE_STATES.get(timed),
+            timing["attempt"] = len(entries) + 1
+        elif self.running_stage is timed:
+            timing |= {
                 "attempt": len(entries),
                 "duration_seconds": round(max((at - entries[-1].at).total_seconds(), 0.0), 3),
             }

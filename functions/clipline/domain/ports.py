@@ -267,7 +267,7 @@ class SubtitleBurner(Protocol):
     def burn(
         self, clip: Path, cues: Sequence[Cue], style: SubtitleStyle, work_dir: Path, on_progress: ProgressCallback
     ) -> Path:
-        """``clip`` with ``cues`` rendered into its picture, as H.264/AAC MP4 written under ``work_dir``.
+        """``clip`` with ``cues`` rendered into its picture, as H.264 MP4 (the clip's audio copied) under ``work_dir``.
 
         Cue text is shown literally: ASS override tags and escapes in it are not interpreted.
 

@@ -76,6 +76,8 @@ def transcribe_clip(
     try:
         output = worker.run(clip_key, language)
         callback.succeed(task_token, output)
+        # Counted once the state machine took the result: a refused one ends in FailJob, which counts it.
+        services.telemetry.count("AsrTranscriptions", status="succeeded")
         return TaskReport("succeeded", job_id, worker.asr_job_id, cache_hit=output["cacheHit"])
     except (errors.TaskAbandonedError, errors.JobFinishedError) as abandoned:
         # Nobody waits any more: the task timed out, or the job already ended.
@@ -158,7 +160,6 @@ class _TranscriptionRun:
                 words=len(transcript.words),
             ),
         )
-        self._services.telemetry.count("AsrTranscriptions", status="succeeded")
 
     def _remove_if_failed(self, job_id: str) -> None:
         """A failed job keeps no artifacts: take back what this run wrote after the failure cleaned up.

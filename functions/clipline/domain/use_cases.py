@@ -134,7 +134,8 @@ def create_job(
 
     A repeated ``idempotency_key`` with the same request returns the job the first
     request created; with a different request it raises IdempotencyKeyReusedError.
-    If the pipeline cannot be started the job is removed again, so nothing half-made stays.
+    If the pipeline cannot be started, or the user's subtitles cannot be stored, the job
+    and its files are removed again, so nothing half-made stays.
 
     Raises:
         InvalidTimecodeError, InvalidTimeRangeError, ClipTooLongError,
@@ -178,18 +179,17 @@ def create_job(
     stored = services.jobs.create(job, claim)
     if stored.id != job.id and stored.status is not JobStatus.QUEUED:
         return stored
-    if subtitles is not None and stored.id == job.id:
-        try:
-            services.artifacts.put_bytes(artifact_key(job.id, SUBTITLES_FILE), subtitles, "application/x-subrip")
-        except errors.StorageUnavailableError:
-            services.jobs.delete(job.id)
-            raise
     try:
+        if subtitles is not None:
+            # Written on a replay too: its first attempt may have died before writing
+            # them, and the bytes are the same, since they are part of the request hash.
+            services.artifacts.put_bytes(artifact_key(stored.id, SUBTITLES_FILE), subtitles, "application/x-subrip")
         # Starting is idempotent per job id, so a replay of a request whose first
         # attempt stored the job but died before starting it gets it started now.
         services.workflow.start(stored)
-    except errors.ServiceUnavailableError:
+    except (errors.StorageUnavailableError, errors.ServiceUnavailableError):
         if stored.id == job.id:
+            services.artifacts.delete_prefix(artifact_prefix(job.id))
             services.jobs.delete(job.id)
         raise
     if stored.id == job.id:
@@ -238,7 +238,8 @@ def _retention(services: Services, asked_seconds: int | None) -> timedelta:
 
 
 def _request_hash(request: ClipRequest, retention: timedelta) -> str:
-    document = {**request.model_dump(mode="json"), "retentionSeconds": retention.total_seconds()}
+    # Defaults left out: a field added later, at its default, leaves earlier requests' hashes as they were.
+    document = {**request.model_dump(mode="json", exclude_defaults=True), "retentionSeconds": retention.total_seconds()}
     canonical = json.dumps(document, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
@@ -372,9 +373,23 @@ def clip_source(services: Services, job_id: str) -> Job:
             artifact_key(job_id, outcome.path.name), outcome.path, content_type_of(outcome.path)
         )
     services.telemetry.count("ProcessedClipSeconds", outcome.info.duration_seconds)
-    return exit_stage(
-        services, job, Stage.CLIP, clip=outcome.info, artifacts={**job.artifacts, CLIP_ARTIFACT: stored.key}
-    )
+    return exit_stage_with_artifact(services, job, Stage.CLIP, CLIP_ARTIFACT, stored.key, clip=outcome.info)
+
+
+def exit_stage_with_artifact(
+    services: Services, job: Job, stage: Stage, name: str, key: str, **changes: object
+) -> Job:
+    """Record that ``stage`` stored artifact ``name`` at ``key``, and finished.
+
+    Raises:
+        JobFinishedError: the job ended while the stage worked (its state timed out and
+            FailJob removed its files); the artifact written since is removed too.
+    """
+    try:
+        return exit_stage(services, job, stage, artifacts={**job.artifacts, name: key}, **changes)
+    except errors.JobFinishedError:
+        services.artifacts.delete_prefix(key)
+        raise
 
 
 def content_type_of(path: Path) -> str:
@@ -422,17 +437,39 @@ def finalize_job(services: Services, job_id: str) -> Job:
     return job
 
 
-def fail_job(services: Services, job_id: str, error_name: str, cause: str | None) -> Job:
+@dataclass(frozen=True)
+class RecordedFailure:
+    """A job after ``fail_job``: ``newly_failed`` is False when it had already finished and was left alone.
+
+    ``failed_stage`` is the stage that failed, or None when the failure came between stages.
+    """
+
+    job: Job
+    newly_failed: bool
+    failed_stage: Stage | None = None
+
+
+# Errors of the Transcribe state itself; a heartbeat timeout before any worker
+# picked the request up arrives as the first, with the Transcribe stage never entered.
+_TRANSCRIPTION_ERRORS = {
+    errors.TranscriptionTimeoutError.__name__,
+    errors.TranscriptionUpstreamError.__name__,
+    errors.TranscriptionRejectedError.__name__,
+}
+
+
+def fail_job(services: Services, job_id: str, error_name: str, cause: str | None) -> RecordedFailure:
     """Mark a job failed with the code of ``error_name`` and remove what it had written.
 
     Called by the state machine's Catch, and for executions that ended without one
-    (the global timeout). Failing a job that already finished returns it unchanged.
+    (the global timeout). Failing a job that already finished leaves it unchanged.
     """
     code = errors.code_for_error_name(error_name)
     message = _failure_message(code, cause)
     job = services.jobs.get(job_id)
     if job.status.is_terminal:
-        return job
+        return RecordedFailure(job, newly_failed=False)
+    failed_stage = job.running_stage or (Stage.TRANSCRIBE if error_name in _TRANSCRIPTION_ERRORS else None)
     deleted = services.artifacts.delete_prefix(artifact_prefix(job_id))
     now = services.clock.now()
     try:
@@ -445,7 +482,7 @@ def fail_job(services: Services, job_id: str, error_name: str, cause: str | None
                 last_heartbeat_at=now,
                 event=job.event(
                     "jobFailed",
-                    job.stage,
+                    failed_stage or job.stage,
                     now,
                     code=code,
                     message=message if not deleted else f"{message} ({deleted} partial artifact(s) removed)",
@@ -453,13 +490,13 @@ def fail_job(services: Services, job_id: str, error_name: str, cause: str | None
             ),
         )
     except errors.JobFinishedError:
-        return services.jobs.get(job_id)
+        return RecordedFailure(services.jobs.get(job_id), newly_failed=False)
     services.telemetry.count("JobsFailed", errorCode=code)
     services.telemetry.observe("JobDuration", _seconds_since(job.created_at, now), outcome="failed")
-    if job.stage is Stage.TRANSCRIBE:
-        # A worker reports its own success; failures, heartbeat timeouts included, all end here.
+    if failed_stage is Stage.TRANSCRIBE:
+        # A worker counts its own success; failures, heartbeat timeouts included, all end here.
         services.telemetry.count("AsrTranscriptions", status=code.lower())
-    return job
+    return RecordedFailure(job, newly_failed=True, failed_stage=failed_stage)
 
 
 def _seconds_since(start: datetime, now: datetime) -> float:
@@ -492,17 +529,17 @@ _EXECUTION_END_ERRORS = {
 
 def record_execution_end(
     services: Services, job_id: str, status: str, error_name: str | None, cause: str | None
-) -> None:
+) -> RecordedFailure | None:
     """Fail a job whose execution ended (timed out, aborted, failed) while it was unfinished.
 
     Jobs that already succeeded or failed are left alone, so this is safe to repeat.
     """
     if status == "SUCCEEDED":
-        return
+        return None
     try:
         job = services.jobs.get(job_id)
     except errors.JobNotFoundError:
-        return
+        return None
     if job.status.is_terminal:
-        return
-    fail_job(services, job_id, _EXECUTION_END_ERRORS.get(status, error_name or "InternalError"), cause)
+        return None
+    return fail_job(services, job_id, _EXECUTION_END_ERRORS.get(status, error_name or "InternalError"), cause)

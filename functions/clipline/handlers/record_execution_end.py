@@ -4,6 +4,7 @@ from ..composition import services
 from ..domain.use_cases import record_execution_end
 from ..observability import lambda_logging, log_context, tracer
 from ..workflow.payloads import ExecutionEndEvent
+from ._failure_log import log_recorded_failure
 
 
 @lambda_logging(stage="executionEnd")
@@ -11,4 +12,5 @@ from ..workflow.payloads import ExecutionEndEvent
 def lambda_handler(event: dict, context: object) -> None:
     detail = ExecutionEndEvent.model_validate(event).detail
     log_context(jobId=detail.name)
-    record_execution_end(services(), detail.name, detail.status, detail.error, detail.cause)
+    recorded = record_execution_end(services(), detail.name, detail.status, detail.error, detail.cause)
+    log_recorded_failure(recorded, detail.error or detail.status, detail.cause)

@@ -16,7 +16,12 @@ from ..observability import lambda_logging, log_context, logger, tracer
 from ..workflow.payloads import AsrRequest
 
 
+_RECORD_LOG_KEYS = ("correlationId", "jobId", "asrJobId")
+
+
 def _handle_record(record: SQSRecord) -> None:
+    # Removed first, so a record is never logged under the previous one's ids.
+    logger.thread_safe_remove_keys(_RECORD_LOG_KEYS)
     request = AsrRequest.model_validate_json(record.body)
     log_context(correlationId=request.correlation_id, jobId=request.job_id)
     report = transcribe_clip(services(), request.job_id, request.clip_key, request.language, request.task_token)

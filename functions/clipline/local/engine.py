@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import threading
 from typing import Any
@@ -104,6 +105,8 @@ class EngineHost:
         os.environ["MOTO_PORT"] = str(port)
         self.endpoint_url = f"http://{host}:{port}"
         self.asr_queue_url = self._create_asr_queue()
+        # Made once: scrapes read the queue from gateway threads, and boto3 builds clients unsafely across threads.
+        self._queue_client = self.client("sqs")
 
         definition = render_definition(
             {
@@ -137,10 +140,16 @@ class EngineHost:
         )["QueueUrl"]
 
     def asr_queue_depth(self) -> float:
-        """Messages waiting in the ASR queue: SQS's ApproximateNumberOfMessages, as CloudWatch reports it."""
-        attributes = self.client("sqs").get_queue_attributes(
-            QueueUrl=self.asr_queue_url, AttributeNames=["ApproximateNumberOfMessages"]
-        )["Attributes"]
+        """Messages waiting in the ASR queue: SQS's ApproximateNumberOfMessages, as CloudWatch reports it.
+
+        NaN when the engine does not answer, so a scrape still shows every other metric.
+        """
+        try:
+            attributes = self._queue_client.get_queue_attributes(
+                QueueUrl=self.asr_queue_url, AttributeNames=["ApproximateNumberOfMessages"]
+            )["Attributes"]
+        except Exception:  # noqa: BLE001 - the engine is stopping or hiccuped; the next scrape asks again
+            return math.nan
         return float(attributes["ApproximateNumberOfMessages"])
 
     def client(self, service: str) -> Any:

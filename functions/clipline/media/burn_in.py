@@ -50,15 +50,19 @@ _FONTCONFIG_CACHE_NAME = "fontconfig-cache"
 _SHOWINFO_SIZE = re.compile(r"showinfo.*\bs:(\d+)x(\d+)\b")
 
 
-def default_fonts_dir() -> Path | None:
-    """The directory of the font-source-sans-pro wheel's fonts, or None when it is not installed.
+# Where the ffmpeg Lambda layer puts the font (layers are mounted under /opt).
+LAYER_FONTS_DIR = Path("/opt/share/fonts")
 
-    In Lambda the ffmpeg layer carries the fonts (under ``/opt/share/fonts``) instead.
+
+def default_fonts_dir() -> Path | None:
+    """The font-source-sans-pro wheel's fonts, else the Lambda layer's, else None.
+
+    The wheel is local mode's (the ``local`` extra); in Lambda the ffmpeg layer carries the same font.
     """
     try:
         import font_source_sans_pro  # imported here: the wheel globs its files when imported
     except ImportError:
-        return None
+        return LAYER_FONTS_DIR if LAYER_FONTS_DIR.is_dir() else None
     return Path(font_source_sans_pro.font_directory)
 
 
