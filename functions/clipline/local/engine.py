@@ -181,11 +181,11 @@ class EngineHost:
         for execution in ended:
             if execution["executionArn"] in self._handled:
                 continue
-            self._handled.add(execution["executionArn"])
             try:
                 description = sfn.describe_execution(executionArn=execution["executionArn"])
-            except Exception:  # noqa: BLE001 - the engine is stopping; nothing is left to report to
+            except Exception:  # noqa: BLE001 - the engine hiccuped or is stopping; the next round tries again
                 continue
+            self._handled.add(execution["executionArn"])
             if report and description["status"] in _ENDED_UNFINISHED:
                 self._report_end(execution, description)
             if self._archive is not None:
