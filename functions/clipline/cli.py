@@ -13,7 +13,6 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +41,18 @@ def main(argv: list[str] | None = None) -> int:
         "--transcribe", action="store_true", help="also transcribe: transcript.srt, .vtt, .txt and .json"
     )
     clip.add_argument("--language", help="ISO 639-1 code of the speech (default: detected)")
+    clip.add_argument(
+        "--accuracy",
+        choices=("frame", "keyframe"),
+        default="frame",
+        help="frame: exact to the frame (smart cut, the default); keyframe: stream copy from the keyframe before start",
+    )
+    clip.add_argument(
+        "--burn-subtitles", action="store_true", help="also write clip.burned.mp4 with the subtitles drawn in"
+    )
+    clip.add_argument(
+        "--subtitles", type=Path, help="an SRT file to burn in instead of a transcript (with --burn-subtitles)"
+    )
     clip.add_argument("--out", type=Path, default=Path("./clipline-out"), help="folder for the artifacts")
     clip.add_argument("--data-dir", type=Path, help="keep the job here (default: a temporary folder)")
     clip.add_argument("--timeout", type=float, default=3600, help="give up waiting after this many seconds")
@@ -395,13 +406,12 @@ def _follow(client: _ApiClient, job: dict, timeout: float) -> dict | None:
 
 
 def _stage_timings(events: list[dict]) -> list[str]:
-    """One line per stage the job went through, with how long it took, from the job's events."""
-    lines = []
-    for entered, following in zip(events, events[1:]):
-        if entered["type"] == "stageEntered":
-            seconds = (datetime.fromisoformat(following["at"]) - datetime.fromisoformat(entered["at"])).total_seconds()
-            lines.append(f"  {entered['stage']:<9} {seconds:6.2f} s")
-    return lines
+    """One line per state run the job went through, with how long it took, from the job's events."""
+    return [
+        f"  {event['state']:<12} {event['durationSeconds']:6.2f} s" + (f"  (attempt {event['attempt']})" if event["attempt"] > 1 else "")
+        for event in events
+        if event.get("durationSeconds") is not None
+    ]
 
 
 def _download(result: dict, out: Path) -> dict[str, Path]:
@@ -427,9 +437,13 @@ def _clip(args: argparse.Namespace) -> int:
     process, base_url = _start_private_server(data_dir)
     try:
         client = _ApiClient(base_url, api_key)
-        request = {"sourceUrl": args.source_url, "start": args.start, "end": args.end}
+        request = {"sourceUrl": args.source_url, "start": args.start, "end": args.end, "accuracy": args.accuracy}
         if args.transcribe:
             request.update(transcribe=True, language=args.language)
+        if args.burn_subtitles:
+            request.update(burnSubtitles=True, language=args.language)
+        if args.subtitles:
+            request["subtitles"] = {"srt": args.subtitles.read_text(encoding="utf-8-sig")}
         status, job = client.call("POST", "/api/jobs", request)
         if status != 202:
             _print_error(job)
@@ -455,6 +469,8 @@ def _clip(args: argparse.Namespace) -> int:
             cached = ", from the cache" if transcript["cacheHit"] else ""
             print(f"subtitles: {saved['srt'].resolve()}")
             print(f"transcript: {transcript['words']} words, {transcript['language']}, {transcript['provider']} {transcript['model']}{cached}")
+        if "burned" in saved:
+            print(f"burned:   {saved['burned'].resolve()}")
         print(f"job:      {job['id']}")
         return 0
     finally:

@@ -37,8 +37,29 @@ def test_clip_downloads_the_clip_and_reports_it(media_server, tmp_path, ffmpeg):
     assert re.search(r"duration: 10\.0\d\d s", result.stdout)
     assert re.search(r"job:      [0-9a-f]{32}", result.stdout)
     assert FfmpegProber(ffmpeg, 30).probe_file(out / "clip.mp4").duration_seconds == pytest.approx(10, abs=0.04)
-    # And it listed each stage with its time
-    assert re.search(r"probe +\d+\.\d\d s\n +clip +\d+\.\d\d s\n +finalize +\d+\.\d\d s", result.stderr), result.stderr
+    # And it listed each state with its time
+    assert re.search(
+        r"ProbeSource +\d+\.\d\d s\n +ClipSource +\d+\.\d\d s\n +FinalizeJob +\d+\.\d\d s", result.stderr
+    ), result.stderr
+
+
+def test_clip_burns_in_a_users_subtitles_at_keyframe_accuracy(media_server, tmp_path, ffmpeg):
+    # Given an SRT file
+    subtitles = tmp_path / "words.srt"
+    subtitles.write_text("1\n00:00:00,200 --> 00:00:02,000\nFrom the command line\n")
+    out = tmp_path / "out"
+    # When a user clips with it burned in, as a stream copy
+    result = clipline(
+        "clip", media_server.url("long.mp4"), "--start", "30", "--end", "34", "--accuracy", "keyframe",
+        "--burn-subtitles", "--subtitles", str(subtitles), "--out", str(out),
+        env={"CLIPLINE_ALLOW_PRIVATE_SOURCES": "true"},
+    )  # fmt: skip
+    # Then both clips are saved, the plain one by stream copy
+    assert "(copy)" in result.stdout
+    assert f"burned:   {out / 'clip.burned.mp4'}" in result.stdout
+    burned = FfmpegProber(ffmpeg, 30).probe_file(out / "clip.burned.mp4")
+    assert burned.video_codec == "h264" and burned.duration_seconds == pytest.approx(4, abs=0.04)
+    assert re.search(r"BurnIn +\d+\.\d\d s", result.stderr), result.stderr
 
 
 def test_clip_transcribes_with_real_whisper_and_loses_nothing_on_top_of_the_model(
