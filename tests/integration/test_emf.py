@@ -24,6 +24,19 @@ def installed():
     install(None)
 
 
+def stored_job(services, created_at, correlation_id: str):
+    """A queued job in the store, created at ``created_at``."""
+    job = new_job(
+        ClipRequest(source_url="https://example.com/a.mp4", start_seconds=0, end_seconds=5),
+        owner="key-1",
+        correlation_id=correlation_id,
+        now=created_at,
+        retention=timedelta(days=1),
+    )
+    services.jobs.create(job, None)
+    return job
+
+
 def emf_documents(output: str) -> list[dict]:
     documents = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
     return [document for document in documents if "_aws" in document]
@@ -47,14 +60,7 @@ def assert_valid_emf(document: dict) -> None:
 def test_the_failure_handler_prints_emf_for_the_failed_job(installed, capsys):
     services, clock = installed
     # Given a job created five seconds ago
-    job = new_job(
-        ClipRequest(source_url="https://example.com/a.mp4", start_seconds=0, end_seconds=5),
-        owner="key-1",
-        correlation_id="cid-emf",
-        now=clock.now() - timedelta(seconds=5),
-        retention=timedelta(days=1),
-    )
-    services.jobs.create(job, None)
+    job = stored_job(services, clock.now() - timedelta(seconds=5), "cid-emf")
     capsys.readouterr()
 
     # When the state machine's Catch invokes FailJob for it, as Lambda would
@@ -124,12 +130,8 @@ def test_emf_can_be_silenced_while_the_mirror_keeps_counting(monkeypatch, capsys
 
 def test_a_failure_is_logged_once_even_when_fail_job_is_retried(installed):
     services, clock = installed
-    # Given a running job
-    job = new_job(
-        ClipRequest(source_url="https://example.com/a.mp4", start_seconds=0, end_seconds=5),
-        owner="key-1", correlation_id="cid-once", now=clock.now(), retention=timedelta(days=1),
-    )  # fmt: skip
-    services.jobs.create(job, None)
+    # Given a job
+    job = stored_job(services, clock.now(), "cid-once")
     event = {"jobId": job.id, "correlationId": "cid-once", "error": "SourceNotFoundError", "cause": None}
     # When the state machine runs FailJob twice for it (its Retry after a lost response)
     with CapturedLogs() as logs:
@@ -142,12 +144,8 @@ def test_a_failure_is_logged_once_even_when_fail_job_is_retried(installed):
 
 def test_a_job_the_global_timeout_ended_is_logged_with_its_correlation_id(installed):
     services, clock = installed
-    # Given a running job
-    job = new_job(
-        ClipRequest(source_url="https://example.com/a.mp4", start_seconds=0, end_seconds=5),
-        owner="key-1", correlation_id="cid-timeout", now=clock.now(), retention=timedelta(days=1),
-    )  # fmt: skip
-    services.jobs.create(job, None)
+    # Given a job
+    job = stored_job(services, clock.now(), "cid-timeout")
     # When EventBridge reports its execution timed out
     with CapturedLogs() as logs:
         lambda_runtime.invoke(
