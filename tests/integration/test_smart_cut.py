@@ -57,6 +57,15 @@ def smart_media(ffmpeg, media_dir) -> Path:
         "-t", "6", "-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8", "-c:a", "libopus",
         str(media_dir / "vp9.webm"),
     ])  # fmt: skip
+    numbered_mp4 = str(media_dir / "numbered.mp4")
+    # MPEG-TS has no keyframe index: an input seek can land past the keyframe before the start.
+    _ffmpeg(ffmpeg, ["-v", "error", "-i", numbered_mp4, "-c", "copy", "-f", "mpegts", str(media_dir / "numbered.ts")])
+    # A phone's portrait video: stored landscape, with a display matrix turning it.
+    _ffmpeg(ffmpeg, ["-v", "error", "-display_rotation", "90", "-i", numbered_mp4, "-c", "copy",
+                     str(media_dir / "numbered-rotated.mp4")])  # fmt: skip
+    # Sound that starts half a second after the picture.
+    _ffmpeg(ffmpeg, ["-v", "error", "-i", numbered_mp4, "-itsoffset", "0.5", "-i", numbered_mp4,
+                     "-map", "0:v", "-map", "1:a", "-c", "copy", str(media_dir / "numbered-late-audio.mp4")])  # fmt: skip
     tone = ["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", "8"]
     for name, codec in (("tone.mp3", "libmp3lame"), ("tone.wav", "pcm_s16le"), ("tone.opus", "libopus"),
                         ("tone.m4a", "aac")):  # fmt: skip
@@ -126,6 +135,40 @@ def test_frame_accuracy_cuts_at_the_requested_frames(
     assert decode_errors(ffmpeg, outcome.path) == ""
 
 
+def test_an_mpeg_ts_source_still_starts_at_the_requested_frame(ffmpeg, prober, clipper, smart_media, media_server, tmp_path):
+    # Given an MPEG-TS source, where an input seek can land after the keyframe before the start
+    url = media_server.url("numbered.ts")
+    # When 3.32 s to 8.76 s is cut frame-accurately
+    outcome = cut(clipper, prober, url, 3.32, 8.76, tmp_path)
+    # Then it starts at the requested frame and ends within a frame of the end, whichever
+    # way it was cut (a full re-encode can lose the last frame to the encoder's rounding)
+    frames = frame_numbers(ffmpeg, outcome.path)
+    assert frames[0] == 83 and frames == list(range(83, 83 + len(frames))) and len(frames) in (135, 136)
+    assert decode_errors(ffmpeg, outcome.path) == ""
+
+
+def test_a_rotated_source_keeps_its_rotation(ffmpeg, prober, clipper, smart_media, media_server, tmp_path):
+    # Given a source whose display matrix turns it a quarter
+    url = media_server.url("numbered-rotated.mp4")
+    assert prober.probe(url).rotation_degrees == 90
+    # When it is smart-cut
+    outcome = cut(clipper, prober, url, 3.32, 8.76, tmp_path)
+    # Then the clip is turned the same way
+    assert outcome.info.method == "smart"
+    assert prober.probe_file(outcome.path).rotation_degrees == 90
+
+
+def test_sound_that_starts_late_stays_late(ffmpeg, prober, clipper, smart_media, media_server, tmp_path):
+    # Given a source whose sound starts 0.5 s after its picture, beeping at 0.5, 1.5, 2.5 s...
+    url = media_server.url("numbered-late-audio.mp4")
+    # When its first 3.32 s are cut
+    outcome = cut(clipper, prober, url, 0, 3.32, tmp_path)
+    # Then the beeps are still 0.5 s behind the picture, and the sound lasts as long as the picture
+    assert outcome.info.method == "smart"
+    assert beep_starts(ffmpeg, outcome.path)[:3] == pytest.approx([0.5, 1.5, 2.5], abs=0.002)
+    assert outcome.info.duration_seconds == pytest.approx(3.32, abs=FRAME)
+
+
 def test_smart_cut_keeps_sound_with_picture(ffmpeg, prober, clipper, smart_media, media_server, tmp_path):
     # Given a source that beeps at each whole second
     url = media_server.url("numbered.mp4")
@@ -151,12 +194,17 @@ def test_a_range_without_a_keyframe_is_reencoded_from_the_fetched_copy(
 ):
     # Given a range inside one GOP, so there is nothing to copy
     url = media_server.url("numbered.mp4")
+    source = prober.probe(url)
     media_server.reset_counters()
     # When it is cut frame-accurately
-    outcome = cut(clipper, prober, url, 4.2, 5.6, tmp_path)
+    outcome = clipper.clip(
+        ClipRequest(source_url=url, start_seconds=4.2, end_seconds=5.6), source, tmp_path, lambda fraction: None
+    )
     # Then the whole range is re-encoded, exactly, and the reason is reported
     assert (outcome.info.method, outcome.info.fallback_reason) == ("reencode", "smart_cut_no_keyframe")
     assert frame_numbers(ffmpeg, outcome.path) == list(range(105, 140))
+    # And the source was read once (an input seek is its index, then the range), not again for the encode
+    assert media_server.requests <= 3
 
 
 def test_keyframe_accuracy_is_a_checked_stream_copy(ffmpeg, prober, clipper, smart_media, media_server, tmp_path):

@@ -225,6 +225,11 @@ def test_a_failure_event_times_the_state_that_failed(services, clock):
     assert services.telemetry.total("JobsFailed", errorCode="SOURCE_UNREACHABLE") == 1
 
 
+def test_a_range_shorter_than_a_microsecond_is_refused(services):
+    with pytest.raises(errors.InvalidTimeRangeError):
+        submit(services, start=5.0, end=5.0000001)
+
+
 def test_range_past_the_source_end_fails_the_probe(services):
     job = submit(services, start=175, end=181)
     with pytest.raises(errors.RangeOutsideSourceError):

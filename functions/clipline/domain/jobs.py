@@ -110,6 +110,7 @@ class SourceInfo(_Model):
     audio_codec: str | None = None
     frame_rate: float | None = None
     container: str | None = None
+    rotation_degrees: float = Field(0.0, description="Display rotation of the video (its display matrix), as ffmpeg reports it")
 
     @property
     def frame_duration_seconds(self) -> float | None:

@@ -144,7 +144,8 @@ def create_job(
     """
     start = parse_position(request.start, "start")
     end = parse_position(request.end, "end")
-    if start >= end:
+    # Durations are kept to the microsecond; a shorter range would be no range at all.
+    if round(end - start, 6) <= 0:
         raise errors.InvalidTimeRangeError(f"start ({start}s) must be before end ({end}s)")
     subtitles = _own_subtitles(request)
     clip_request = ClipRequest(

@@ -36,6 +36,10 @@ AUDIO_TOLERANCE_SECONDS = 0.05
 # default GOPs are at most 10 s (x264: 250 frames at 25 fps). A source with longer
 # GOPs is re-encoded rather than handed back with a surprise of that length.
 KEYFRAME_LEAD_LIMIT_SECONDS = 10.0
+# A re-encode seeks the input to this long before ``start`` and decodes the rest of the
+# way: a container without a keyframe index (MPEG-TS) can land an input seek past the
+# keyframe before ``start``, and the frames up to the next one would be lost.
+REENCODE_PREROLL_SECONDS = KEYFRAME_LEAD_LIMIT_SECONDS
 # A copy starts at the keyframe before ``start``, so its timestamps begin below zero;
 # make_zero shifts them so players that ignore the edit list start at the cut.
 # Re-encodes start at zero already, and shifting them would push the audio by the
@@ -176,10 +180,14 @@ class FfmpegClipper:
         output: Path,
         on_out_time,
     ) -> FfmpegRun:
+        # A copy can only seek the input; a re-encode seeks early, then decodes to ``start``.
+        reencoding = codec_options is not COPY_OPTIONS
+        coarse = max(request.start_seconds - REENCODE_PREROLL_SECONDS, 0.0) if reencoding else request.start_seconds
         arguments = [
             *input_options,
-            "-ss", f"{request.start_seconds:.6f}",
+            "-ss", f"{coarse:.6f}",
             "-i", location,
+            *(["-ss", f"{request.start_seconds - coarse:.6f}"] if request.start_seconds > coarse else []),
             "-t", f"{request.duration_seconds:.6f}",
             *container.stream_maps,
             *codec_options,

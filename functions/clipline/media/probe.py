@@ -38,6 +38,8 @@ _DURATION = re.compile(r"Duration: (?:(\d+):(\d{2}):(\d{2}(?:\.\d+)?)|N/A)")
 _INPUT = re.compile(r"^Input #0, ([\w,]+), from", re.MULTILINE)
 _STREAM = re.compile(r"^\s*Stream #0:\d+\S*: (Video|Audio): (\w+)(.*)$", re.MULTILINE)
 _FPS = re.compile(r", (\d+(?:\.\d+)?)(k?) fps")
+# A phone's portrait video is stored landscape with this side data telling players to turn it.
+_ROTATION = re.compile(r"Display Matrix: rotation of (-?\d+(?:\.\d+)?) degrees")
 _HTTP_STATUS = re.compile(r"(?:Server returned|HTTP error) (\d{3})")
 
 _UNREACHABLE_MARKERS = (
@@ -151,6 +153,7 @@ def parse_probe_output(stderr: str) -> SourceInfo | None:
     if video_codec is None and audio_codec is None:
         return None
     container = _INPUT.search(stderr)
+    rotation = _ROTATION.search(stderr) if video_codec else None
     return SourceInfo(
         duration_seconds=round(duration, 3),
         has_video=video_codec is not None,
@@ -159,6 +162,7 @@ def parse_probe_output(stderr: str) -> SourceInfo | None:
         audio_codec=audio_codec,
         frame_rate=frame_rate,
         container=container.group(1) if container else None,
+        rotation_degrees=float(rotation.group(1)) if rotation else 0.0,
     )
 
 

@@ -211,6 +211,10 @@ def plan_cut(listing: PacketListing, duration_seconds: float) -> CutPlan:
     end = first + frame_count * frame
     if not packets[0].keyframe or packets[0].time > first:
         raise SmartCutFallback("smart_cut_failed", "the fetched range does not start at a keyframe before the cut")
+    if first > frame / 2:
+        # The seek landed past the start (a container without a keyframe index, such as
+        # MPEG-TS): the frames before ``first`` are missing, not absent from the source.
+        raise SmartCutFallback("smart_cut_failed", "the fetched range starts after the cut")
 
     keyframe_index = next(
         (index for index, packet in enumerate(packets) if packet.keyframe and first <= packet.time < end), None
@@ -289,7 +293,7 @@ class SmartCutter:
             self._encode_and_copy(plan, encoder, source.has_audio, parts)
             on_progress(_ENCODE_DONE)
             try:
-                self._join(plan, source.has_audio, parts, output)
+                self._join(plan, source, parts, output)
                 on_progress(_JOIN_DONE)
                 self._validate(plan, output, parts)
             except Exception:
@@ -388,18 +392,24 @@ class SmartCutter:
                 f"atrim=start={_seconds(plan.first_frame + offset)}"
                 f":end={_seconds(plan.first_frame + plan.frame_count * plan.frame_duration + offset)}"
             )
-            outputs += ["-map", "0:a:0", "-af", f"{span},asetpts=PTS-STARTPTS", *AAC_OPTIONS,
+            # Timed from the clip's first frame, not from the first sample: audio that starts
+            # later than the picture keeps its offset, and aresample fills the gap with silence.
+            clip_start = f"{_seconds(plan.first_frame + offset)}"
+            audio_filters = f"{span},asetpts=PTS-{clip_start}/TB,aresample=async=1:first_pts=0"
+            outputs += ["-map", "0:a:0", "-af", audio_filters, *AAC_OPTIONS,
                         "-f", "mp4", str(parts / "audio.m4a")]  # fmt: skip
         # -copyts keeps the local copy's timestamps, which the trims above are written in.
         self._run_local(["-copyts", *inputs, *outputs], "encoding the cut's parts")
 
-    def _join(self, plan: CutPlan, has_audio: bool, parts: Path, output: Path) -> None:
+    def _join(self, plan: CutPlan, source: SourceInfo, parts: Path, output: Path) -> None:
         listing = ["ffconcat version 1.0"]
         for number, segment in enumerate(plan.segments):
             listing += [f"file part{number}.mp4", f"duration {_seconds(segment.end - segment.start)}"]
         (parts / "parts.ffconcat").write_text("\n".join(listing) + "\n")
         concat = local_file_fetch(parts / "parts.ffconcat")
-        audio = local_file_fetch(parts / "audio.m4a") if has_audio else None
+        audio = local_file_fetch(parts / "audio.m4a") if source.has_audio else None
+        # The parts lost the source's display matrix on the way; a phone's portrait video needs it back.
+        rotation = ["-display_rotation", f"{source.rotation_degrees:g}"] if source.rotation_degrees else []
         # The output's time base is the source's, so every frame lasts a whole number of ticks.
         ticks_per_second = plan.time_base.denominator
         ticks_per_frame = int(plan.frame_duration * ticks_per_second)
@@ -410,7 +420,7 @@ class SmartCutter:
         )
         self._run_local(
             [
-                *concat.options, "-f", "concat", "-i", concat.location,
+                *concat.options, *rotation, "-f", "concat", "-i", concat.location,
                 *([*audio.options, "-i", audio.location] if audio else []),
                 "-map", "0:v:0", *(["-map", "1:a:0"] if audio else []),
                 "-c", "copy", "-bsf:v", retimed, "-video_track_timescale", str(ticks_per_second),
