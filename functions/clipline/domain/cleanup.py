@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from . import errors
 from .asr_jobs import AsrStatus
+from .retention import delete_expired_objects
 from .transcription import transcript_cache_prefix
 from .use_cases import Services, artifact_prefix
 
@@ -43,7 +44,7 @@ def clean_up(services: Services, dry_run: bool = False) -> CleanupReport:
     for job in services.jobs.list_expired(now, BATCH):
         report.expired_jobs.append(job.id)
         if not dry_run:
-            report.removed_files += _delete(services, artifact_prefix(job.id), "job")
+            report.removed_files += delete_expired_objects(services, artifact_prefix(job.id), "job")
             services.jobs.delete(job.id)
     for record in services.asr_jobs.list_expired(now, BATCH):
         report.expired_asr_records.append(record.id)
@@ -54,21 +55,15 @@ def clean_up(services: Services, dry_run: bool = False) -> CleanupReport:
             if owns_transcript:
                 # Only the record's own folder, whatever its transcript_key says.
                 folder = transcript_cache_prefix(record.media_hash, record.model_version, record.id)
-                report.removed_files += _delete(services, folder, "transcript")
+                report.removed_files += delete_expired_objects(services, folder, "transcript")
             services.asr_jobs.delete(record.id)
     # Files of the expired records are theirs, not orphans (and in a dry run still there).
     expired = set(report.expired_jobs) | set(report.expired_asr_records)
     for key in _orphaned_keys(services, expired):
         report.orphaned_keys.append(key)
         if not dry_run:
-            report.removed_files += _delete(services, key, "orphan")
+            report.removed_files += delete_expired_objects(services, key, "orphan")
     return report
-
-
-def _delete(services: Services, prefix: str, kind: str) -> int:
-    deleted = services.artifacts.delete_prefix(prefix)
-    services.telemetry.count("ExpiredObjectsDeleted", deleted, kind=kind)
-    return deleted
 
 
 def _orphaned_keys(services: Services, expired: set[str]) -> list[str]:

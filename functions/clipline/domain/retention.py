@@ -105,9 +105,7 @@ def _remove_job_artifacts(services: Services, job_id: str) -> int:
         job = None
     if job is not None and job.expires_at > services.clock.now():
         return 0
-    deleted = services.artifacts.delete_prefix(artifact_prefix(job_id))
-    services.telemetry.count("ExpiredObjectsDeleted", deleted, kind="job")
-    return deleted
+    return delete_expired_objects(services, artifact_prefix(job_id), "job")
 
 
 def _remove_unreferenced_transcript(services: Services, reference: _TranscriptReference) -> int:
@@ -126,6 +124,11 @@ def _remove_unreferenced_transcript(services: Services, reference: _TranscriptRe
         and entry.expires_at > services.clock.now()
     ):
         return 0
-    deleted = services.artifacts.delete_prefix(folder)
-    services.telemetry.count("ExpiredObjectsDeleted", deleted, kind="transcript")
+    return delete_expired_objects(services, folder, "transcript")
+
+
+def delete_expired_objects(services: Services, prefix: str, kind: str) -> int:
+    """Delete every stored object under ``prefix`` and count them as expired ``kind`` (job, transcript, orphan)."""
+    deleted = services.artifacts.delete_prefix(prefix)
+    services.telemetry.count("ExpiredObjectsDeleted", deleted, kind=kind)
     return deleted
