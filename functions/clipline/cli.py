@@ -139,8 +139,7 @@ def _cleanup(args: argparse.Namespace) -> int:
     data = DataDir.of(settings)
     clock = SystemClock()
     # After the jobs: a history goes with its job, so the jobs removed just now take theirs along.
-    archive = data.execution_archive(clock)
-    histories = archive.list_expired(clock.now(), BATCH)
+    histories = data.execution_archive(clock).remove_expired(clock.now(), BATCH, dry_run=args.dry_run)
     verb = "would remove" if args.dry_run else "removed"
     for job_id in report.expired_jobs:
         print(f"{verb} expired job {job_id}")
@@ -149,8 +148,6 @@ def _cleanup(args: argparse.Namespace) -> int:
     for key in report.orphaned_keys:
         print(f"{verb} orphaned file {key}")
     for job_id in histories:
-        if not args.dry_run:
-            archive.delete(job_id)
         print(f"{verb} execution history of job {job_id}")
     print(
         f"{len(report.expired_jobs)} job(s), {len(report.expired_asr_records)} ASR record(s), "

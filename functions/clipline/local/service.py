@@ -122,9 +122,7 @@ class Sweeper:
             try:
                 report = clean_up(self._services)
                 # After the jobs: the jobs removed just now take their histories along.
-                histories = self._archive.list_expired(self._services.clock.now(), BATCH)
-                for job_id in histories:
-                    self._archive.delete(job_id)
+                histories = self._archive.remove_expired(self._services.clock.now(), BATCH)
             except Exception:  # noqa: BLE001 - a sweep that fails is tried again at the next interval
                 logger.exception("cleanup failed")
                 continue
@@ -155,7 +153,8 @@ class LocalService:
         self.settings = settings
         self.data = DataDir.of(settings)
         self.gateway = LocalGateway(host, port)
-        self.engine = EngineHost(settings, self.data.execution_archive(SystemClock()))
+        self.archive = self.data.execution_archive(SystemClock())
+        self.engine = EngineHost(settings, self.archive)
         self.transcriber = transcriber or transcriber_for(settings)
         self.asr_workers: AsrWorkers | None = None
         self.sweeper: Sweeper | None = None
@@ -204,7 +203,7 @@ class LocalService:
             heartbeat_seconds=self.settings.asr_heartbeat_seconds,
         )
         self.asr_workers.start()
-        self.sweeper = Sweeper(services, self.settings.cleanup_interval_seconds, self.data.execution_archive(clock))
+        self.sweeper = Sweeper(services, self.settings.cleanup_interval_seconds, self.archive)
         self.sweeper.start()
         self._thread = threading.Thread(target=self.gateway.serve_forever, name="gateway", daemon=True)
         self._thread.start()

@@ -101,6 +101,14 @@ class SqliteExecutionArchive:
             ).fetchall()
         return [row[0] for row in rows]
 
+    def remove_expired(self, now: datetime, limit: int, dry_run: bool = False) -> list[str]:
+        """Delete up to ``limit`` histories whose job has expired or is gone (none in a dry run); their job ids."""
+        expired = self.list_expired(now, limit)
+        if not dry_run:
+            for job_id in expired:
+                self.delete(job_id)
+        return expired
+
     def delete(self, job_id: str) -> None:
         with self._database.write() as db:
             db.execute("DELETE FROM execution_histories WHERE job_id = ?", (job_id,))
