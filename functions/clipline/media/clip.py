@@ -124,7 +124,10 @@ class FfmpegClipper:
         early_start_seconds: float = 0.0,
     ) -> ClipOutcome:
         """A stream copy, kept when it starts at most ``early_start_seconds`` before ``start``; else a re-encode."""
-        copy_run = self._cut(request, container, COPY_OPTIONS, output, _shares(request, on_progress, 0.0, 0.3))
+        # A copy cannot decode, so it can only seek the input: no pre-roll.
+        copy_run = self._cut(
+            request, container, COPY_OPTIONS, output, _shares(request, on_progress, 0.0, 0.3), preroll_seconds=0.0
+        )
         if copy_run.returncode == 0:
             problem = self._check(output, request, source, early_start_seconds)
             if problem is None:
@@ -146,7 +149,12 @@ class FfmpegClipper:
         on_progress: ProgressCallback,
     ) -> ClipOutcome:
         encode_run = self._cut(
-            request, container, container.reencode_options, output, _shares(request, on_progress, 0.3, 0.7)
+            request,
+            container,
+            container.reencode_options,
+            output,
+            _shares(request, on_progress, 0.3, 0.7),
+            preroll_seconds=REENCODE_PREROLL_SECONDS,
         )
         if encode_run.returncode != 0:
             classify_fetch_error(encode_run.stderr, request.source_url)
@@ -158,11 +166,20 @@ class FfmpegClipper:
         return ClipOutcome(output, self._info(output, "reencode", fallback_reason))
 
     def _cut(
-        self, request: ClipRequest, container: ClipContainer, codec_options: Sequence[str], output: Path, on_out_time
+        self,
+        request: ClipRequest,
+        container: ClipContainer,
+        codec_options: Sequence[str],
+        output: Path,
+        on_out_time,
+        preroll_seconds: float,
     ) -> FfmpegRun:
+        """One ffmpeg run over the source; it seeks the input ``preroll_seconds`` early and decodes the rest."""
         url = request.source_url
         with self._access.fetch(url) as fetch:
-            run = self._run(fetch.options, fetch.location, request, container, codec_options, output, on_out_time)
+            run = self._run(
+                fetch.options, fetch.location, request, container, codec_options, output, on_out_time, preroll_seconds
+            )
             try:
                 fetch.raise_failure()
             except ClipLineError:
@@ -179,10 +196,9 @@ class FfmpegClipper:
         codec_options: Sequence[str],
         output: Path,
         on_out_time,
+        preroll_seconds: float,
     ) -> FfmpegRun:
-        # A copy can only seek the input; a re-encode seeks early, then decodes to ``start``.
-        reencoding = codec_options is not COPY_OPTIONS
-        coarse = max(request.start_seconds - REENCODE_PREROLL_SECONDS, 0.0) if reencoding else request.start_seconds
+        coarse = max(request.start_seconds - preroll_seconds, 0.0)
         arguments = [
             *input_options,
             "-ss", f"{coarse:.6f}",
