@@ -1,4 +1,4 @@
-"""``clipline serve | clip | keys | cleanup | migrate | executions``: local mode from the command line."""
+"""``clipline serve | clip | sample-media | keys | cleanup | migrate | executions``: local mode from the command line."""
 
 from __future__ import annotations
 
@@ -57,6 +57,13 @@ def main(argv: list[str] | None = None) -> int:
     clip.add_argument("--data-dir", type=Path, help="keep the job here (default: a temporary folder)")
     clip.add_argument("--timeout", type=float, default=3600, help="give up waiting after this many seconds")
     clip.set_defaults(run=_clip)
+
+    sample = commands.add_parser(
+        "sample-media", help="serve a sample video on 127.0.0.1 with Range support, to clip from (Ctrl-C stops)"
+    )
+    sample.add_argument("--dir", type=Path, default=Path(".demo"), help="folder served; sample.mp4 is made in it")
+    sample.add_argument("--port", type=int, default=8081, help="0 picks a free port")
+    sample.set_defaults(run=_sample_media)
 
     keys = commands.add_parser("keys", help="manage local API keys")
     key_commands = keys.add_subparsers(dest="key_command", required=True)
@@ -127,6 +134,21 @@ def _positive(kind: type) -> Any:
         return value
 
     return parse
+
+
+def _sample_media(args: argparse.Namespace) -> int:
+    """Serve the demo's sample video until interrupted; a job may clip from it when private sources are allowed."""
+    from .local.demo import ensure_sample
+    from .local.media_server import MediaServer
+
+    sample = ensure_sample(args.dir)
+    with MediaServer(args.dir, port=args.port) as server:
+        print(server.url(sample.name), flush=True)
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        signal.signal(signal.SIGINT, lambda *_: stop.set())
+        stop.wait()
+    return 0
 
 
 def _cleanup(args: argparse.Namespace) -> int:

@@ -131,3 +131,30 @@ def test_keys_carry_a_usage_plan_and_list_shows_it_with_last_use(tmp_path):
 def test_keys_create_refuses_an_impossible_plan(tmp_path, flags):
     result = clipline("keys", "create", "--name", "x", *flags, "--data-dir", str(tmp_path / "data"), check=False)
     assert result.returncode == 2 and not result.stdout
+
+
+def test_sample_media_serves_its_folder_with_range_reads_until_stopped(media_dir, tmp_path):
+    import shutil
+    import signal
+    import urllib.request
+
+    # Given a folder that already holds a sample (so none is made)
+    shutil.copy(media_dir / "bframes.mp4", tmp_path / "sample.mp4")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "clipline.cli", "sample-media", "--dir", str(tmp_path), "--port", "0"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        # When it is started, it prints the sample's URL on loopback
+        url = server.stdout.readline().strip()
+        assert re.fullmatch(r"http://127\.0\.0\.1:\d+/sample\.mp4", url)
+        # Then a Range read gets exactly those bytes, as ffmpeg's seeks need
+        request = urllib.request.Request(url, headers={"Range": "bytes=100-199"})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert response.status == 206
+            assert response.read() == (tmp_path / "sample.mp4").read_bytes()[100:200]
+    finally:
+        server.send_signal(signal.SIGTERM)
+    # And SIGTERM stops it cleanly
+    assert server.wait(timeout=10) == 0

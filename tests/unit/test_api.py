@@ -56,6 +56,7 @@ def test_create_returns_202_with_the_job_and_links():
     assert body["status"] == "queued" and body["progress"] == 0
     assert body["links"] == {"self": f"/api/jobs/{body['id']}", "result": f"/api/jobs/{body['id']}/result"}
     assert headers["Location"] == f"/api/jobs/{body['id']}"
+    assert headers["Retry-After"] == "2"
     assert headers["x-correlation-id"] == "req-123"
 
 
@@ -113,8 +114,10 @@ def test_a_malformed_job_id_is_404_without_a_lookup(services, job_id, suffix):
 def test_result_of_a_queued_job_is_409():
     _, job, _ = post({"sourceUrl": "https://e.com/a.mp4", "start": 1, "end": 2})
     path = f"/api/jobs/{job['id']}/result"
-    status, body, _ = call(get_job_result, event("GET", path, resource="/api/jobs/{id}/result", path_parameters={"id": job["id"]}))
+    status, body, headers = call(get_job_result, event("GET", path, resource="/api/jobs/{id}/result", path_parameters={"id": job["id"]}))
     assert status == 409 and body["error"]["code"] == "JOB_NOT_READY"
+    # Then the client is told when to look again
+    assert headers["Retry-After"] == "2"
 
 
 def test_idempotency_key_reuse_with_another_body_is_409():

@@ -27,6 +27,9 @@ from .schemas import CreateJobBody, JobView, ResultView, to_wire
 _IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")
 # Job ids are uuid4().hex; anything else names no job, so it never reaches the store.
 _JOB_ID = re.compile(r"[0-9a-f]{32}")
+# How long a client should wait before asking about an unfinished job again
+# (Retry-After on 202 and on 409 JOB_NOT_READY): a short clip takes a few seconds.
+POLL_AFTER_SECONDS = 2
 
 app = APIGatewayRestResolver(enable_validation=True)
 
@@ -99,7 +102,9 @@ def post_job(
     )
     log_context(jobId=job.id)
     logger.info("job accepted", extra={"status": job.status.value})
-    return _json(202, to_wire(JobView.of(job)), Location=f"/api/jobs/{job.id}")
+    return _json(
+        202, to_wire(JobView.of(job)), Location=f"/api/jobs/{job.id}", **{"Retry-After": str(POLL_AFTER_SECONDS)}
+    )
 
 
 def _checked_job_id(job_id: str) -> str:
@@ -128,7 +133,8 @@ def handle_clipline_error(error: errors.ClipLineError) -> Response:
         logger.error("request failed", extra={"errorCode": error.code, "cause": error.message})
     else:
         logger.info("request refused", extra={"errorCode": error.code, "cause": error.message})
-    return _json(status, error_envelope(error.code, error.message, correlation_id()))
+    headers = {"Retry-After": str(POLL_AFTER_SECONDS)} if isinstance(error, errors.JobNotReadyError) else {}
+    return _json(status, error_envelope(error.code, error.message, correlation_id()), **headers)
 
 
 @app.exception_handler(RequestValidationError)

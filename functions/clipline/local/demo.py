@@ -19,12 +19,19 @@ from .sample_media import make_sample_video
 SAMPLE_SECONDS = 180
 
 
-def main() -> int:
-    media_dir = Path(".demo")
+def ensure_sample(media_dir: Path) -> Path:
+    """The demo's 180 s 720p sample video in ``media_dir``, made on first use."""
     sample = media_dir / "sample.mp4"
     if not sample.exists():
         print(f"making a {SAMPLE_SECONDS} s sample video in {sample} ...", file=sys.stderr, flush=True)
+        media_dir.mkdir(parents=True, exist_ok=True)
         make_sample_video(find_ffmpeg(None), sample, seconds=SAMPLE_SECONDS, size="1280x720")
+    return sample
+
+
+def main() -> int:
+    media_dir = Path(".demo")
+    ensure_sample(media_dir)
     with MediaServer(media_dir) as server:
         url = server.url("sample.mp4")
         command = ["clipline", "clip", url, "--start", "00:01:00", "--end", "00:01:10", "--out", "./demo-out"]

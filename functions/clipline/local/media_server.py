@@ -21,13 +21,13 @@ from werkzeug.wrappers import Request
 class MediaServer:
     """Serves ``root`` on 127.0.0.1 in a background thread and counts bytes and requests."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, port: int = 0) -> None:
         self.root = root.resolve()
         self.bytes_sent = 0
         self.requests = 0
         self._lock = threading.Lock()
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
-        self._server = make_server("127.0.0.1", 0, self._app, threaded=True)
+        self._server = make_server("127.0.0.1", port, self._app, threaded=True)
         self._thread = threading.Thread(target=self._server.serve_forever, name="media-server", daemon=True)
 
     @property
