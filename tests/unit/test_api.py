@@ -1,5 +1,6 @@
 """The API handlers, called in-process with API Gateway REST proxy events and fake services."""
 
+import base64
 import json
 import pytest
 
@@ -109,6 +110,16 @@ def test_a_malformed_job_id_is_404_without_a_lookup(services, job_id, suffix):
     # Then it is an unknown job, and the store was never asked
     assert status == 404 and body["error"]["code"] == "JOB_NOT_FOUND"
     assert looked_up == []
+
+
+def test_a_body_that_is_not_utf8_is_malformed_json_not_a_server_error():
+    # Given a body of raw bytes, which the gateway passes base64-encoded
+    undecodable = event("POST", "/api/jobs")
+    undecodable["body"] = base64.b64encode(b"\xff\xfe8<\x1bb&z\xe9*").decode()
+    undecodable["isBase64Encoded"] = True
+    # Then it is refused as such, in the envelope
+    status, body, _ = call(create_job, undecodable)
+    assert status == 400 and body["error"]["code"] == "MALFORMED_JSON"
 
 
 def test_result_of_a_queued_job_is_409():

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from http import HTTPStatus
+from typing import Any
 
 from ..domain import errors
+from .correlation import CORRELATION_HEADER
+from .schemas import ErrorEnvelope
 
 HTTP_STATUS_BY_CODE: dict[str, int] = {
     errors.MalformedJsonError.code: HTTPStatus.BAD_REQUEST,
@@ -47,3 +50,50 @@ def http_status_for(code: str) -> int:
 
 def error_envelope(code: str, message: str, correlation_id: str) -> dict:
     return {"error": {"code": code, "message": message, "correlationId": correlation_id}}
+
+
+# What the gateway itself may answer on any route: a request it cannot read, a
+# refused key, a body over the limit, throttling and quotas, failures of the service.
+GATEWAY_ERRORS: tuple[type[errors.ClipLineError], ...] = (
+    errors.ValidationFailedError,
+    errors.ForbiddenError,
+    errors.PayloadTooLargeError,
+    errors.TooManyRequestsError,
+    errors.QuotaExceededError,
+    errors.InternalError,
+    errors.ServiceUnavailableError,
+    errors.StorageFailureError,
+)
+
+CORRELATION_RESPONSE_HEADER = {
+    CORRELATION_HEADER: {
+        "description": "The x-correlation-id you sent (when sane), else one the service made",
+        "schema": {"type": "string"},
+    }
+}
+RETRY_AFTER_HEADER = {
+    "Retry-After": {
+        "description": "Whole seconds to wait before asking again (on 202, 409 JOB_NOT_READY and 429)",
+        "schema": {"type": "integer"},
+    }
+}
+
+
+def error_responses(*route_errors: type[errors.ClipLineError]) -> dict[int, dict[str, Any]]:
+    """OpenAPI responses for the errors a route may answer, with the gateway's, grouped by status."""
+    codes_by_status: dict[int, list[str]] = {}
+    for error in (*route_errors, *GATEWAY_ERRORS):
+        codes = codes_by_status.setdefault(http_status_for(error.code), [])
+        if error.code not in codes:
+            codes.append(error.code)
+    responses: dict[int, dict[str, Any]] = {}
+    for status, codes in sorted(codes_by_status.items()):
+        headers = dict(CORRELATION_RESPONSE_HEADER)
+        if errors.TooManyRequestsError.code in codes or errors.JobNotReadyError.code in codes:
+            headers.update(RETRY_AFTER_HEADER)
+        responses[status] = {
+            "description": f"{HTTPStatus(status).phrase}: {', '.join(codes)}",
+            "headers": headers,
+            "content": {"application/json": {"model": ErrorEnvelope}},
+        }
+    return responses

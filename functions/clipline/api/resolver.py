@@ -14,14 +14,14 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
-from aws_lambda_powertools.event_handler.openapi.params import Body, Header
+from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path
 
 from ..composition import services
 from ..domain import errors
 from ..domain.use_cases import NewJobRequest, create_job, get_job, get_job_result
 from ..observability import log_context, logger
 from .correlation import CORRELATION_HEADER, choose_correlation_id
-from .errors import error_envelope, http_status_for
+from .errors import CORRELATION_RESPONSE_HEADER, RETRY_AFTER_HEADER, error_envelope, error_responses, http_status_for
 from .schemas import CreateJobBody, JobView, ResultView, to_wire
 
 _IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")
@@ -75,10 +75,53 @@ def _json(status: int, body: dict, **headers: str) -> Response:
     )
 
 
-@app.post("/api/jobs")
+@app.post(
+    "/api/jobs",
+    operation_id="createJob",
+    summary="Create a clip job",
+    description="Validates the request, stores the job and starts its pipeline. The job is returned at once "
+    "(202); poll its status. With Idempotency-Key, a repeat of the same request returns the same job.",
+    tags=["jobs"],
+    responses={
+        202: {
+            "description": "The job, queued",
+            "headers": {
+                "Location": {"description": "The job's status URL", "schema": {"type": "string"}},
+                **RETRY_AFTER_HEADER,
+                **CORRELATION_RESPONSE_HEADER,
+            },
+            "content": {"application/json": {"model": JobView}},
+            # Where to go next with the new job's id, for clients and tools that follow links.
+            "links": {
+                "GetJob": {"operationId": "getJob", "parameters": {"id": "$response.body#/id"}},
+                "GetJobResult": {"operationId": "getJobResult", "parameters": {"id": "$response.body#/id"}},
+            },
+        },
+        **error_responses(
+            errors.MalformedJsonError,
+            errors.ValidationFailedError,
+            errors.InvalidTimecodeError,
+            errors.InvalidTimeRangeError,
+            errors.ClipTooLongError,
+            errors.UnsupportedSourceUrlError,
+            errors.SourceNotAllowedError,
+            errors.InvalidSubtitlesError,
+            errors.IdempotencyKeyReusedError,
+            errors.SourceUnreachableError,
+        ),
+    },
+)
 def post_job(
     body: Annotated[CreateJobBody, Body()],
-    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            description="1-255 visible ASCII characters; a repeat of the same request with the same key "
+            "within 24 hours returns the same job",
+            examples=["clip-2026-11-25-001"],
+        ),
+    ] = None,
 ) -> Response[dict]:
     if idempotency_key is not None and not _IDEMPOTENCY_KEY.fullmatch(idempotency_key):
         raise errors.ValidationFailedError("Idempotency-Key must be 1-255 visible ASCII characters")
@@ -114,15 +157,50 @@ def _checked_job_id(job_id: str) -> str:
     return job_id
 
 
-@app.get("/api/jobs/<job_id>")
-def get_job_status(job_id: str) -> Response[dict]:
-    job_id = _checked_job_id(job_id)
+# Path parameters are named as in API Gateway's resources (clipline.api.routes), so the
+# OpenAPI document and the deployed API agree. An id of another shape names no job:
+# 404, not a validation error, so the id pattern is described rather than enforced here.
+JobId = Annotated[str, Path(description="The job's id: 32 lowercase hex digits", examples=["52ae7c5d56dc493cb7268d3eace73466"])]
+@app.get(
+    "/api/jobs/<id>",
+    operation_id="getJob",
+    summary="Get a job's status",
+    description="Status, stage, progress 0-100 and the most recent events of one of your jobs.",
+    tags=["jobs"],
+    responses={
+        200: {
+            "description": "The job",
+            "headers": dict(CORRELATION_RESPONSE_HEADER),
+            "content": {"application/json": {"model": JobView}},
+        },
+        **error_responses(errors.JobNotFoundError),
+    },
+)
+def get_job_status(id: JobId) -> Response[dict]:  # noqa: A002 - the route's parameter name
+    job_id = _checked_job_id(id)
     return _json(200, to_wire(JobView.of(get_job(services(), job_id, owner=_caller()))))
 
 
-@app.get("/api/jobs/<job_id>/result")
-def get_result(job_id: str) -> Response[dict]:
-    job_id = _checked_job_id(job_id)
+@app.get(
+    "/api/jobs/<id>/result",
+    operation_id="getJobResult",
+    summary="Get signed links to a finished job's artifacts",
+    description="Expiring links to the clip and, when asked for, the transcript files and the burned-in clip. "
+    "404 for an unknown job, 409 while it runs or when it failed, 410 once it has expired.",
+    tags=["jobs"],
+    responses={
+        200: {
+            "description": "The artifacts, each with a signed link",
+            "headers": dict(CORRELATION_RESPONSE_HEADER),
+            "content": {"application/json": {"model": ResultView}},
+        },
+        **error_responses(
+            errors.JobNotFoundError, errors.JobNotReadyError, errors.JobFailedError, errors.ResultExpiredError
+        ),
+    },
+)
+def get_result(id: JobId) -> Response[dict]:  # noqa: A002 - the route's parameter name
+    job_id = _checked_job_id(id)
     return _json(200, to_wire(ResultView.of(get_job_result(services(), job_id, owner=_caller()))))
 
 
@@ -143,6 +221,12 @@ def handle_validation_error(error: RequestValidationError) -> Response:
     if any(problem.get("type") == "json_invalid" for problem in problems):
         return handle_clipline_error(errors.MalformedJsonError("the request body is not valid JSON"))
     return handle_clipline_error(errors.ValidationFailedError(_describe(problems)))
+
+
+@app.exception_handler(UnicodeDecodeError)
+def handle_undecodable_body(_: UnicodeDecodeError) -> Response:
+    # A body the gateway had to base64-encode because it is not UTF-8 cannot be JSON.
+    return handle_clipline_error(errors.MalformedJsonError("the request body is not UTF-8 JSON"))
 
 
 def _describe(problems: list[dict]) -> str:

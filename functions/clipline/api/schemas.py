@@ -152,5 +152,17 @@ class ResultView(_Wire):
         )
 
 
+class ErrorDetail(_Wire):
+    code: str = Field(description="A stable error code; docs/api.md lists each one", examples=["INVALID_TIME_RANGE"])
+    message: str = Field(description="What went wrong, for people; may change between releases")
+    correlation_id: str = Field(description="The request's x-correlation-id, which finds it in the logs")
+
+
+class ErrorEnvelope(_Wire):
+    """The one shape of every error the API returns."""
+
+    error: ErrorDetail
+
+
 def to_wire(model: BaseModel) -> dict:
     return model.model_dump(mode="json", by_alias=True)

@@ -3,7 +3,8 @@
 It does what API Gateway, its usage plans, WAF and S3 do in AWS: checks
 ``x-api-key``, applies the key's throttle and quota and the per-address job
 creation limit, maps each route to its Lambda handler with the same event shape,
-and serves signed artifact links.
+and serves signed artifact links. Without a key it also answers ``/health``,
+``/metrics`` and ``/openapi.json``.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from ..adapters.local.filesystem_artifact_store import FilesystemArtifactStore, LocalUrlSigner
 from ..adapters.local.sqlite_api_key_store import SqliteApiKeyStore
 from ..api.errors import error_envelope, http_status_for
+from ..api.openapi import openapi_document
 from ..api.correlation import CORRELATION_HEADER, choose_correlation_id
 from ..api.routes import API_ROUTES, ApiRoute
 from ..domain import errors
@@ -114,6 +116,9 @@ class _GatewayRequestHandler(BaseHTTPRequestHandler):
                 self._send_json(200, {"status": "ok"}, request_id)
             elif path == "/metrics" and self.command in ("GET", "HEAD"):
                 self._serve_metrics()
+            elif path == "/openapi.json" and self.command in ("GET", "HEAD"):
+                # The API's description is public, like the docs it is generated with.
+                self._send_json(200, openapi_document(), request_id)
             elif path.startswith("/artifacts/") and self.command in ("GET", "HEAD"):
                 self._serve_artifact(path.removeprefix("/artifacts/"), parse_qs(url.query), request_id)
             else:
