@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install clean
+.PHONY: demo test docs install clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,13 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 --dist loadfile
+
+# Rewrites every generated document; tests fail while any of them is stale.
+docs: $(STAMP)
+	$(BIN)/python -m clipline.api.openapi docs/openapi.json
+	$(BIN)/python -m clipline.metric_catalog docs/metrics.md
+	$(BIN)/python -m clipline.settings_reference README.md
+	$(BIN)/python -m clipline.workflow.diagram docs/architecture.md
 
 clean:
 	rm -rf $(VENV) .demo demo-out .pytest_cache

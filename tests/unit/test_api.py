@@ -7,6 +7,7 @@ import pytest
 from clipline import composition
 from clipline.handlers import create_job, get_job, get_job_result
 from clipline.local.lambda_runtime import LocalLambdaContext
+from clipline.domain.use_cases import fail_job
 from tests.fakes import FixedClock, fake_services
 
 
@@ -137,6 +138,18 @@ def test_idempotency_key_reuse_with_another_body_is_409():
     other = post({"sourceUrl": "https://e.com/a.mp4", "start": 1, "end": 3}, {"Idempotency-Key": "abc"})
     assert first[1]["id"] == again[1]["id"]
     assert other[0] == 409 and other[1]["error"]["code"] == "IDEMPOTENCY_KEY_REUSED"
+
+
+def test_a_replay_of_a_finished_job_does_not_ask_to_poll_again(services):
+    request = {"sourceUrl": "https://e.com/a.mp4", "start": 1, "end": 2}
+    _, job, headers = post(request, {"Idempotency-Key": "finished"})
+    assert headers["Retry-After"] == "2"
+    # Given the job has finished (here: failed)
+    fail_job(services, job["id"], "ClipFailedError", "ffmpeg exited 1")
+    # When the same request is replayed, it returns the job without Retry-After
+    status, again, headers = post(request, {"Idempotency-Key": "finished"})
+    assert status == 202 and again["id"] == job["id"] and again["status"] == "failed"
+    assert "Retry-After" not in headers
 
 
 def test_unknown_route_is_404_not_found():

@@ -145,9 +145,9 @@ def post_job(
     )
     log_context(jobId=job.id)
     logger.info("job accepted", extra={"status": job.status.value})
-    return _json(
-        202, to_wire(JobView.of(job)), Location=f"/api/jobs/{job.id}", **{"Retry-After": str(POLL_AFTER_SECONDS)}
-    )
+    # A replay may return a job that has already finished: nothing to wait for then.
+    poll_after = {} if job.status.is_terminal else {"Retry-After": str(POLL_AFTER_SECONDS)}
+    return _json(202, to_wire(JobView.of(job)), Location=f"/api/jobs/{job.id}", **poll_after)
 
 
 def _checked_job_id(job_id: str) -> str:
