@@ -165,3 +165,24 @@ def test_failing_records_the_error(repository, clock):
     failed = repository.get(record.id)
     assert failed.status is AsrStatus.FAILED and failed.error.code == "UPSTREAM_FAILURE"
     assert repository.find_cached(record.media_hash, record.model_version) is None
+
+
+def test_dynamodb_extensions_that_interleave_keep_the_later_expiry(clock):
+    with mock_aws():
+        client = boto3.client("dynamodb", region_name="us-east-1")
+        create_moto_jobs_table(client)
+        repository = DynamoAsrJobRepository(client, "jobs")
+        record = a_record(clock)
+        repository.create(record)
+        finished = repository.finish(record.id, "k", clock.now())
+        longer, shorter = record.expires_at + timedelta(days=3), record.expires_at + timedelta(days=1)
+        # Given one job's extension read the record before another's extension landed
+        stale_read = repository.get
+        repository.get = lambda _: finished
+        repository.extend(record.id, longer)
+        # When the one that read first writes its shorter expiry
+        repository.extend(record.id, shorter)
+        repository.get = stale_read
+        # Then the longer expiry stands, on the record and on the cache entry DynamoDB's TTL reads
+        assert repository.get(record.id).expires_at == longer
+        assert repository.find_cached(record.media_hash, record.model_version).expires_at == longer

@@ -70,14 +70,18 @@ class DynamoAsrJobRepository:
 
     def _put_if_running(self, record: AsrJob) -> None:
         """Write ``record`` unless its stored copy has finished: a late heartbeat must not undo a finish."""
+        self._conditional_write(
+            "put_item",
+            Item=self._record_item(record),
+            ConditionExpression="#status = :running",
+            ExpressionAttributeNames={"#status": "status"},
+            ExpressionAttributeValues={":running": {"S": AsrStatus.RUNNING.value}},
+        )
+
+    def _conditional_write(self, operation: str, **arguments: Any) -> None:
+        """A write that is skipped, not failed, when its condition does not hold."""
         try:
-            self._client.put_item(
-                TableName=self._table,
-                Item=self._record_item(record),
-                ConditionExpression="#status = :running",
-                ExpressionAttributeNames={"#status": "status"},
-                ExpressionAttributeValues={":running": {"S": AsrStatus.RUNNING.value}},
-            )
+            getattr(self._client, operation)(TableName=self._table, **arguments)
         except ClientError as error:
             if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
                 raise _unavailable(error) from error
@@ -139,17 +143,25 @@ class DynamoAsrJobRepository:
 
     def extend(self, asr_job_id: str, expires_at: datetime) -> None:
         record = self.get(asr_job_id).kept_until(expires_at)
-        self._put(record)
+        expires = {":expires": {"N": str(int(record.expires_at.timestamp()))}}
+        # Two jobs may reuse one transcript at once. Each write moves the expiry only
+        # later, so the shorter-lived job's read-modify-write cannot undo the longer one's.
+        self._conditional_write(
+            "put_item",
+            Item=self._record_item(record),
+            ConditionExpression="expiresAt < :expires",
+            ExpressionAttributeValues=expires,
+        )
         if record.status is AsrStatus.DONE:
             # The cache entry's own item carries the TTL that DynamoDB acts on.
-            self._call(
+            self._conditional_write(
                 "update_item",
                 Key={"pk": {"S": _cache_pk(record.media_hash, record.model_version)}},
                 UpdateExpression="SET expiresAt = :expires, #document = :document",
-                ConditionExpression="asrJobId = :id",
+                ConditionExpression="asrJobId = :id AND expiresAt < :expires",
                 ExpressionAttributeNames={"#document": "document"},
                 ExpressionAttributeValues={
-                    ":expires": {"N": str(int(record.expires_at.timestamp()))},
+                    **expires,
                     ":document": {"S": record.model_dump_json()},
                     ":id": {"S": record.id},
                 },
