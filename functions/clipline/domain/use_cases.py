@@ -355,7 +355,7 @@ class ProgressReporter:
 
 
 def clip_source(services: Services, job_id: str) -> Job:
-    """Pipeline step 2: cut the clip (stream copy, else re-encode) and store it.
+    """Pipeline step 2: cut the clip (smart cut or stream copy, re-encoding when neither can be used) and store it.
 
     Raises:
         ClipFailedError, ClipTimeoutError, SourceUnreachableError,
