@@ -111,3 +111,24 @@ def test_every_work_task_retries_transient_errors_and_catches_into_fail_job():
 def test_task_handlers_exist():
     for module in TASK_HANDLERS.values():
         assert callable(importlib.import_module(module).lambda_handler)
+
+
+def test_the_lambda_table_sizes_every_handler_once_within_lambdas_limits():
+    from clipline.api.routes import API_ROUTES
+    from clipline.workflow import LAMBDA_SIZES, lambda_timeout_seconds
+
+    handlers = [size.handler for size in LAMBDA_SIZES.values()]
+    # Every handler module is sized exactly once: the API routes, the tasks, the worker and the two event handlers
+    expected = {route.handler for route in API_ROUTES} | set(TASK_HANDLERS.values()) | {ASR_WORKER_HANDLER} | {
+        "clipline.handlers.record_execution_end", "clipline.handlers.remove_expired_artifacts"
+    }  # fmt: skip
+    assert sorted(handlers) == sorted(expected)
+    settings = Settings(_env_file=None)
+    for name, size in LAMBDA_SIZES.items():
+        timeout = lambda_timeout_seconds(size, settings)
+        assert 1 <= timeout <= 900 and 128 <= size.memory_mb <= 10240 and 512 <= size.ephemeral_storage_mb <= 10240, name
+        assert callable(importlib.import_module(size.handler).lambda_handler), name
+    # A task's Lambda lasts exactly as long as its state waits for it
+    assert lambda_timeout_seconds(LAMBDA_SIZES["ClipSource"], settings) == int(
+        timeout_substitutions(settings)["ClipTimeoutSeconds"]
+    )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from importlib import resources
 from typing import Mapping
 
@@ -79,3 +80,58 @@ def render_definition(substitutions: Mapping[str, str]) -> str:
     rendered = _PLACEHOLDER.sub(lambda match: substitutions[match.group(1)], definition_template())
     json.loads(rendered)
     return rendered
+
+
+@dataclass(frozen=True)
+class LambdaSize:
+    """How one Lambda is sized in AWS. The stack reads this table; cdk.json context may override it per stage.
+
+    A task's timeout is its state's ``TimeoutSeconds`` placeholder, so the Lambda
+    is never cut off before the state machine gives up on it; other functions
+    have a fixed timeout.
+    """
+
+    handler: str
+    memory_mb: int
+    timeout_seconds: int | None = None
+    timeout_placeholder: str | None = None
+    ephemeral_storage_mb: int = 512
+    # Runs ffmpeg, so it gets the ffmpeg layer (bin/ffmpeg, the subtitle font, fontconfig).
+    uses_ffmpeg: bool = False
+
+
+# Lambda's CPU share grows with memory (one full vCPU at 1769 MB), and ffmpeg's
+# encodes are CPU-bound; the smart cut keeps a local copy of the range on /tmp.
+LAMBDA_SIZES: dict[str, LambdaSize] = {
+    # API Gateway ends an integration after 29 s; an API function must answer before that.
+    "CreateJob": LambdaSize("clipline.handlers.create_job", 512, timeout_seconds=29),
+    "GetJob": LambdaSize("clipline.handlers.get_job", 256, timeout_seconds=10),
+    "GetJobResult": LambdaSize("clipline.handlers.get_job_result", 256, timeout_seconds=10),
+    "ProbeSource": LambdaSize(
+        TASK_HANDLERS["ProbeSourceFunctionArn"], 1024, timeout_placeholder="ProbeTimeoutSeconds", uses_ffmpeg=True
+    ),
+    "ClipSource": LambdaSize(
+        TASK_HANDLERS["ClipSourceFunctionArn"], 3008, timeout_placeholder="ClipTimeoutSeconds",
+        ephemeral_storage_mb=4096, uses_ffmpeg=True,
+    ),  # fmt: skip
+    "BurnIn": LambdaSize(
+        TASK_HANDLERS["BurnInFunctionArn"], 3008, timeout_placeholder="BurnInTimeoutSeconds",
+        ephemeral_storage_mb=2048, uses_ffmpeg=True,
+    ),  # fmt: skip
+    "FinalizeJob": LambdaSize(TASK_HANDLERS["FinalizeJobFunctionArn"], 256, timeout_seconds=60),
+    "FailJob": LambdaSize(TASK_HANDLERS["FailJobFunctionArn"], 256, timeout_seconds=60),
+    # The whole transcription (fetch, audio extraction, provider, files) within Lambda's 15-minute limit.
+    "TranscribeClip": LambdaSize(
+        ASR_WORKER_HANDLER, 3008, timeout_seconds=900, ephemeral_storage_mb=2048, uses_ffmpeg=True
+    ),
+    "RecordExecutionEnd": LambdaSize("clipline.handlers.record_execution_end", 256, timeout_seconds=30),
+    "RemoveExpiredArtifacts": LambdaSize("clipline.handlers.remove_expired_artifacts", 512, timeout_seconds=120),
+}
+
+
+def lambda_timeout_seconds(size: LambdaSize, settings: object) -> int:
+    """The function's timeout in seconds: fixed, or the same as its state's (work limit plus margin)."""
+    if size.timeout_placeholder is not None:
+        return int(timeout_substitutions(settings)[size.timeout_placeholder])
+    assert size.timeout_seconds is not None
+    return size.timeout_seconds
