@@ -59,7 +59,7 @@ class Documented:
 
     status: int
     reason: str
-    headers: tuple[str, ...]
+    headers: tuple[tuple[str, str], ...]  # (name, value) as written
     error_code: str | None
     body: str
 
@@ -163,7 +163,7 @@ def parse_documented(text: str, line: int) -> Documented:
         found = _HEADER_LINE.match(header.strip())
         if found is None:
             raise ValueError(f"line {line + 2 + position}: {header!r} is not a header; end them with a blank line")
-        headers.append(found.group(1))
+        headers.append((found.group(1), header.partition(":")[2].strip()))
     else:
         rest = []
     body = "\n".join(rest)
@@ -247,12 +247,33 @@ def problems(example: Example, outcome: Outcome) -> list[str]:
     documented = example.documented
     if response.status != documented.status:
         found.append(f"status {response.status}, documented {documented.status}: {response.body[:500]}")
-    missing = [name for name in documented.headers if name.lower() not in response.headers]
+    missing = [name for name, _ in documented.headers if name.lower() not in response.headers]
     if missing:
         found.append(f"headers {missing} missing from {sorted(response.headers)}")
+    for name, value in documented.headers:
+        actual = response.headers.get(name.lower())
+        if actual is not None and not _same_header_value(name.lower(), value, actual, example):
+            found.append(f"header {name}: {actual!r}, documented {value!r}")
     if documented.error_code and response.error_code != documented.error_code:
         found.append(f"error code {response.error_code}, documented {documented.error_code}: {response.body[:500]}")
     return found
+
+
+# Values that differ from run to run: ids, sizes, and waits that depend on the clock.
+_VOLATILE_HEADERS = {"location", "content-length", "date"}
+
+
+def _same_header_value(name: str, documented: str, actual: str, example: Example) -> bool:
+    if name in _VOLATILE_HEADERS:
+        return True
+    if name == "content-type":
+        # Parameters such as the Prometheus format version follow the installed library.
+        return documented.split(";")[0].strip().lower() == actual.split(";")[0].strip().lower()
+    if name == "x-correlation-id" and documented not in example.script:
+        return True  # one the service made up, new every time
+    if name == "retry-after" and example.documented.status == 429:
+        return actual.isdigit() and int(actual) >= 1  # the wait depends on the clock
+    return documented == actual
 
 
 def requests_in(script: str, env: dict[str, str]) -> list[tuple[str, str]]:

@@ -123,6 +123,29 @@ def test_a_body_that_is_not_utf8_is_malformed_json_not_a_server_error():
     assert status == 400 and body["error"]["code"] == "MALFORMED_JSON"
 
 
+@pytest.mark.parametrize("content_type", ["text/plain", "application/xml", "application/x-www-form-urlencoded"])
+def test_a_body_that_is_not_json_is_415(content_type):
+    status, body, _ = post({"sourceUrl": "https://e.com/a.mp4", "start": 1, "end": 2}, {"Content-Type": content_type})
+    assert status == 415 and body["error"]["code"] == "UNSUPPORTED_MEDIA_TYPE"
+
+
+def test_media_types_are_case_insensitive():
+    status, _, _ = post({"sourceUrl": "https://e.com/a.mp4", "start": 1, "end": 2}, {"Content-Type": "Application/JSON; charset=UTF-8"})
+    assert status == 202
+
+
+def test_a_decoding_failure_inside_the_service_stays_an_internal_error(services, monkeypatch):
+    # Given a bug that fails to decode something while handling a well-formed request
+    def broken(*_args, **_kwargs):
+        raise UnicodeDecodeError("utf-8", b"\xff", 0, 1, "invalid start byte")
+
+    monkeypatch.setattr(services.jobs, "get", broken)
+    _, job, _ = post({"sourceUrl": "https://e.com/a.mp4", "start": 1, "end": 2})
+    status, body, _ = call(get_job, event("GET", f"/api/jobs/{job['id']}", resource="/api/jobs/{id}", path_parameters={"id": job["id"]}))
+    # Then it is a 500, not blamed on the request
+    assert status == 500 and body["error"]["code"] == "INTERNAL_ERROR"
+
+
 def test_result_of_a_queued_job_is_409():
     _, job, _ = post({"sourceUrl": "https://e.com/a.mp4", "start": 1, "end": 2})
     path = f"/api/jobs/{job['id']}/result"

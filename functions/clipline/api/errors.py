@@ -32,6 +32,7 @@ HTTP_STATUS_BY_CODE: dict[str, int] = {
     errors.ArtifactNotFoundError.code: HTTPStatus.NOT_FOUND,
     errors.MethodNotAllowedError.code: HTTPStatus.METHOD_NOT_ALLOWED,
     errors.PayloadTooLargeError.code: HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+    errors.UnsupportedMediaTypeError.code: HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
     errors.JobNotReadyError.code: HTTPStatus.CONFLICT,
     errors.JobFailedError.code: HTTPStatus.CONFLICT,
     errors.IdempotencyKeyReusedError.code: HTTPStatus.CONFLICT,
@@ -61,7 +62,6 @@ GATEWAY_ERRORS: tuple[type[errors.ClipLineError], ...] = (
     errors.TooManyRequestsError,
     errors.QuotaExceededError,
     errors.InternalError,
-    errors.ServiceUnavailableError,
     errors.StorageFailureError,
 )
 

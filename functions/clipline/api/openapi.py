@@ -108,11 +108,15 @@ def _draft4(node: Any, definitions: dict[str, Any]) -> Any:
         return _draft4({**copy.deepcopy(target), **{k: v for k, v in node.items() if k != "$ref"}}, definitions)
     converted: dict[str, Any] = {}
     for key, value in node.items():
-        if key in ("examples", "default") and not isinstance(value, dict):
-            # Neither is a draft 4 validation keyword; API Gateway would only carry them along.
+        if key in ("examples", "default"):
+            # Values, not schemas, and neither validates anything; API Gateway would only carry them along.
             continue
         if key in ("exclusiveMinimum", "exclusiveMaximum") and not isinstance(value, bool):
-            converted["minimum" if key == "exclusiveMinimum" else "maximum"] = value
+            # Draft 4 spells "> 3" as a bound with a flag. Pydantic emits one bound per side.
+            bound = "minimum" if key == "exclusiveMinimum" else "maximum"
+            if bound in node:
+                raise ValueError(f"both {bound} and {key} are set; draft 4 cannot say both")
+            converted[bound] = value
             converted[key] = True
         elif key == "const":
             converted["enum"] = [value]

@@ -6,6 +6,7 @@ turns HTTP requests into the same API Gateway REST proxy events.
 
 from __future__ import annotations
 
+import base64
 import re
 import uuid
 from typing import Annotated, Any
@@ -13,7 +14,10 @@ from typing import Annotated, Any
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
-from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.exceptions import (
+    RequestUnsupportedContentType,
+    RequestValidationError,
+)
 from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path
 
 from ..composition import services
@@ -59,11 +63,25 @@ app.use(middlewares=[_log_with_correlation_id])
 
 def handle_api_event(event: dict, context: object) -> dict:
     """Resolve one API Gateway proxy event and count the answer by route template and status class."""
-    response = app.resolve(event, context)
+    response = app.resolve(_with_lowercase_media_type(event), context)
     services().telemetry.count(
         "ApiRequests", route=event.get("resource") or "unmatched", statusClass=f"{response['statusCode'] // 100}xx"
     )
     return response
+
+
+def _with_lowercase_media_type(event: dict) -> dict:
+    """The event with its Content-Type's media type in lower case.
+
+    Media types are case-insensitive, but Powertools compares them as written,
+    so ``Application/JSON`` would be refused as unsupported.
+    """
+    headers = event.get("headers") or {}
+    name = next((name for name in headers if name.lower() == "content-type"), None)
+    if name is None or not isinstance(headers[name], str):
+        return event
+    media_type, _, parameters = headers[name].partition(";")
+    return {**event, "headers": {**headers, name: media_type.strip().lower() + (";" + parameters if parameters else "")}}
 
 
 def _json(status: int, body: dict, **headers: str) -> Response:
@@ -106,8 +124,11 @@ def _json(status: int, body: dict, **headers: str) -> Response:
             errors.UnsupportedSourceUrlError,
             errors.SourceNotAllowedError,
             errors.InvalidSubtitlesError,
+            errors.UnsupportedMediaTypeError,
             errors.IdempotencyKeyReusedError,
             errors.SourceUnreachableError,
+            # Starting the job's execution failed; the job was not kept.
+            errors.ServiceUnavailableError,
         ),
     },
 )
@@ -217,16 +238,40 @@ def handle_clipline_error(error: errors.ClipLineError) -> Response:
 
 @app.exception_handler(RequestValidationError)
 def handle_validation_error(error: RequestValidationError) -> Response:
+    # Powertools also parses form bodies; ours are JSON only, so say that rather than name fields.
+    media_type = (app.current_event.headers.get("content-type") or "").partition(";")[0].strip()
+    if media_type and media_type != "application/json":
+        return handle_clipline_error(_UNSUPPORTED_MEDIA_TYPE)
     problems: list[Any] = list(error.errors())
     if any(problem.get("type") == "json_invalid" for problem in problems):
         return handle_clipline_error(errors.MalformedJsonError("the request body is not valid JSON"))
     return handle_clipline_error(errors.ValidationFailedError(_describe(problems)))
 
 
+_UNSUPPORTED_MEDIA_TYPE = errors.UnsupportedMediaTypeError("send the request body as application/json")
+
+
+@app.exception_handler(RequestUnsupportedContentType)
+def handle_unsupported_content_type(_: RequestUnsupportedContentType) -> Response:
+    return handle_clipline_error(_UNSUPPORTED_MEDIA_TYPE)
+
+
 @app.exception_handler(UnicodeDecodeError)
-def handle_undecodable_body(_: UnicodeDecodeError) -> Response:
-    # A body the gateway had to base64-encode because it is not UTF-8 cannot be JSON.
-    return handle_clipline_error(errors.MalformedJsonError("the request body is not UTF-8 JSON"))
+def handle_undecodable(error: UnicodeDecodeError) -> Response:
+    # A body the gateway had to base64-encode because it is not UTF-8 cannot be JSON;
+    # any other decoding failure is ours.
+    event = app.current_event
+    if event.is_base64_encoded and not _decodes_as_utf8(event.body or ""):
+        return handle_clipline_error(errors.MalformedJsonError("the request body is not UTF-8 JSON"))
+    return handle_unexpected(error)
+
+
+def _decodes_as_utf8(base64_body: str) -> bool:
+    try:
+        base64.b64decode(base64_body).decode("utf-8")
+    except (ValueError, UnicodeDecodeError):
+        return False
+    return True
 
 
 def _describe(problems: list[dict]) -> str:

@@ -6,7 +6,7 @@ from datetime import datetime
 
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StringConstraints
 from pydantic.alias_generators import to_camel
 
 from ..domain.jobs import (
@@ -16,7 +16,9 @@ from ..domain.jobs import (
     Job,
     JobError,
     JobEvent,
+    JobStatus,
     SourceInfo,
+    Stage,
     SubtitleStyle,
     TranscriptInfo,
 )
@@ -25,6 +27,8 @@ from ..domain.use_cases import JobResult
 
 # A timecode is short; anything longer is not one, and is refused before parsing.
 Timecode = Annotated[str, StringConstraints(max_length=32)]
+# Request fields are strict (no "true" for true, no 1.0 for 1, no true for 1 s) so the
+# service accepts exactly the bodies its published JSON Schema describes.
 
 
 class _Wire(BaseModel):
@@ -46,16 +50,16 @@ class CreateJobBody(_Wire):
     source_url: str = Field(
         max_length=2048, description="http(s) URL of the source media", examples=["https://example.com/talk.mp4"]
     )
-    start: float | Timecode = Field(description="Clip start: seconds, or HH:MM:SS.mmm", examples=["00:01:00"])
-    end: float | Timecode = Field(description="Clip end: seconds, or HH:MM:SS.mmm", examples=[70.5])
-    transcribe: bool = Field(False, description="Also produce transcript.srt, .vtt, .txt and .json")
+    start: StrictFloat | Timecode = Field(description="Clip start: seconds, or HH:MM:SS.mmm", examples=["00:01:00"])
+    end: StrictFloat | Timecode = Field(description="Clip end: seconds, or HH:MM:SS.mmm", examples=[70.5])
+    transcribe: StrictBool = Field(False, description="Also produce transcript.srt, .vtt, .txt and .json")
     language: str | None = Field(
         None,
         pattern=r"^[a-z]{2}$",
         description="ISO 639-1 code of the spoken language; omitted, the provider detects it",
         examples=["en"],
     )
-    retention_seconds: int | None = Field(
+    retention_seconds: StrictInt | None = Field(
         None,
         gt=0,
         description="Keep the job and its artifacts this long; at most the service's retention, which is the default",
@@ -66,7 +70,7 @@ class CreateJobBody(_Wire):
         description="frame: start and end exactly, within one frame (smart cut); "
         "keyframe: stream copy from the keyframe at or before start, fastest",
     )
-    burn_subtitles: bool = Field(
+    burn_subtitles: StrictBool = Field(
         False,
         description="Also produce clip.burned.mp4 with the subtitles drawn in: the transcript "
         "(transcription is implied) or your own `subtitles`",
@@ -82,8 +86,8 @@ class JobLinks(_Wire):
 
 class JobView(_Wire):
     id: str
-    status: str
-    stage: str
+    status: JobStatus
+    stage: Stage
     progress: int
     request: ClipRequest
     created_at: datetime
@@ -109,8 +113,8 @@ class JobView(_Wire):
     def of(cls, job: Job) -> "JobView":
         return cls(
             id=job.id,
-            status=job.status.value,
-            stage=job.stage.value,
+            status=job.status,
+            stage=job.stage,
             progress=job.progress,
             request=job.request,
             created_at=job.created_at,

@@ -77,6 +77,10 @@ class PayloadTooLargeError(ClipLineError):
     code = "PAYLOAD_TOO_LARGE"
 
 
+class UnsupportedMediaTypeError(ClipLineError):
+    code = "UNSUPPORTED_MEDIA_TYPE"
+
+
 # Usage plans and rate rules (429). The gateway turns ``retry_after_seconds`` into Retry-After.
 class TooManyRequestsError(ClipLineError):
     """Over a rate limit: the key's token bucket, or the per-address job creation limit."""

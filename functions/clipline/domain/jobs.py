@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt
 from pydantic.alias_generators import to_camel
 
 from .errors import JobFinishedError
@@ -150,11 +150,12 @@ class SubtitleStyle(_Model):
     # A misspelt option must be refused, not silently ignored.
     model_config = ConfigDict(frozen=True, populate_by_name=True, alias_generator=to_camel, extra="forbid")
 
-    font_size: int = Field(54, ge=12, le=200, description="Text height in pixels of a 1080-line frame")
+    # Strict, as the API's request fields are: a style arrives in job requests.
+    font_size: StrictInt = Field(54, ge=12, le=200, description="Text height in pixels of a 1080-line frame")
     primary_colour: str = Field("#FFFFFF", pattern=_COLOUR, description="Text colour, #RRGGBB")
     outline_colour: str = Field("#000000", pattern=_COLOUR, description="Outline colour, #RRGGBB")
-    outline_width: float = Field(3.0, ge=0, le=20, description="Outline width in pixels of a 1080-line frame")
-    margin_vertical: int = Field(60, ge=0, le=500, description="Distance from the frame's edge in pixels of a 1080-line frame")
+    outline_width: StrictFloat = Field(3.0, ge=0, le=20, description="Outline width in pixels of a 1080-line frame")
+    margin_vertical: StrictInt = Field(60, ge=0, le=500, description="Distance from the frame's edge in pixels of a 1080-line frame")
     position: SubtitlePosition = SubtitlePosition.BOTTOM
 
 
