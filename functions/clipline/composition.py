@@ -44,11 +44,11 @@ def media_services(settings: Settings) -> dict[str, Any]:
     from .media.burn_in import FfmpegSubtitleBurner, default_fonts_dir
     from .media.clip import FfmpegClipper
     from .media.egress_proxy import EgressProxy
-    from .media.ffmpeg_binary import find_ffmpeg
+    from .media.ffmpeg_binary import ffmpeg_to_run
     from .media.probe import FfmpegProber, SourceAccess
     from .media.source_guard import AddressSourceGuard
 
-    ffmpeg = find_ffmpeg(settings.ffmpeg)
+    ffmpeg = ffmpeg_to_run(settings.ffmpeg)
     guard = AddressSourceGuard(
         settings.source_allowlist_patterns, settings.allow_private_sources, settings.source_port_set
     )

@@ -143,3 +143,14 @@ def test_an_upper_case_scheme_still_goes_through_the_guard(media_server):
     # When the scheme is written in capitals, Then it is still a network fetch, checked and refused
     with pytest.raises(errors.SourceNotAllowedError):
         prober.probe(media_server.url("long.mp4").replace("http://", "HTTP://"))
+
+
+def test_a_function_without_ffmpeg_builds_its_services_and_fails_only_when_it_runs_ffmpeg(media_server):
+    from clipline.composition import media_services
+    from clipline.settings import Settings
+
+    # Given a function with no ffmpeg (the API Lambdas have no ffmpeg layer)
+    media = media_services(Settings(ffmpeg="/opt/bin/ffmpeg-not-here", allow_private_sources=True))
+    # When a media step runs anyway, it fails with a message that says what is missing
+    with pytest.raises(errors.InternalError, match="CLIPLINE_FFMPEG"):
+        media["prober"].probe(media_server.url("long.mp4"))

@@ -24,3 +24,16 @@ def find_ffmpeg(configured: str | None) -> str:
     except ImportError as error:
         raise InternalError("no ffmpeg: set CLIPLINE_FFMPEG or install clipline[local]") from error
     return imageio_ffmpeg.get_ffmpeg_exe()
+
+
+def ffmpeg_to_run(configured: str | None) -> str:
+    """The ffmpeg a function's media services will run, without requiring that it exists yet.
+
+    Only the media tasks get the ffmpeg layer; the API and bookkeeping functions
+    build the same object graph but never run ffmpeg, so a missing binary is
+    reported when a run is attempted (by ``run_ffmpeg``), not when the graph is built.
+    """
+    try:
+        return find_ffmpeg(configured)
+    except InternalError:
+        return configured or "ffmpeg"

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from ..domain.errors import InternalError
+
 # Options for http(s) sources.
 # - A read or connect that stalls 15 s fails (ffmpeg counts in microseconds).
 # - Bounded Range requests: by default ffmpeg asks for "bytes=N-" and drops the
@@ -95,9 +97,14 @@ def run_ffmpeg(
     with tempfile.TemporaryFile() as stderr_file:
         environment = {k: v for k, v in os.environ.items() if k not in _PROXY_BYPASS_VARIABLES}
         environment.update(extra_environment or {})
-        process = subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=stderr_file, stdin=subprocess.DEVNULL, env=environment, cwd=cwd
-        )
+        try:
+            process = subprocess.Popen(
+                command, stdout=subprocess.PIPE, stderr=stderr_file, stdin=subprocess.DEVNULL, env=environment, cwd=cwd
+            )
+        except FileNotFoundError as error:
+            raise InternalError(
+                f"no ffmpeg at {ffmpeg}: set CLIPLINE_FFMPEG (in AWS, give the function the ffmpeg layer)"
+            ) from error
         timed_out = threading.Event()
 
         def kill() -> None:
