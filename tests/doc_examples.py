@@ -394,6 +394,8 @@ def live_service(root: Path, sample: Path, examples: list[Example]) -> Iterator[
         # The running job waits on a source that never answers: it must still be running at the end.
         first_byte_timeout_seconds=600,
         probe_timeout_seconds=600,
+        # The expired job must outlive its expiry until the examples have read it.
+        cleanup_interval_seconds=3600,
     )
     try:
         sample_url = server.url("sample.mp4")

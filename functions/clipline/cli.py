@@ -143,10 +143,11 @@ def _sample_media(args: argparse.Namespace) -> int:
 
     sample = ensure_sample(args.dir)
     with MediaServer(args.dir, port=args.port) as server:
-        print(server.url(sample.name), flush=True)
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         signal.signal(signal.SIGINT, lambda *_: stop.set())
+        # Printed once stopping is handled: whoever reads the URL may signal at once.
+        print(server.url(sample.name), flush=True)
         stop.wait()
     return 0
 

@@ -186,7 +186,7 @@ TABLE_END = "<!-- end of metric table -->"
 
 
 def markdown_table() -> str:
-    """The catalog as the Markdown table docs/metrics.md carries."""
+    """The catalog as the Markdown table docs/metrics.md carries between its markers."""
     rows = [
         "| metric (CloudWatch) | Prometheus (local mode) | kind | unit | dimensions | what it means | alert on |",
         "| --- | --- | --- | --- | --- | --- | --- |",
@@ -197,19 +197,23 @@ def markdown_table() -> str:
             f"| `{definition.name}` | `{definition.prometheus_name}` | {definition.kind.value} | "
             f"{definition.unit.value} | {dimensions} | {definition.description} | {definition.alert} |"
         )
-    return "\n".join([TABLE_START, *rows, TABLE_END])
+    return "\n".join(rows) + "\n"
 
 
 def with_fresh_table(document: str) -> str:
-    """``document`` with the text between the table markers replaced by the current catalog."""
-    before, _, rest = document.partition(TABLE_START)
-    _, _, after = rest.partition(TABLE_END)
-    return before + markdown_table() + after
+    """``document`` with the text between the table markers replaced by the current catalog.
+
+    Raises:
+        MarkerError: not exactly one start marker line followed by one end marker line.
+    """
+    from .generated_docs import replace_between
+
+    return replace_between(document, TABLE_START, TABLE_END, markdown_table())
 
 
 if __name__ == "__main__":
     import sys
-    from pathlib import Path
 
-    target = Path(sys.argv[1])
-    target.write_text(with_fresh_table(target.read_text()))
+    from .generated_docs import regenerate
+
+    sys.exit(regenerate(None, prog="python -m clipline.metric_catalog", what="the metric table", fresh=with_fresh_table))

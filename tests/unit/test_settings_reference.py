@@ -9,7 +9,7 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from clipline.settings import Settings
-from clipline.settings_reference import BEGIN, END, main, markdown, with_fresh_reference
+from clipline.settings_reference import BEGIN, END, main, markdown, section, with_fresh_reference
 
 README = Path(__file__).parents[2] / "README.md"
 REGENERATE = "python -m clipline.settings_reference README.md"
@@ -131,8 +131,8 @@ def test_the_command_rewrites_only_the_reference_in_the_file(tmp_path):
     # When the command rewrites it
     assert main([str(target)]) == 0
 
-    # Then the bytes around the reference are untouched
-    assert target.read_bytes() == before + markdown().encode() + after
+    # Then the bytes around the reference, and the marker lines' own line ends, are untouched
+    assert target.read_bytes() == before + f"{BEGIN}\r\n{section()}{END}".encode() + after
 
 
 def test_check_fails_on_a_stale_copy_and_the_rewrite_fixes_it(tmp_path, capsys):
@@ -175,4 +175,4 @@ def test_the_module_runs_as_a_command(tmp_path):
     )
 
     assert result.returncode == 1
-    assert f"run `python -m clipline.settings_reference {stale}`" in result.stderr
+    assert f"regenerate it with `python -m clipline.settings_reference {stale}`" in result.stderr

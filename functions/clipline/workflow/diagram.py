@@ -15,13 +15,12 @@ The output depends only on the definition, in its own order, so it can be compar
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 import sys
-from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
+from ..generated_docs import regenerate, replace_between
 from . import TIMEOUT_SETTINGS, placeholders, render_definition
 
 BEGIN_MARKER = "<!-- state-machine:begin -->"
@@ -62,10 +61,6 @@ _INTEGRATION = re.compile(r"^arn:aws:states:::([\w-]+):([\w.:-]+)$")
 _INDENT = "    "
 
 
-class MarkerError(ValueError):
-    """The Markdown file does not have exactly one begin marker followed by one end marker."""
-
-
 def load_definition() -> dict[str, Any]:
     """pipeline.asl.json as data, with each ``${Name}`` placeholder kept as the string ``"${Name}"``.
 
@@ -101,54 +96,21 @@ def markdown_block(diagram: str) -> str:
     )
 
 
-def replace_block(text: str, block: str) -> str:
-    """``text`` with everything between the markers replaced by ``block``; the rest is kept as it is.
+def with_fresh_diagram(text: str) -> str:
+    """``text`` with the diagram between the markers drawn again from the definition.
 
     Raises:
-        MarkerError: not exactly one begin marker followed by one end marker.
+        MarkerError: not exactly one begin marker line followed by one end marker line.
     """
-    begins, ends = text.count(BEGIN_MARKER), text.count(END_MARKER)
-    begin, end = text.find(BEGIN_MARKER), text.find(END_MARKER)
-    if begins != 1 or ends != 1 or end < begin:
-        raise MarkerError(f"expected one {BEGIN_MARKER} followed by one {END_MARKER}; found {begins} and {ends}")
-    head = text[: begin + len(BEGIN_MARKER)]
-    return f"{head}\n{block}{text[end:]}"
+    return replace_between(text, BEGIN_MARKER, END_MARKER, markdown_block(render_mermaid(load_definition())))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog=COMMAND,
-        description=f"Write the state diagram of {DEFINITION_PATH} between the "
-        f"{BEGIN_MARKER} and {END_MARKER} markers of a Markdown file, or print it.",
-    )
-    parser.add_argument("markdown", nargs="?", type=Path, help="the Markdown file to update (default: print)")
-    parser.add_argument("--check", action="store_true", help="change nothing; exit 1 if the file's diagram is stale")
-    args = parser.parse_args(argv)
-    diagram = render_mermaid(load_definition())
-    if args.markdown is None:
-        if args.check:
-            parser.error("--check needs the Markdown file to check")
-        sys.stdout.write(diagram)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if not arguments:
+        sys.stdout.write(render_mermaid(load_definition()))
         return 0
-    try:
-        # Bytes, not text mode, so line endings outside the markers survive as they are.
-        text = args.markdown.read_bytes().decode("utf-8")
-        updated = replace_block(text, markdown_block(diagram))
-    except (OSError, UnicodeDecodeError, MarkerError) as error:
-        print(f"{args.markdown}: {error}", file=sys.stderr)
-        return 2
-    if args.check:
-        if updated != text:
-            print(
-                f"{args.markdown}: the state-machine diagram does not match {DEFINITION_PATH}; "
-                f"regenerate it with `{COMMAND} {args.markdown}`",
-                file=sys.stderr,
-            )
-            return 1
-        return 0
-    if updated != text:
-        args.markdown.write_bytes(updated.encode("utf-8"))
-    return 0
+    return regenerate(arguments, prog=COMMAND, what="the state-machine diagram", fresh=with_fresh_diagram)
 
 
 def _all_state_names(scope: Mapping[str, Any]) -> Iterator[str]:
