@@ -1,0 +1,266 @@
+"""The REST API: one Lambda per route, API keys with usage plans, request validation, and a WAF rate rule."""
+
+from __future__ import annotations
+
+import json
+from typing import Callable
+
+from aws_cdk import RemovalPolicy
+from aws_cdk import aws_apigateway as apigateway
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_wafv2 as wafv2
+from constructs import Construct
+
+from clipline.api.openapi import api_gateway_model
+from clipline.api.routes import API_ROUTES
+from clipline.domain import errors
+
+from . import acknowledge
+from .config import StageConfig
+
+JSON = "application/json"
+# Methods that carry a body API Gateway checks against the request model.
+BODY_METHODS = {"POST", "PUT", "PATCH"}
+# One JSON object per request. requestId is the correlation id of every error envelope; apiKeyId
+# (never the key itself) tells which client it was; wafResponseCode shows the rate rule at work.
+ACCESS_LOG_FIELDS = {
+    "requestId": "$context.requestId",
+    "requestTime": "$context.requestTime",
+    "ip": "$context.identity.sourceIp",
+    "apiKeyId": "$context.identity.apiKeyId",
+    "httpMethod": "$context.httpMethod",
+    "resourcePath": "$context.resourcePath",
+    "status": "$context.status",
+    "responseLength": "$context.responseLength",
+    "responseLatency": "$context.responseLatency",
+    "integrationLatency": "$context.integrationLatency",
+    "errorType": "$context.error.responseType",
+    "errorMessage": "$context.error.message",
+    "wafResponseCode": "$context.wafResponseCode",
+}
+# WAF counts requests over a window of 1, 2, 5 or 10 minutes; one minute matches the setting's unit.
+WAF_EVALUATION_WINDOW_SECONDS = 60
+# WAF refuses a rate limit below 10 per window.
+WAF_MINIMUM_RATE_LIMIT = 10
+
+
+def waf_rate_limit(job_creations_per_ip_per_minute: int) -> int:
+    """The WAF rule's limit per one-minute window for CLIPLINE_JOB_CREATIONS_PER_IP_PER_MINUTE.
+
+    With a 60-second evaluation window the setting maps one to one, except that WAF's
+    floor of 10 makes any smaller setting 10.
+    """
+    return max(WAF_MINIMUM_RATE_LIMIT, job_creations_per_ip_per_minute)
+
+
+def error_envelope(code: str, message: str = "$context.error.messageString") -> str:
+    """clipline's error envelope as a gateway response template (VTL), with API Gateway's request id.
+
+    ``$context.error.messageString`` is already a quoted JSON string, so it goes in bare.
+    """
+    return (
+        '{"error": {"code": "' + code + '", "message": ' + message + ', "correlationId": "$context.requestId"}}'
+    )
+
+
+# API Gateway's own refusals, answered in clipline's envelope with clipline's codes.
+# None keeps API Gateway's status code for the type (the DEFAULT_* families cover several).
+GATEWAY_RESPONSES: dict[str, tuple[str | None, str]] = {
+    "MISSING_AUTHENTICATION_TOKEN": ("404", errors.RouteNotFoundError.code),
+    "RESOURCE_NOT_FOUND": ("404", errors.RouteNotFoundError.code),
+    "INVALID_API_KEY": ("403", errors.ForbiddenError.code),
+    "ACCESS_DENIED": ("403", errors.ForbiddenError.code),
+    "THROTTLED": ("429", errors.TooManyRequestsError.code),
+    "QUOTA_EXCEEDED": ("429", errors.QuotaExceededError.code),
+    "BAD_REQUEST_BODY": ("400", errors.ValidationFailedError.code),
+    "BAD_REQUEST_PARAMETERS": ("400", errors.ValidationFailedError.code),
+    "REQUEST_TOO_LARGE": ("413", errors.PayloadTooLargeError.code),
+    "WAF_FILTERED": ("429", errors.TooManyRequestsError.code),
+    "DEFAULT_4XX": (None, errors.ValidationFailedError.code),
+    "API_CONFIGURATION_ERROR": ("500", errors.InternalError.code),
+    "INTEGRATION_FAILURE": ("502", errors.InternalError.code),
+    "INTEGRATION_TIMEOUT": ("504", errors.InternalError.code),
+    "DEFAULT_5XX": (None, errors.InternalError.code),
+}
+# The validator's own words name the offending field; the envelope's message carries them.
+_VALIDATION_MESSAGE = '"$context.error.validationErrorString"'
+_MESSAGES = {"BAD_REQUEST_BODY": _VALIDATION_MESSAGE, "BAD_REQUEST_PARAMETERS": _VALIDATION_MESSAGE}
+
+
+class Api(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: StageConfig,
+        function_for_handler: Callable[[str], lambda_.IFunction],
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.access_logs = logs.LogGroup(
+            self,
+            "AccessLogs",
+            retention=logs.RetentionDays[config.log_retention],
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        self.rest_api = apigateway.RestApi(
+            self,
+            "RestApi",
+            rest_api_name=config.name_prefix,
+            description="clipline: cut, transcribe and subtitle clips",
+            endpoint_types=[apigateway.EndpointType.REGIONAL],
+            api_key_source_type=apigateway.ApiKeySourceType.HEADER,
+            # Execution logs need API Gateway's account-level role to write to CloudWatch.
+            cloud_watch_role=True,
+            cloud_watch_role_removal_policy=RemovalPolicy.DESTROY,
+            deploy_options=apigateway.StageOptions(
+                stage_name=config.stage,
+                throttling_rate_limit=config.api_rate_limit,
+                throttling_burst_limit=config.api_burst_limit,
+                access_log_destination=apigateway.LogGroupLogDestination(self.access_logs),
+                access_log_format=apigateway.AccessLogFormat.custom(json.dumps(ACCESS_LOG_FIELDS)),
+                logging_level=apigateway.MethodLoggingLevel.ERROR,
+                # Request bodies can hold source URLs with tokens in their query; keep them out of logs.
+                data_trace_enabled=False,
+                metrics_enabled=True,
+                tracing_enabled=True,
+            ),
+        )
+        api_gateway_role = self.rest_api.node.try_find_child("CloudWatchRole")
+        if api_gateway_role is not None:
+            # AWS publishes this policy for exactly this role; a copy would only go stale.
+            acknowledge(
+                api_gateway_role,
+                "AwsSolutions-IAM4",
+                "API Gateway's CloudWatch role uses AmazonAPIGatewayPushToCloudWatchLogs, the AWS-managed "
+                "policy made for it.",
+                "Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs",
+            )
+
+        for response_type, (status, code) in GATEWAY_RESPONSES.items():
+            self.rest_api.add_gateway_response(
+                f"{response_type.title().replace('_', '')}Response",
+                type=apigateway.ResponseType.of(response_type),
+                status_code=status,
+                templates={JSON: error_envelope(code, _MESSAGES.get(response_type, "$context.error.messageString"))},
+            )
+
+        validator = apigateway.RequestValidator(
+            self,
+            "Validator",
+            rest_api=self.rest_api,
+            validate_request_body=True,
+            validate_request_parameters=True,
+        )
+        self.create_job_model = apigateway.Model(
+            self,
+            "CreateJobModel",
+            rest_api=self.rest_api,
+            content_type=JSON,
+            description="POST /api/jobs body, generated from clipline's CreateJobBody",
+            schema=apigateway.JsonSchema(schema=apigateway.JsonSchemaVersion.DRAFT4),
+        )
+        # The schema is clipline's own, already draft 4; passed through as it is rather than rebuilt as JsonSchema.
+        self.create_job_model.node.default_child.add_property_override("Schema", api_gateway_model())
+
+        self.methods: list[apigateway.Method] = []
+        for route in API_ROUTES:
+            resource = self.rest_api.root.resource_for_path(route.resource)
+            with_body = route.method in BODY_METHODS
+            method = resource.add_method(
+                route.method,
+                apigateway.LambdaIntegration(function_for_handler(route.handler)),
+                api_key_required=True,
+                request_validator=validator,
+                request_models={JSON: self.create_job_model} if with_body else None,
+            )
+            self.methods.append(method)
+        # The design's access model: callers are services holding API keys, and each job belongs to its key.
+        acknowledge(
+            self.rest_api,
+            "AwsSolutions-APIG4",
+            "Access is by API key with usage plans (apiKeyRequired on every method); clipline has no "
+            "end-user identities to authorize.",
+        )
+        # Same reason: there are no end users, so no user pool to authorize them with.
+        acknowledge(
+            self.rest_api, "AwsSolutions-COG4", "No Cognito user pool: callers are services authenticated by API key."
+        )
+
+        self.usage_plans: dict[str, apigateway.UsagePlan] = {}
+        for plan_name, plan in config.usage_plans.items():
+            usage_plan = self.rest_api.add_usage_plan(
+                f"{plan_name.title()}UsagePlan",
+                name=f"{config.name_prefix}-{plan_name}",
+                throttle=apigateway.ThrottleSettings(rate_limit=plan.rate_limit, burst_limit=plan.burst_limit),
+                quota=apigateway.QuotaSettings(
+                    limit=plan.quota_limit, period=getattr(apigateway.Period, plan.quota_period)
+                ),
+            )
+            usage_plan.add_api_stage(stage=self.rest_api.deployment_stage)
+            self.usage_plans[plan_name] = usage_plan
+
+        self.web_acl = self._job_creation_rate_rule(config)
+        wafv2.CfnWebACLAssociation(
+            self,
+            "WebAclAssociation",
+            resource_arn=self.rest_api.deployment_stage.stage_arn,
+            web_acl_arn=self.web_acl.attr_arn,
+        )
+
+    def _job_creation_rate_rule(self, config: StageConfig) -> wafv2.CfnWebACL:
+        job_creation = next(route for route in API_ROUTES if route.method in BODY_METHODS)
+        metric_prefix = f"{config.name_prefix}-waf"
+        return wafv2.CfnWebACL(
+            self,
+            "WebAcl",
+            scope="REGIONAL",
+            default_action=wafv2.CfnWebACL.DefaultActionProperty(allow={}),
+            visibility_config=wafv2.CfnWebACL.VisibilityConfigProperty(
+                cloud_watch_metrics_enabled=True, metric_name=metric_prefix, sampled_requests_enabled=True
+            ),
+            rules=[
+                wafv2.CfnWebACL.RuleProperty(
+                    name="JobCreationsPerIp",
+                    priority=0,
+                    action=wafv2.CfnWebACL.RuleActionProperty(block={}),
+                    statement=wafv2.CfnWebACL.StatementProperty(
+                        rate_based_statement=wafv2.CfnWebACL.RateBasedStatementProperty(
+                            aggregate_key_type="IP",
+                            limit=waf_rate_limit(config.job_creations_per_ip_per_minute),
+                            evaluation_window_sec=WAF_EVALUATION_WINDOW_SECONDS,
+                            scope_down_statement=_method_and_path(job_creation.method, job_creation.resource),
+                        )
+                    ),
+                    visibility_config=wafv2.CfnWebACL.VisibilityConfigProperty(
+                        cloud_watch_metrics_enabled=True,
+                        metric_name=f"{metric_prefix}-job-creations-per-ip",
+                        sampled_requests_enabled=True,
+                    ),
+                )
+            ],
+        )
+
+
+def _method_and_path(method: str, path: str) -> wafv2.CfnWebACL.StatementProperty:
+    # WAF sees the stage in the path (/prod/api/jobs), so the path is matched at its end.
+    def byte_match(field: wafv2.CfnWebACL.FieldToMatchProperty, value: str, position: str):
+        return wafv2.CfnWebACL.StatementProperty(
+            byte_match_statement=wafv2.CfnWebACL.ByteMatchStatementProperty(
+                field_to_match=field,
+                positional_constraint=position,
+                search_string=value,
+                text_transformations=[wafv2.CfnWebACL.TextTransformationProperty(priority=0, type="NONE")],
+            )
+        )
+
+    return wafv2.CfnWebACL.StatementProperty(
+        and_statement=wafv2.CfnWebACL.AndStatementProperty(
+            statements=[
+                byte_match(wafv2.CfnWebACL.FieldToMatchProperty(method={}), method, "EXACTLY"),
+                byte_match(wafv2.CfnWebACL.FieldToMatchProperty(uri_path={}), path, "ENDS_WITH"),
+            ]
+        )
+    )
+

@@ -1,0 +1,124 @@
+"""The whole service as one stack: it composes the constructs and grants each function what it uses."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_cdk import CfnOutput, Stack
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+
+from clipline.workflow import ASR_WORKER_HANDLER, TASK_HANDLERS
+
+from . import acknowledge
+from .api import Api
+from .config import StageConfig
+from .ffmpeg_layer import FfmpegLayer
+from .functions import Functions, env_name
+from .monitoring import Monitoring
+from .pipeline import Pipeline
+from .queue import AsrQueue, grant_asr_provider
+from .storage import Storage
+
+
+class ClipStack(Stack):
+    def __init__(self, scope: Construct, construct_id: str, *, config: StageConfig, **kwargs: Any) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        self.config = config
+        storage = Storage(self, "Storage", config=config)
+        ffmpeg = FfmpegLayer(self, "FfmpegLayer")
+        functions = Functions(
+            self,
+            "Functions",
+            config=config,
+            jobs_table_name=storage.jobs_table.table_name,
+            artifacts_bucket_name=storage.artifacts_bucket.bucket_name,
+            ffmpeg_layer=ffmpeg,
+        )
+        worker = functions.by_handler(ASR_WORKER_HANDLER)
+        asr = AsrQueue(self, "AsrQueue", config=config, worker=worker)
+        task_functions = {placeholder: functions.by_handler(handler) for placeholder, handler in TASK_HANDLERS.items()}
+        pipeline = Pipeline(
+            self,
+            "Pipeline",
+            config=config,
+            task_functions=task_functions,
+            asr_queue=asr.queue,
+            execution_end_handler=functions["RecordExecutionEnd"],
+        )
+        state_machine = pipeline.state_machine
+        api = Api(self, "Api", config=config, function_for_handler=functions.by_handler)
+        storage.remove_expired_artifacts_with(functions["RemoveExpiredArtifacts"])
+
+        # Every function reads and writes jobs and artifacts: steps store results, the API signs links,
+        # FailJob and retention delete files.
+        for function in functions.functions.values():
+            storage.jobs_table.grant_read_write_data(function)
+            storage.artifacts_bucket.grant_read_write(function)
+            storage.artifacts_bucket.grant_delete(function)
+        for function in task_functions.values():
+            function.grant_invoke(state_machine)
+        asr.queue.grant_send_messages(state_machine)
+        state_machine.grant_task_response(worker)
+        grant_asr_provider(worker, config)
+
+        create_job = functions["CreateJob"]
+        state_machine.grant_start_execution(create_job)
+        # Only CreateJob starts executions; giving the tasks the ARN too would make the definition depend on itself.
+        create_job.add_environment(env_name("state_machine_arn"), state_machine.state_machine_arn)
+
+        monitoring = Monitoring(
+            self,
+            "Monitoring",
+            config=config,
+            state_machine=state_machine,
+            asr_queue=asr.queue,
+            asr_dead_letter_queue=asr.dead_letter_queue,
+            expiry_failures=storage.expiry_failures,
+            rest_api=api.rest_api,
+        )
+        self._acknowledge_grant_wildcards(storage.artifacts_bucket, task_functions, worker)
+
+        CfnOutput(self, "ApiUrl", value=api.rest_api.url)
+        CfnOutput(self, "StateMachineArn", value=state_machine.state_machine_arn)
+        CfnOutput(self, "StateMachineName", value=state_machine.state_machine_name)
+        CfnOutput(self, "JobsTableName", value=storage.jobs_table.table_name)
+        CfnOutput(self, "ArtifactsBucketName", value=storage.artifacts_bucket.bucket_name)
+        CfnOutput(self, "DashboardName", value=monitoring.dashboard.dashboard_name)
+        CfnOutput(self, "AlarmTopicArn", value=monitoring.alarm_topic.topic_arn)
+        for plan_name, plan in api.usage_plans.items():
+            CfnOutput(self, f"{plan_name.title()}UsagePlanId", value=plan.usage_plan_id)
+
+    def _acknowledge_grant_wildcards(
+        self, artifacts_bucket: s3.Bucket, task_functions: dict[str, lambda_.Function], worker: lambda_.Function
+    ) -> None:
+        """cdk-nag findings for the wildcards CDK's grants write, each scoped to one known resource."""
+        # Object keys are made per job at run time; the grants cover this one bucket's objects and nothing else.
+        acknowledge(
+            self,
+            "AwsSolutions-IAM5",
+            "grant_read_write/grant_delete on the artifacts bucket: action families and object ARNs of "
+            "this one bucket, whose keys (jobs/<id>/..., transcripts/...) are made at run time.",
+            *(f"Action::s3:{action}" for action in ("Abort*", "DeleteObject*", "GetBucket*", "GetObject*", "List*")),
+            f"Resource::<{self._logical_id(artifacts_bucket)}.Arn>/*",
+        )
+        # lambda:InvokeFunction on '<arn>:*' lets the state machine call a task's versions and aliases.
+        acknowledge(
+            self,
+            "AwsSolutions-IAM5",
+            "grant_invoke on the pipeline's task functions covers their versions and aliases ('<arn>:*').",
+            *(f"Resource::<{self._logical_id(function)}.Arn>:*" for function in task_functions.values()),
+        )
+        if self.config.asr_provider == "transcribe":
+            # Transcribe job names are made per transcription, so no narrower ARN exists in advance.
+            acknowledge(
+                worker,
+                "AwsSolutions-IAM5",
+                "The worker starts, reads and deletes Transcribe jobs it names at run time, in this account "
+                "and region only.",
+                "Resource::arn:<AWS::Partition>:transcribe:<AWS::Region>:<AWS::AccountId>:transcription-job/*",
+            )
+
+    def _logical_id(self, construct: Construct) -> str:
+        return self.resolve(self.get_logical_id(construct.node.default_child))

@@ -1,0 +1,596 @@
+"""The synthesized stacks have the properties the service relies on, read from the templates themselves.
+
+Expected values come from where the service defines them (cdk.json, clipline.workflow,
+the API routes, the metric catalog), never restated here.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import pytest
+
+from clipline.api.openapi import api_gateway_model
+from clipline.api.routes import API_ROUTES
+from clipline.domain.cleanup import JOBS_PREFIX, TRANSCRIPTS_PREFIX
+from clipline.settings import Settings
+from clipline.workflow import (
+    ASR_QUEUE_PLACEHOLDER,
+    ASR_WORKER_HANDLER,
+    LAMBDA_SIZES,
+    TASK_HANDLERS,
+    placeholders,
+    render_definition,
+    timeout_substitutions,
+)
+
+from infra.storage import STREAM_RETRY_ATTEMPTS
+
+from .conftest import STAGES, Synthesis, stage_config
+
+pytestmark = pytest.mark.slow
+
+# Actions with no resource-level permissions, so "*" is the only resource IAM accepts for them.
+ACTIONS_WITHOUT_RESOURCES = {
+    # X-Ray, for active tracing on functions and the state machine.
+    "xray:PutTraceSegments",
+    "xray:PutTelemetryRecords",
+    "xray:GetSamplingRules",
+    "xray:GetSamplingTargets",
+    # CloudWatch Logs vended delivery, which Step Functions logging sets up on the caller's behalf.
+    "logs:CreateLogDelivery",
+    "logs:GetLogDelivery",
+    "logs:UpdateLogDelivery",
+    "logs:DeleteLogDelivery",
+    "logs:ListLogDeliveries",
+    "logs:PutResourcePolicy",
+    "logs:DescribeResourcePolicies",
+    "logs:DescribeLogGroups",
+    # Listing a table's streams is account-wide; the stream event source mapping's role needs it.
+    "dynamodb:ListStreams",
+}
+
+
+# Helpers over the template JSON ------------------------------------------------------------
+
+
+def resources(template: dict[str, Any], resource_type: str) -> dict[str, dict[str, Any]]:
+    return {name: r for name, r in template["Resources"].items() if r["Type"] == resource_type}
+
+
+def only(template: dict[str, Any], resource_type: str) -> tuple[str, dict[str, Any]]:
+    found = resources(template, resource_type)
+    assert len(found) == 1, f"expected one {resource_type}, found {sorted(found)}"
+    return next(iter(found.items()))
+
+
+def function_named(template: dict[str, Any], stage: str, name: str) -> tuple[str, dict[str, Any]]:
+    wanted = f"clipline-{stage}-{name}"
+    for logical_id, function in resources(template, "AWS::Lambda::Function").items():
+        if function["Properties"].get("FunctionName") == wanted:
+            return logical_id, function["Properties"]
+    raise AssertionError(f"no function {wanted}")
+
+
+def logical_id_of_handler(template: dict[str, Any], stage: str, handler: str) -> str:
+    name = next(name for name, size in LAMBDA_SIZES.items() if size.handler == handler)
+    return function_named(template, stage, name)[0]
+
+
+def statements_of_role(template: dict[str, Any], role_logical_id: str) -> list[dict[str, Any]]:
+    statements = []
+    for policy in resources(template, "AWS::IAM::Policy").values():
+        if {"Ref": role_logical_id} in policy["Properties"]["Roles"]:
+            statements.extend(policy["Properties"]["PolicyDocument"]["Statement"])
+    return statements
+
+
+def role_of_function(function: dict[str, Any]) -> str:
+    return function["Role"]["Fn::GetAtt"][0]
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def env_name(field: str) -> str:
+    return f"{Settings.model_config['env_prefix']}{field}".upper()
+
+
+# Storage -------------------------------------------------------------------------------------
+
+
+def test_the_jobs_table_is_on_demand_with_ttl_stream_and_point_in_time_recovery(template) -> None:
+    template.has_resource_properties(
+        "AWS::DynamoDB::Table",
+        {
+            "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
+            "BillingMode": "PAY_PER_REQUEST",
+            "TimeToLiveSpecification": {"AttributeName": "expiresAt", "Enabled": True},
+            "StreamSpecification": {"StreamViewType": "NEW_AND_OLD_IMAGES"},
+            "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
+        },
+    )
+
+
+def test_the_tables_removal_policy_follows_the_stage(synthesis: Synthesis) -> None:
+    for stage in ("dev", "prod"):
+        _, table = only(synthesis.templates[stage], "AWS::DynamoDB::Table")
+        expected = "Delete" if stage_config(stage).removal_policy == "destroy" else "Retain"
+        assert table["DeletionPolicy"] == expected, stage
+
+
+def test_every_bucket_is_private_encrypted_and_refuses_plain_http(dev_template_json) -> None:
+    buckets = resources(dev_template_json, "AWS::S3::Bucket")
+    assert len(buckets) == 2  # artifacts and their access logs
+    for bucket in buckets.values():
+        properties = bucket["Properties"]
+        assert properties["PublicAccessBlockConfiguration"] == {
+            "BlockPublicAcls": True,
+            "BlockPublicPolicy": True,
+            "IgnorePublicAcls": True,
+            "RestrictPublicBuckets": True,
+        }
+        encryption = properties["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]
+        assert encryption["ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
+    denied_plain_http = [
+        policy
+        for policy in resources(dev_template_json, "AWS::S3::BucketPolicy").values()
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+        if statement["Effect"] == "Deny" and statement.get("Condition") == {"Bool": {"aws:SecureTransport": "false"}}
+    ]
+    assert len(denied_plain_http) == 2
+
+
+def test_lifecycle_rules_expire_job_artifacts_and_transcripts_after_retention_as_a_backstop(
+    dev_template_json,
+) -> None:
+    config = stage_config("dev")
+    artifacts = next(
+        bucket["Properties"]
+        for bucket in resources(dev_template_json, "AWS::S3::Bucket").values()
+        if "LoggingConfiguration" in bucket["Properties"]
+    )
+    rules = {rule.get("Prefix"): rule for rule in artifacts["LifecycleConfiguration"]["Rules"]}
+    for prefix in (JOBS_PREFIX, TRANSCRIPTS_PREFIX):
+        assert rules[prefix]["Status"] == "Enabled"
+        assert rules[prefix]["ExpirationInDays"] == config.artifact_expiry_days
+        # The backstop never fires before the records' own expiry.
+        assert rules[prefix]["ExpirationInDays"] > config.retention_days
+
+
+def test_the_stream_handler_reports_partial_failures_bisects_retries_boundedly_and_parks_failures(
+    template, dev_template_json
+) -> None:
+    handler = logical_id_of_handler(dev_template_json, "dev", LAMBDA_SIZES["RemoveExpiredArtifacts"].handler)
+    parked = _queue(dev_template_json, "StorageExpiryFailures")
+    template.has_resource_properties(
+        "AWS::Lambda::EventSourceMapping",
+        {
+            "FunctionName": {"Ref": handler},
+            "EventSourceArn": {"Fn::GetAtt": [only(dev_template_json, "AWS::DynamoDB::Table")[0], "StreamArn"]},
+            "FunctionResponseTypes": ["ReportBatchItemFailures"],
+            "BisectBatchOnFunctionError": True,
+            "MaximumRetryAttempts": STREAM_RETRY_ATTEMPTS,
+            "DestinationConfig": {"OnFailure": {"Destination": {"Fn::GetAtt": [parked, "Arn"]}}},
+            "FilterCriteria": {"Filters": [{"Pattern": json.dumps({"eventName": ["REMOVE"]}, separators=(",", ":"))}]},
+        },
+    )
+
+
+def _queue(template: dict[str, Any], construct_path: str) -> str:
+    return next(name for name in resources(template, "AWS::SQS::Queue") if name.startswith(construct_path))
+
+
+# Functions -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("stage", ["dev", "prod"])
+def test_every_function_is_python_312_x86_64_sized_by_the_table_and_the_stages_overrides(
+    synthesis: Synthesis, stage: str
+) -> None:
+    config = stage_config(stage)
+    template = synthesis.templates[stage]
+    for name in LAMBDA_SIZES:
+        _, function = function_named(template, stage, name)
+        assert function["Runtime"] == "python3.12", name
+        assert function["Architectures"] == ["x86_64"], name
+        assert function["MemorySize"] == config.memory_mb_of(name), name
+        assert function["Timeout"] == config.timeout_seconds_of(name), name
+        assert function["EphemeralStorage"] == {"Size": config.ephemeral_storage_mb_of(name)}, name
+        assert function["TracingConfig"] == {"Mode": "Active"}, name
+        assert function["Handler"] == f"{LAMBDA_SIZES[name].handler}.lambda_handler", name
+
+
+def test_a_stage_override_changes_only_the_function_it_names(synthesis: Synthesis) -> None:
+    override = stage_config("prod").functions["ClipSource"]
+    _, clip = function_named(synthesis.templates["prod"], "prod", "ClipSource")
+    _, dev_clip = function_named(synthesis.templates["dev"], "dev", "ClipSource")
+    assert clip["MemorySize"] == override.memory_mb != LAMBDA_SIZES["ClipSource"].memory_mb
+    assert clip["EphemeralStorage"] == {"Size": override.ephemeral_storage_mb}
+    assert dev_clip["MemorySize"] == LAMBDA_SIZES["ClipSource"].memory_mb
+
+
+def test_a_tasks_lambda_timeout_is_its_states_timeout(dev_template_json) -> None:
+    substitutions = timeout_substitutions(stage_config("dev"))
+    for name, size in LAMBDA_SIZES.items():
+        if size.timeout_placeholder:
+            _, function = function_named(dev_template_json, "dev", name)
+            assert function["Timeout"] == int(substitutions[size.timeout_placeholder]), name
+
+
+def test_functions_read_their_settings_from_clipline_settings_keys(dev_template_json) -> None:
+    known = {env_name(field) for field in Settings.model_fields}
+    for name, size in LAMBDA_SIZES.items():
+        _, function = function_named(dev_template_json, "dev", name)
+        variables = function["Environment"]["Variables"]
+        assert set(variables) <= known, name
+        assert variables[env_name("mode")] == "aws"
+        assert variables[env_name("jobs_table")] == {"Ref": only(dev_template_json, "AWS::DynamoDB::Table")[0]}
+        assert variables[env_name("asr_provider")] == "transcribe"
+        assert (env_name("state_machine_arn") in variables) == (name == "CreateJob"), name
+        assert (variables.get(env_name("ffmpeg")) == "/opt/bin/ffmpeg") == size.uses_ffmpeg, name
+
+
+def test_ffmpeg_functions_have_the_ffmpeg_layer_and_all_have_the_dependencies_layer(dev_template_json) -> None:
+    layers = resources(dev_template_json, "AWS::Lambda::LayerVersion")
+    ffmpeg = next(name for name in layers if name.startswith("FfmpegLayer"))
+    dependencies = next(name for name in layers if "Dependencies" in name)
+    for name, size in LAMBDA_SIZES.items():
+        _, function = function_named(dev_template_json, "dev", name)
+        attached = {layer["Ref"] for layer in function["Layers"]}
+        assert dependencies in attached, name
+        assert (ffmpeg in attached) == size.uses_ffmpeg, name
+
+
+def test_the_whisper_stage_runs_the_worker_from_its_image(synthesis: Synthesis) -> None:
+    _, worker = function_named(synthesis.templates["whisper"], "whisper", "TranscribeClip")
+    assert worker["PackageType"] == "Image"
+    assert worker["Architectures"] == ["x86_64"]
+    assert "Runtime" not in worker and "Layers" not in worker
+    assert worker["MemorySize"] == stage_config("whisper").memory_mb_of("TranscribeClip")
+    assert worker["Environment"]["Variables"][env_name("asr_provider")] == "whisper"
+    _, probe = function_named(synthesis.templates["whisper"], "whisper", "ProbeSource")
+    assert probe["Runtime"] == "python3.12"
+
+
+def test_the_openai_stage_takes_its_key_from_secrets_manager(synthesis: Synthesis) -> None:
+    _, worker = function_named(synthesis.templates["openai"], "openai", "TranscribeClip")
+    key = json.dumps(worker["Environment"]["Variables"][env_name("openai_api_key")])
+    assert f"{{{{resolve:secretsmanager:{stage_config('openai').openai_secret_name}" in key
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_only_the_transcribe_stage_may_call_amazon_transcribe(synthesis: Synthesis, stage: str) -> None:
+    template = synthesis.templates[stage]
+    _, worker = function_named(template, stage, "TranscribeClip")
+    statements = statements_of_role(template, role_of_function(worker))
+    transcribe = [s for s in statements if any(a.startswith("transcribe:") for a in as_list(s["Action"]))]
+    if stage_config(stage).asr_provider != "transcribe":
+        assert transcribe == []
+        return
+    assert len(transcribe) == 1
+    assert set(as_list(transcribe[0]["Action"])) == {
+        "transcribe:StartTranscriptionJob",
+        "transcribe:GetTranscriptionJob",
+        "transcribe:DeleteTranscriptionJob",
+    }
+    assert "transcription-job/*" in json.dumps(transcribe[0]["Resource"])
+
+
+# Queue ---------------------------------------------------------------------------------------
+
+
+def test_the_asr_queue_outlives_its_worker_and_dead_letters_after_bounded_deliveries(dev_template_json) -> None:
+    config = stage_config("dev")
+    queues = resources(dev_template_json, "AWS::SQS::Queue")
+    requests = next(q["Properties"] for name, q in queues.items() if name.startswith("AsrQueueRequests"))
+    dead_letters = next(name for name in queues if name.startswith("AsrQueueDeadLetters"))
+    _, worker = function_named(dev_template_json, "dev", "TranscribeClip")
+    assert requests["VisibilityTimeout"] > worker["Timeout"]
+    assert requests["RedrivePolicy"] == {
+        "deadLetterTargetArn": {"Fn::GetAtt": [dead_letters, "Arn"]},
+        "maxReceiveCount": config.asr_max_receive_count,
+    }
+    for queue in queues.values():
+        assert queue["Properties"]["SqsManagedSseEnabled"] is True
+
+
+def test_the_worker_takes_one_message_at_a_time_with_bounded_concurrency(template, dev_template_json) -> None:
+    worker = logical_id_of_handler(dev_template_json, "dev", ASR_WORKER_HANDLER)
+    template.has_resource_properties(
+        "AWS::Lambda::EventSourceMapping",
+        {
+            "FunctionName": {"Ref": worker},
+            "BatchSize": 1,
+            "ScalingConfig": {"MaximumConcurrency": stage_config("dev").asr_max_concurrency},
+            "FunctionResponseTypes": ["ReportBatchItemFailures"],
+        },
+    )
+
+
+# Pipeline ------------------------------------------------------------------------------------
+
+
+def test_the_state_machine_logs_traces_and_fills_every_placeholder(synthesis: Synthesis, dev_template_json) -> None:
+    _, machine = only(dev_template_json, "AWS::StepFunctions::StateMachine")
+    properties = machine["Properties"]
+    assert properties["LoggingConfiguration"]["Level"] in {"ERROR", "ALL"}
+    assert properties["TracingConfiguration"] == {"Enabled": True}
+    substitutions = properties["DefinitionSubstitutions"]
+    assert set(substitutions) == placeholders()
+
+    # The definition CloudFormation substitutes into is the file itself, shipped as an asset.
+    asset_key = properties["DefinitionS3Location"]["Key"]
+    definition = (synthesis.outdir / f"asset.{asset_key}").read_text("utf-8")
+    assert set(re.findall(r"\$\{(\w+)\}", definition)) <= set(substitutions)
+    # Tokens stand in for the ARNs and URL CloudFormation resolves; the rest must render to valid JSON.
+    rendered = render_definition(
+        {key: value if isinstance(value, str) else "token" for key, value in substitutions.items()}
+    )
+    assert "${" not in rendered
+
+
+def test_the_state_machines_substitutions_are_the_functions_queue_and_stage_timeouts(dev_template_json) -> None:
+    _, machine = only(dev_template_json, "AWS::StepFunctions::StateMachine")
+    substitutions = machine["Properties"]["DefinitionSubstitutions"]
+    for placeholder, handler in TASK_HANDLERS.items():
+        function = logical_id_of_handler(dev_template_json, "dev", handler)
+        assert substitutions[placeholder] == {"Fn::GetAtt": [function, "Arn"]}
+    assert substitutions[ASR_QUEUE_PLACEHOLDER] == {"Ref": _queue(dev_template_json, "AsrQueueRequests")}
+    for placeholder, seconds in timeout_substitutions(stage_config("dev")).items():
+        assert substitutions[placeholder] == seconds
+
+
+def test_the_state_machine_may_invoke_exactly_its_tasks_and_send_to_the_asr_queue(dev_template_json) -> None:
+    name, machine = only(dev_template_json, "AWS::StepFunctions::StateMachine")
+    statements = statements_of_role(dev_template_json, machine["Properties"]["RoleArn"]["Fn::GetAtt"][0])
+    invoked = {
+        json.dumps(resource)
+        for statement in statements
+        if "lambda:InvokeFunction" in as_list(statement["Action"])
+        for resource in as_list(statement["Resource"])
+    }
+    tasks = [logical_id_of_handler(dev_template_json, "dev", handler) for handler in TASK_HANDLERS.values()]
+    expected = {json.dumps({"Fn::GetAtt": [task, "Arn"]}) for task in tasks} | {
+        json.dumps({"Fn::Join": ["", [{"Fn::GetAtt": [task, "Arn"]}, ":*"]]}) for task in tasks
+    }
+    assert invoked == expected
+    queue = {"Fn::GetAtt": [_queue(dev_template_json, "AsrQueueRequests"), "Arn"]}
+    assert any("sqs:SendMessage" in as_list(s["Action"]) and s["Resource"] == queue for s in statements)
+
+
+def test_the_worker_answers_the_state_machine_by_task_token(dev_template_json) -> None:
+    machine, _ = only(dev_template_json, "AWS::StepFunctions::StateMachine")
+    _, worker = function_named(dev_template_json, "dev", "TranscribeClip")
+    statements = statements_of_role(dev_template_json, role_of_function(worker))
+    callback = next(s for s in statements if "states:SendTaskSuccess" in as_list(s["Action"]))
+    assert set(as_list(callback["Action"])) >= {
+        "states:SendTaskSuccess",
+        "states:SendTaskFailure",
+        "states:SendTaskHeartbeat",
+    }
+    assert callback["Resource"] == {"Ref": machine}
+
+
+def test_only_create_job_may_start_executions(dev_template_json) -> None:
+    machine, _ = only(dev_template_json, "AWS::StepFunctions::StateMachine")
+    starters = set()
+    for name in LAMBDA_SIZES:
+        _, function = function_named(dev_template_json, "dev", name)
+        for statement in statements_of_role(dev_template_json, role_of_function(function)):
+            if "states:StartExecution" in as_list(statement["Action"]):
+                assert statement["Resource"] == {"Ref": machine}
+                starters.add(name)
+    assert starters == {"CreateJob"}
+
+
+def test_executions_that_end_early_are_recorded_by_the_execution_end_handler(template, dev_template_json) -> None:
+    machine, _ = only(dev_template_json, "AWS::StepFunctions::StateMachine")
+    handler = logical_id_of_handler(dev_template_json, "dev", LAMBDA_SIZES["RecordExecutionEnd"].handler)
+    template.has_resource_properties(
+        "AWS::Events::Rule",
+        {
+            "EventPattern": {
+                "source": ["aws.states"],
+                "detail-type": ["Step Functions Execution Status Change"],
+                "detail": {"status": ["FAILED", "TIMED_OUT", "ABORTED"], "stateMachineArn": [{"Ref": machine}]},
+            },
+            "Targets": [
+                {
+                    "Arn": {"Fn::GetAtt": [handler, "Arn"]},
+                    "Id": "Target0",
+                    "RetryPolicy": {"MaximumRetryAttempts": 4, "MaximumEventAgeInSeconds": 7200},
+                }
+            ],
+        },
+    )
+
+
+# API -----------------------------------------------------------------------------------------
+
+
+def test_every_route_is_a_lambda_proxy_method_that_requires_an_api_key(dev_template_json) -> None:
+    methods = resources(dev_template_json, "AWS::ApiGateway::Method")
+    assert methods
+    for method in methods.values():
+        if method["Properties"]["HttpMethod"] != "OPTIONS":
+            assert method["Properties"]["ApiKeyRequired"] is True
+    integrations = {
+        (m["Properties"]["HttpMethod"], json.dumps(m["Properties"]["Integration"]["Uri"])) for m in methods.values()
+    }
+    for route in API_ROUTES:
+        function = logical_id_of_handler(dev_template_json, "dev", route.handler)
+        assert any(verb == route.method and f'"{function}"' in uri for verb, uri in integrations), route
+
+
+def test_the_job_creation_body_is_validated_against_clipline_s_own_model(dev_template_json) -> None:
+    _, model = only(dev_template_json, "AWS::ApiGateway::Model")
+    assert model["Properties"]["Schema"] == api_gateway_model()
+    validator_name, validator = only(dev_template_json, "AWS::ApiGateway::RequestValidator")
+    assert validator["Properties"]["ValidateRequestBody"] is True
+    methods = resources(dev_template_json, "AWS::ApiGateway::Method").values()
+    post = next(m["Properties"] for m in methods if m["Properties"]["HttpMethod"] == "POST")
+    assert post["RequestValidatorId"] == {"Ref": validator_name}
+    assert post["RequestModels"] == {"application/json": {"Ref": only(dev_template_json, "AWS::ApiGateway::Model")[0]}}
+
+
+@pytest.mark.parametrize("stage", ["dev", "prod"])
+def test_usage_plans_carry_the_stages_throttle_and_quota(synthesis: Synthesis, stage: str) -> None:
+    plans = {
+        plan["Properties"]["UsagePlanName"]: plan["Properties"]
+        for plan in resources(synthesis.templates[stage], "AWS::ApiGateway::UsagePlan").values()
+    }
+    configured = stage_config(stage).usage_plans
+    assert {"default", "pro"} <= set(configured)
+    assert set(plans) == {f"clipline-{stage}-{name}" for name in configured}
+    for name, plan in configured.items():
+        properties = plans[f"clipline-{stage}-{name}"]
+        assert properties["Throttle"] == {"RateLimit": plan.rate_limit, "BurstLimit": plan.burst_limit}
+        assert properties["Quota"] == {"Limit": plan.quota_limit, "Period": plan.quota_period}
+        assert len(properties["ApiStages"]) == 1
+
+
+def test_the_stage_throttles_traces_and_writes_json_access_logs(dev_template_json) -> None:
+    config = stage_config("dev")
+    _, stage = only(dev_template_json, "AWS::ApiGateway::Stage")
+    properties = stage["Properties"]
+    assert properties["TracingEnabled"] is True
+    assert properties["MethodSettings"][0]["ThrottlingRateLimit"] == config.api_rate_limit
+    assert properties["MethodSettings"][0]["ThrottlingBurstLimit"] == config.api_burst_limit
+    access_log = json.loads(properties["AccessLogSetting"]["Format"])
+    assert access_log["requestId"] == "$context.requestId"
+    assert "DestinationArn" in properties["AccessLogSetting"]
+
+
+def test_api_gateways_own_refusals_use_clipline_s_error_envelope(dev_template_json) -> None:
+    responses = {
+        response["Properties"]["ResponseType"]: response["Properties"]
+        for response in resources(dev_template_json, "AWS::ApiGateway::GatewayResponse").values()
+    }
+    expected = {
+        "DEFAULT_4XX": "VALIDATION_FAILED",
+        "DEFAULT_5XX": "INTERNAL_ERROR",
+        "THROTTLED": "TOO_MANY_REQUESTS",
+        "QUOTA_EXCEEDED": "QUOTA_EXCEEDED",
+        "API_CONFIGURATION_ERROR": "INTERNAL_ERROR",
+        "BAD_REQUEST_BODY": "VALIDATION_FAILED",
+        "MISSING_AUTHENTICATION_TOKEN": "NOT_FOUND",
+        "INVALID_API_KEY": "FORBIDDEN",
+    }
+    for response_type, code in expected.items():
+        template = responses[response_type]["ResponseTemplates"]["application/json"]
+        # Fill the VTL variables as API Gateway would, then read the envelope back.
+        filled = template.replace("$context.error.messageString", '"refused"').replace(
+            '"$context.error.validationErrorString"', '"[field]"'
+        ).replace("$context.requestId", "request-1")
+        envelope = json.loads(filled)["error"]
+        assert (envelope["code"], envelope["correlationId"]) == (code, "request-1"), response_type
+        assert set(envelope) == {"code", "message", "correlationId"}
+    assert responses["MISSING_AUTHENTICATION_TOKEN"]["StatusCode"] == "404"
+    assert responses["THROTTLED"]["StatusCode"] == "429"
+
+
+def test_a_waf_rate_rule_per_ip_guards_job_creation_on_the_stage(dev_template_json) -> None:
+    from infra.api import waf_rate_limit
+
+    acl_name, acl = only(dev_template_json, "AWS::WAFv2::WebACL")
+    assert acl["Properties"]["Scope"] == "REGIONAL"
+    (rule,) = acl["Properties"]["Rules"]
+    rate = rule["Statement"]["RateBasedStatement"]
+    assert rate["AggregateKeyType"] == "IP"
+    assert rate["Limit"] == waf_rate_limit(stage_config("dev").job_creations_per_ip_per_minute)
+    assert rate["EvaluationWindowSec"] == 60
+    assert "Block" in rule["Action"]
+    matches = [s["ByteMatchStatement"] for s in rate["ScopeDownStatement"]["AndStatement"]["Statements"]]
+    assert {(m["SearchString"], m["PositionalConstraint"]) for m in matches} == {
+        ("POST", "EXACTLY"),
+        ("/api/jobs", "ENDS_WITH"),
+    }
+    _, association = only(dev_template_json, "AWS::WAFv2::WebACLAssociation")
+    assert association["Properties"]["WebACLArn"] == {"Fn::GetAtt": [acl_name, "Arn"]}
+    stage_name, _ = only(dev_template_json, "AWS::ApiGateway::Stage")
+    assert {"Ref": stage_name} in association["Properties"]["ResourceArn"]["Fn::Join"][1]
+
+
+def test_the_waf_limit_maps_per_minute_settings_and_respects_wafs_floor() -> None:
+    from infra.api import waf_rate_limit
+
+    assert waf_rate_limit(60) == 60
+    assert waf_rate_limit(3) == 10
+
+
+# IAM -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_no_statement_grants_every_resource_unless_its_actions_have_no_resource_level_permissions(
+    synthesis: Synthesis, stage: str
+) -> None:
+    for name, policy in resources(synthesis.templates[stage], "AWS::IAM::Policy").items():
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+            if "*" in as_list(statement["Resource"]):
+                assert set(as_list(statement["Action"])) <= ACTIONS_WITHOUT_RESOURCES, (name, statement)
+
+
+# Monitoring and outputs ----------------------------------------------------------------------
+
+
+def test_alarms_watch_failures_dead_letters_server_errors_and_asr_timeouts_and_notify_sns(dev_template_json) -> None:
+    topic, _ = only(dev_template_json, "AWS::SNS::Topic")
+    alarms = resources(dev_template_json, "AWS::CloudWatch::Alarm")
+    for alarm in alarms.values():
+        assert alarm["Properties"]["AlarmActions"] == [{"Ref": topic}]
+    text = json.dumps(alarms)
+    dead_letters = _queue(dev_template_json, "AsrQueueDeadLetters")
+    by_metric = {
+        a["Properties"].get("MetricName"): a["Properties"] for a in alarms.values() if "MetricName" in a["Properties"]
+    }
+    asr_timeouts = by_metric["AsrTranscriptions"]
+    assert asr_timeouts["Namespace"] == "clipline"
+    assert {"Name": "status", "Value": "timeout"} in asr_timeouts["Dimensions"]
+    assert {"Name": "service", "Value": "clipline"} in asr_timeouts["Dimensions"]
+    assert by_metric["5XXError"]["Threshold"] == 0.01
+    assert any(
+        a["Properties"].get("MetricName") == "ApproximateNumberOfMessagesVisible"
+        and {"Name": "QueueName", "Value": {"Fn::GetAtt": [dead_letters, "QueueName"]}} in a["Properties"]["Dimensions"]
+        for a in alarms.values()
+    )
+    for code in ("INTERNAL_ERROR", "STORAGE_FAILURE", "CLIP_TIMEOUT"):
+        assert json.dumps({"Name": "errorCode", "Value": code}) in text
+    assert "ExecutionsTimedOut" in text and "ExecutionsAborted" in text
+
+
+def test_the_dashboard_shows_the_catalog_metrics_queue_depth_and_api_errors(dev_template_json) -> None:
+    _, dashboard = only(dev_template_json, "AWS::CloudWatch::Dashboard")
+    body = json.dumps(dashboard["Properties"]["DashboardBody"])
+    for metric in ("JobsCreated", "JobsSucceeded", "JobsFailed", "JobDuration", "AsrLatency", "FfmpegFallback",
+                   "ApiRequests", "ApproximateNumberOfMessagesVisible", "4XXError", "5XXError"):  # fmt: skip
+        assert metric in body, metric
+
+
+def test_the_stack_outputs_what_deploy_md_uses(dev_template_json) -> None:
+    assert {"ApiUrl", "StateMachineArn", "StateMachineName", "JobsTableName", "ArtifactsBucketName",
+            "DashboardName", "DefaultUsagePlanId", "ProUsagePlanId"} <= set(dev_template_json["Outputs"])  # fmt: skip
+
+
+# Stage configuration (no synthesis) ----------------------------------------------------------
+
+
+def test_stage_config_refuses_unknown_functions_and_a_timeout_a_state_owns() -> None:
+    from pydantic import ValidationError
+
+    from infra.config import StageConfig
+
+    with pytest.raises(ValidationError, match="unknown"):
+        StageConfig(functions={"ClipSorce": {"memory_mb": 1024}})
+    with pytest.raises(ValidationError, match="clip_timeout_seconds|timeout follows"):
+        StageConfig(functions={"ClipSource": {"timeout_seconds": 300}})
+    with pytest.raises(ValidationError, match="default"):
+        StageConfig(usage_plans={"pro": {"rate_limit": 1, "burst_limit": 1, "quota_limit": 1}})
+    with pytest.raises(ValidationError, match="Lambda allows"):
+        StageConfig(clip_timeout_seconds=3600)
+    with pytest.raises(ValidationError):
+        StageConfig(retention_dayz=3)
