@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aws_cdk import Duration, RemovalPolicy, SecretValue, Size
+from aws_cdk import Duration, RemovalPolicy, Size
 from aws_cdk import aws_ecr_assets as ecr_assets
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
@@ -136,12 +136,11 @@ class Functions(Construct):
         config = self._config
         if config.asr_provider != "openai":
             return {}
-        # Settings reads only the environment, so CloudFormation resolves the secret into it at deploy time;
-        # the key is never in the template or the repository, and rotating it means redeploying.
-        api_key = SecretValue.secrets_manager(config.openai_secret_name).unsafe_unwrap()
+        # The worker reads the key from Secrets Manager on its first transcription: the key is never in
+        # the template, the repository or the function's configuration, and a rotated key needs no deploy.
         return settings_environment(
             {
-                "openai_api_key": api_key,
+                "openai_api_key_secret": config.openai_secret_name,
                 "openai_base_url": config.openai_base_url,
                 "openai_model": config.openai_model,
             }

@@ -6,6 +6,7 @@ from aws_cdk import ArnFormat, Duration, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as event_sources
+from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
@@ -51,11 +52,14 @@ class AsrQueue(Construct):
 
 
 def grant_asr_provider(worker: lambda_.IFunction, config: StageConfig) -> None:
-    """What the stage's provider needs beyond the bucket: Amazon Transcribe's job calls.
+    """What the stage's provider needs beyond the bucket.
 
-    openai reads its key from the environment (resolved from Secrets Manager at deploy
-    time), and whisper runs inside the worker, so neither needs more.
+    transcribe: Amazon Transcribe's job calls. openai: reading its key's secret.
+    whisper runs inside the worker and needs nothing more.
     """
+    if config.asr_provider == "openai":
+        secretsmanager.Secret.from_secret_name_v2(worker, "OpenAiApiKey", config.openai_secret_name).grant_read(worker)
+        return
     if config.asr_provider != "transcribe":
         return
     stack = Stack.of(worker)

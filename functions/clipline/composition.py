@@ -85,7 +85,9 @@ def transcriber_for(settings: Settings) -> Transcriber:
         from .asr.openai import OpenAiTranscriber
 
         api_key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
-        return OpenAiTranscriber(settings.openai_base_url, api_key, settings.openai_model, timeout)
+        secret = settings.openai_api_key_secret
+        loader = (lambda: secret_string(secret, settings)) if secret and api_key is None else None
+        return OpenAiTranscriber(settings.openai_base_url, api_key, settings.openai_model, timeout, loader)
     if provider == "transcribe":
         from .asr.transcribe import AmazonTranscribeTranscriber
 
@@ -99,6 +101,22 @@ def transcriber_for(settings: Settings) -> Transcriber:
     from .asr.fake import FakeTranscriber
 
     return FakeTranscriber(timeout_seconds=timeout)
+
+
+def secret_string(secret_id: str, settings: Settings) -> str:
+    """The text of a Secrets Manager secret.
+
+    Raises:
+        ServiceUnavailableError: Secrets Manager could not be reached or refused.
+    """
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from .domain.errors import ServiceUnavailableError
+
+    try:
+        return aws_client("secretsmanager", settings).get_secret_value(SecretId=secret_id)["SecretString"]
+    except (BotoCoreError, ClientError) as error:
+        raise ServiceUnavailableError(f"could not read the secret {secret_id}: {error}") from error
 
 
 def boto_config(settings: Settings) -> Any:

@@ -206,7 +206,14 @@ class Settings(BaseSettings):
     )
     openai_api_key: SecretStr | None = Field(
         None,
-        description="openai provider: the bearer token; unset sends no Authorization header.",
+        description="openai provider: the bearer token; unset sends no Authorization header (or, with "
+        "`CLIPLINE_OPENAI_API_KEY_SECRET`, the secret's).",
+        json_schema_extra={"group": "Speech recognition"},
+    )
+    openai_api_key_secret: str | None = Field(
+        None,
+        description="openai provider in AWS: the Secrets Manager secret (name or ARN) holding the bearer token, "
+        "read on the first transcription, so the key never sits in the function's configuration.",
         json_schema_extra={"group": "Speech recognition"},
     )
     openai_model: str = Field(

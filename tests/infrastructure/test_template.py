@@ -256,10 +256,27 @@ def test_the_whisper_stage_runs_the_worker_from_its_image(synthesis: Synthesis) 
     assert probe["Runtime"] == "python3.12"
 
 
-def test_the_openai_stage_takes_its_key_from_secrets_manager(synthesis: Synthesis) -> None:
-    _, worker = function_named(synthesis.templates["openai"], "openai", "TranscribeClip")
-    key = json.dumps(worker["Environment"]["Variables"][env_name("openai_api_key")])
-    assert f"{{{{resolve:secretsmanager:{stage_config('openai').openai_secret_name}" in key
+def test_the_openai_stage_reads_its_key_from_secrets_manager_at_run_time(synthesis: Synthesis) -> None:
+    template = synthesis.templates["openai"]
+    _, worker = function_named(template, "openai", "TranscribeClip")
+    variables = worker["Environment"]["Variables"]
+    secret_name = stage_config("openai").openai_secret_name
+    # The worker is told where the key is, never the key itself
+    assert variables[env_name("openai_api_key_secret")] == secret_name
+    assert env_name("openai_api_key") not in variables
+    assert "resolve:secretsmanager" not in json.dumps(template)
+    # And only the worker may read that secret
+    reads = [
+        s for s in statements_of_role(template, role_of_function(worker))
+        if "secretsmanager:GetSecretValue" in as_list(s["Action"])
+    ]  # fmt: skip
+    assert len(reads) == 1 and f"secret:{secret_name}-??????" in json.dumps(reads[0]["Resource"])
+    for name in ("CreateJob", "ClipSource", "FailJob"):
+        _, other = function_named(template, "openai", name)
+        assert not any(
+            "secretsmanager:GetSecretValue" in as_list(s["Action"])
+            for s in statements_of_role(template, role_of_function(other))
+        ), name
 
 
 @pytest.mark.parametrize("stage", STAGES)

@@ -544,3 +544,37 @@ def test_fake_rejects_a_file_that_is_not_a_wav(tmp_path):
     not_wav.write_bytes(b"nope")
     with pytest.raises(TranscriptionRejectedError):
         FakeTranscriber().transcribe(not_wav, None, lambda _: None)
+
+
+def test_openai_in_aws_reads_its_key_from_secrets_manager_on_the_first_transcription(api):
+    import boto3
+    from moto import mock_aws
+
+    from clipline.composition import transcriber_for
+    from clipline.settings import Settings
+
+    with mock_aws():
+        # Given a worker configured with a secret's name, built before the secret even exists
+        transcriber = transcriber_for(
+            Settings(asr_provider="openai", openai_base_url=api.url, openai_api_key_secret="clipline/openai-api-key")
+        )
+        boto3.client("secretsmanager").create_secret(Name="clipline/openai-api-key", SecretString="sk-from-secret")
+        # When it transcribes, Then the server receives the secret's key
+        transcriber.transcribe(SPEECH_WAV, "en", lambda _: None)
+        assert api.requests[-1]["authorization"] == "Bearer sk-from-secret"
+
+
+def test_openai_with_an_unreadable_secret_is_a_retryable_service_failure(api):
+    from moto import mock_aws
+
+    from clipline.composition import transcriber_for
+    from clipline.domain.errors import ServiceUnavailableError
+    from clipline.settings import Settings
+
+    with mock_aws():
+        transcriber = transcriber_for(
+            Settings(asr_provider="openai", openai_base_url=api.url, openai_api_key_secret="clipline/missing")
+        )
+        with pytest.raises(ServiceUnavailableError, match="clipline/missing"):
+            transcriber.transcribe(SPEECH_WAV, "en", lambda _: None)
+    assert api.requests == []

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import urllib3
 
@@ -57,9 +57,19 @@ class OpenAiTranscriber:
 
     provider = "openai"
 
-    def __init__(self, base_url: str, api_key: str | None, model: str, timeout_seconds: float) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str | None,
+        model: str,
+        timeout_seconds: float,
+        api_key_loader: Callable[[], str] | None = None,
+    ) -> None:
+        """``api_key_loader`` fetches the key on the first transcription (from Secrets Manager in AWS), so a
+        function that never transcribes never reads it, and the key never sits in a function's configuration."""
         self._url = base_url.rstrip("/") + "/v1/audio/transcriptions"
         self._api_key = api_key
+        self._api_key_loader = api_key_loader
         self.model = model
         self._timeout_seconds = timeout_seconds
         # A pool keeps the TLS session warm across transcriptions; creating it opens nothing.
@@ -83,6 +93,8 @@ class OpenAiTranscriber:
         ]
         if language:
             fields.append(("language", language))
+        if self._api_key is None and self._api_key_loader is not None:
+            self._api_key = self._api_key_loader()
         headers = {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
         on_progress(0.0)
         status, body = self._post(fields, headers)
