@@ -32,8 +32,8 @@ class Settings(BaseSettings):
     clip_timeout_seconds: int = Field(
         600,
         gt=0,
-        description="How long one ffmpeg run (a clip, or a burn-in) may take before it is killed "
-        "and the job fails with `CLIP_TIMEOUT`.",
+        description="How long cutting a clip (all its ffmpeg runs together: a smart cut and any fallback) or "
+        "burning subtitles in may take before ffmpeg is killed and the job fails with `CLIP_TIMEOUT`.",
         json_schema_extra={"group": "Job limits"},
     )
     probe_timeout_seconds: int = Field(

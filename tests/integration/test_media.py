@@ -154,3 +154,18 @@ def test_a_function_without_ffmpeg_builds_its_services_and_fails_only_when_it_ru
     # When a media step runs anyway, it fails with a message that says what is missing
     with pytest.raises(errors.InternalError, match="CLIPLINE_FFMPEG"):
         media["prober"].probe(media_server.url("long.mp4"))
+
+
+def test_one_deadline_bounds_all_the_runs_of_a_clip():
+    from clipline.media.ffmpeg_process import Deadline
+
+    # Given a clip's time limit, shared by its ffmpeg runs
+    deadline = Deadline.after(0.2)
+    # Then each run gets what is left, never the whole limit again
+    first = deadline.remaining()
+    time.sleep(0.1)
+    assert 0 < deadline.remaining() < first <= 0.2
+    # And once it has passed, no further run may start
+    time.sleep(0.15)
+    with pytest.raises(errors.ClipTimeoutError, match="0.2s clip time limit"):
+        deadline.remaining()

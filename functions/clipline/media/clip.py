@@ -22,11 +22,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from ..domain.errors import ClipFailedError, ClipLineError, ClipTimeoutError
+from ..domain.errors import ClipFailedError, ClipLineError
 from ..domain.jobs import ClipAccuracy, ClipInfo, ClipRequest, SourceInfo
 from ..domain.ports import ClipOutcome, ProgressCallback
 from .encoding import AAC_OPTIONS, H264_VIDEO_OPTIONS
-from .ffmpeg_process import FfmpegRun, last_stderr_line, run_ffmpeg
+from .ffmpeg_process import Deadline, FfmpegRun, last_stderr_line, run_ffmpeg
 from .probe import FfmpegProber, SourceAccess, classify_fetch_error
 from .smart_cut import SmartCutFallback, SmartCutter
 
@@ -79,35 +79,37 @@ class FfmpegClipper:
         self._timeout = timeout_seconds
         self._threads = threads
         self._access = access or SourceAccess()
-        self._smart_cutter = SmartCutter(ffmpeg, timeout_seconds, threads, self._access)
+        self._smart_cutter = SmartCutter(ffmpeg, threads, self._access)
 
     def clip(
         self, request: ClipRequest, source: SourceInfo, work_dir: Path, on_progress: ProgressCallback
     ) -> ClipOutcome:
+        # The limit covers the whole clip, however many ffmpeg runs it takes.
+        deadline = Deadline.after(self._timeout)
         if not source.has_video:
             output = work_dir / AUDIO_CLIP.file_name
             if source.audio_codec == "aac":
-                return self._copy_else_reencode(request, source, output, AUDIO_CLIP, on_progress)
-            return self._reencode(request, source, output, AUDIO_CLIP, "audio_not_aac", on_progress)
+                return self._copy_else_reencode(request, source, output, AUDIO_CLIP, on_progress, deadline)
+            return self._reencode(request, source, output, AUDIO_CLIP, "audio_not_aac", on_progress, deadline)
         output = work_dir / VIDEO_CLIP.file_name
         if request.accuracy is ClipAccuracy.KEYFRAME:
             return self._copy_else_reencode(
-                request, source, output, VIDEO_CLIP, on_progress, early_start_seconds=KEYFRAME_LEAD_LIMIT_SECONDS
+                request, source, output, VIDEO_CLIP, on_progress, deadline, early_start_seconds=KEYFRAME_LEAD_LIMIT_SECONDS
             )
-        return self._smart_cut_else_reencode(request, source, output, on_progress)
+        return self._smart_cut_else_reencode(request, source, output, on_progress, deadline)
 
     def _smart_cut_else_reencode(
-        self, request: ClipRequest, source: SourceInfo, output: Path, on_progress: ProgressCallback
+        self, request: ClipRequest, source: SourceInfo, output: Path, on_progress: ProgressCallback, deadline: Deadline
     ) -> ClipOutcome:
         try:
-            plan = self._smart_cutter.cut(request, source, output, on_progress)
+            plan = self._smart_cutter.cut(request, source, output, on_progress, deadline)
         except SmartCutFallback as fallback:
             output.unlink(missing_ok=True)
-            return self._reencode(request, source, output, VIDEO_CLIP, fallback.reason, on_progress)
+            return self._reencode(request, source, output, VIDEO_CLIP, fallback.reason, on_progress, deadline)
         problem = self._check(output, request, source)
         if problem is not None:
             output.unlink(missing_ok=True)
-            return self._reencode(request, source, output, VIDEO_CLIP, "smart_cut_failed", on_progress)
+            return self._reencode(request, source, output, VIDEO_CLIP, "smart_cut_failed", on_progress, deadline)
         on_progress(1.0)
         if plan.copied_frames == 0:
             # With no keyframe inside the range the whole range was encoded, from the fetched copy.
@@ -121,12 +123,13 @@ class FfmpegClipper:
         output: Path,
         container: ClipContainer,
         on_progress: ProgressCallback,
+        deadline: Deadline,
         early_start_seconds: float = 0.0,
     ) -> ClipOutcome:
         """A stream copy, kept when it starts at most ``early_start_seconds`` before ``start``; else a re-encode."""
         # A copy cannot decode, so it can only seek the input: no pre-roll.
         copy_run = self._cut(
-            request, container, COPY_OPTIONS, output, _shares(request, on_progress, 0.0, 0.3), preroll_seconds=0.0
+            request, container, COPY_OPTIONS, output, _shares(request, on_progress, 0.0, 0.3), 0.0, deadline
         )
         if copy_run.returncode == 0:
             problem = self._check(output, request, source, early_start_seconds)
@@ -137,7 +140,7 @@ class FfmpegClipper:
             classify_fetch_error(copy_run.stderr, request.source_url)
             fallback_reason = "copy_failed"
         output.unlink(missing_ok=True)
-        return self._reencode(request, source, output, container, fallback_reason, on_progress)
+        return self._reencode(request, source, output, container, fallback_reason, on_progress, deadline)
 
     def _reencode(
         self,
@@ -147,6 +150,7 @@ class FfmpegClipper:
         container: ClipContainer,
         fallback_reason: str,
         on_progress: ProgressCallback,
+        deadline: Deadline,
     ) -> ClipOutcome:
         encode_run = self._cut(
             request,
@@ -154,7 +158,8 @@ class FfmpegClipper:
             container.reencode_options,
             output,
             _shares(request, on_progress, 0.3, 0.7),
-            preroll_seconds=REENCODE_PREROLL_SECONDS,
+            REENCODE_PREROLL_SECONDS,
+            deadline,
         )
         if encode_run.returncode != 0:
             classify_fetch_error(encode_run.stderr, request.source_url)
@@ -173,13 +178,15 @@ class FfmpegClipper:
         output: Path,
         on_out_time,
         preroll_seconds: float,
+        deadline: Deadline,
     ) -> FfmpegRun:
         """One ffmpeg run over the source; it seeks the input ``preroll_seconds`` early and decodes the rest."""
         url = request.source_url
         with self._access.fetch(url) as fetch:
             run = self._run(
-                fetch.options, fetch.location, request, container, codec_options, output, on_out_time, preroll_seconds
-            )
+                fetch.options, fetch.location, request, container, codec_options, output, on_out_time,
+                preroll_seconds, deadline,
+            )  # fmt: skip
             try:
                 fetch.raise_failure()
             except ClipLineError:
@@ -197,6 +204,7 @@ class FfmpegClipper:
         output: Path,
         on_out_time,
         preroll_seconds: float,
+        deadline: Deadline,
     ) -> FfmpegRun:
         coarse = max(request.start_seconds - preroll_seconds, 0.0)
         arguments = [
@@ -211,10 +219,10 @@ class FfmpegClipper:
             "-movflags", "+faststart",
             "-f", container.muxer, str(output),
         ]  # fmt: skip
-        run = run_ffmpeg(self._ffmpeg, arguments, self._timeout, on_out_time)
+        run = run_ffmpeg(self._ffmpeg, arguments, deadline.remaining(), on_out_time)
         if run.timed_out:
             output.unlink(missing_ok=True)
-            raise ClipTimeoutError(f"ffmpeg ran past the {self._timeout:g}s clip time limit and was stopped")
+            raise deadline.exceeded()
         return run
 
     def _check(

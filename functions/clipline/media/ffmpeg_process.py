@@ -6,12 +6,13 @@ import os
 import subprocess
 import tempfile
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from ..domain.errors import InternalError
+from ..domain.errors import ClipTimeoutError, InternalError
 
 # Options for http(s) sources.
 # - A read or connect that stalls 15 s fails (ffmpeg counts in microseconds).
@@ -73,6 +74,37 @@ class FfmpegRun:
     returncode: int
     stderr: str
     timed_out: bool
+
+
+@dataclass(frozen=True)
+class Deadline:
+    """One time limit shared by every ffmpeg run of one piece of work.
+
+    A clip may take several runs (a smart cut makes four, and a fallback adds a
+    re-encode); each gets what is left, so the work as a whole stays within the
+    limit its Lambda and its state's timeout are sized for.
+    """
+
+    limit_seconds: float
+    ends_at: float  # on the monotonic clock
+
+    @classmethod
+    def after(cls, seconds: float) -> "Deadline":
+        return cls(seconds, time.monotonic() + seconds)
+
+    def remaining(self) -> float:
+        """Seconds left.
+
+        Raises:
+            ClipTimeoutError: none are.
+        """
+        left = self.ends_at - time.monotonic()
+        if left <= 0:
+            raise self.exceeded()
+        return left
+
+    def exceeded(self) -> ClipTimeoutError:
+        return ClipTimeoutError(f"ffmpeg ran past the {self.limit_seconds:g}s clip time limit and was stopped")
 
 
 def run_ffmpeg(

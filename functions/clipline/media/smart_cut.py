@@ -65,11 +65,10 @@ from fractions import Fraction
 from itertools import pairwise
 from pathlib import Path
 
-from ..domain.errors import ClipTimeoutError
 from ..domain.jobs import ClipRequest, SourceInfo
 from ..domain.ports import ProgressCallback
 from .encoding import AAC_OPTIONS, X264_QUALITY_OPTIONS
-from .ffmpeg_process import FfmpegRun, last_stderr_line, run_ffmpeg
+from .ffmpeg_process import Deadline, FfmpegRun, last_stderr_line, run_ffmpeg
 from .probe import SourceAccess, classify_fetch_error, local_file_fetch
 
 # NUT refuses negative timestamps and the pre-roll before ``start`` has them; an
@@ -270,39 +269,40 @@ def h264_profile_and_level(annex_b: bytes) -> tuple[int, int] | None:
 class SmartCutter:
     """Cuts H.264 sources at any frame, re-encoding only around the cut points."""
 
-    def __init__(self, ffmpeg: str, timeout_seconds: float, threads: int, access: SourceAccess) -> None:
+    def __init__(self, ffmpeg: str, threads: int, access: SourceAccess) -> None:
         self._ffmpeg = ffmpeg
-        self._timeout = timeout_seconds
         self._threads = threads
         self._access = access
 
-    def cut(self, request: ClipRequest, source: SourceInfo, output: Path, on_progress: ProgressCallback) -> CutPlan:
+    def cut(
+        self, request: ClipRequest, source: SourceInfo, output: Path, on_progress: ProgressCallback, deadline: Deadline
+    ) -> CutPlan:
         """Write ``request``'s range of ``source`` to ``output`` (MP4) and return how it was cut.
 
         Raises:
             SmartCutFallback: the source or this range cannot be smart-cut; nothing is left at ``output``.
-            ClipTimeoutError: an ffmpeg run passed the time limit.
+            ClipTimeoutError: the runs passed the ``deadline``.
             SourceNotAllowedError, SourceNotFoundError, SourceUnreachableError: fetching the source failed.
         """
         if source.video_codec != "h264":
             raise SmartCutFallback("smart_cut_unsupported_codec", f"video codec {source.video_codec}")
         with tempfile.TemporaryDirectory(prefix="smart-cut-", dir=output.parent) as scratch:
             parts = Path(scratch)
-            listing, encoder = self._fetch(request, source, parts, on_progress)
+            listing, encoder = self._fetch(request, source, parts, on_progress, deadline)
             plan = plan_cut(listing, request.duration_seconds)
-            self._encode_and_copy(plan, encoder, source.has_audio, parts)
+            self._encode_and_copy(plan, encoder, source.has_audio, parts, deadline)
             on_progress(_ENCODE_DONE)
             try:
-                self._join(plan, source, parts, output)
+                self._join(plan, source, parts, output, deadline)
                 on_progress(_JOIN_DONE)
-                self._validate(plan, output, parts)
+                self._validate(plan, output, parts, deadline)
             except Exception:
                 output.unlink(missing_ok=True)
                 raise
         return plan
 
     def _fetch(
-        self, request: ClipRequest, source: SourceInfo, parts: Path, on_progress: ProgressCallback
+        self, request: ClipRequest, source: SourceInfo, parts: Path, on_progress: ProgressCallback, deadline: Deadline
     ) -> tuple[PacketListing, list[str]]:
         """Copy the range to ``parts``; return its packet listing and the head's encoder options."""
         length = f"{request.duration_seconds + _FETCH_MARGIN_SECONDS:.6f}"
@@ -320,9 +320,10 @@ class SmartCutter:
 
         with self._access.fetch(request.source_url) as fetch:
             arguments = [*fetch.options, "-ss", f"{request.start_seconds:.6f}", "-i", fetch.location, *outputs]
-            run = run_ffmpeg(self._ffmpeg, arguments, self._timeout, report)
+            run = run_ffmpeg(self._ffmpeg, arguments, deadline.remaining(), report)
             fetch.raise_failure()
-        self._raise_timeout(run)
+        if run.timed_out:
+            raise deadline.exceeded()
         if run.returncode != 0:
             classify_fetch_error(run.stderr, request.source_url)
             raise SmartCutFallback("smart_cut_failed", f"fetching the range failed: {last_stderr_line(run.stderr)}")
@@ -347,7 +348,9 @@ class SmartCutter:
             "-bf", "0", "-fps_mode", "passthrough", *self._thread_options(),
         ]  # fmt: skip
 
-    def _encode_and_copy(self, plan: CutPlan, encoder: list[str], has_audio: bool, parts: Path) -> None:
+    def _encode_and_copy(
+        self, plan: CutPlan, encoder: list[str], has_audio: bool, parts: Path, deadline: Deadline
+    ) -> None:
         fetched = local_file_fetch(parts / "fetched.nut")
         offset = _LOCAL_COPY_OFFSET_SECONDS
         half_frame = plan.frame_duration / 2
@@ -399,9 +402,9 @@ class SmartCutter:
             outputs += ["-map", "0:a:0", "-af", audio_filters, *AAC_OPTIONS,
                         "-f", "mp4", str(parts / "audio.m4a")]  # fmt: skip
         # -copyts keeps the local copy's timestamps, which the trims above are written in.
-        self._run_local(["-copyts", *inputs, *outputs], "encoding the cut's parts")
+        self._run_local(["-copyts", *inputs, *outputs], "encoding the cut's parts", deadline)
 
-    def _join(self, plan: CutPlan, source: SourceInfo, parts: Path, output: Path) -> None:
+    def _join(self, plan: CutPlan, source: SourceInfo, parts: Path, output: Path, deadline: Deadline) -> None:
         listing = ["ffconcat version 1.0"]
         for number, segment in enumerate(plan.segments):
             listing += [f"file part{number}.mp4", f"duration {_seconds(segment.end - segment.start)}"]
@@ -427,9 +430,10 @@ class SmartCutter:
                 "-movflags", "+faststart", "-f", "mp4", str(output),
             ],  # fmt: skip
             "joining the cut's parts",
+            deadline,
         )
 
-    def _validate(self, plan: CutPlan, output: Path, parts: Path) -> None:
+    def _validate(self, plan: CutPlan, output: Path, parts: Path, deadline: Deadline) -> None:
         """Check the MP4 holds the planned frames in order and decodes cleanly across each seam.
 
         Raises:
@@ -450,6 +454,7 @@ class SmartCutter:
             ["-v", "error", *clip.options, "-i", clip.location, *seam_inputs,
              "-map", "0:v:0", "-c", "copy", "-f", "framecrc", str(listing), *seam_outputs],
             "checking the joined clip",
+            deadline,
         )  # fmt: skip
         if run.stderr.strip():
             errors = run.stderr.strip()[-300:]
@@ -461,16 +466,13 @@ class SmartCutter:
         if any(later.decode_time <= earlier.decode_time for earlier, later in pairwise(joined)):
             raise SmartCutFallback("smart_cut_failed", "the joined clip's decoding times do not rise")
 
-    def _run_local(self, arguments: list[str], what: str) -> FfmpegRun:
-        run = run_ffmpeg(self._ffmpeg, arguments, self._timeout)
-        self._raise_timeout(run)
+    def _run_local(self, arguments: list[str], what: str, deadline: Deadline) -> FfmpegRun:
+        run = run_ffmpeg(self._ffmpeg, arguments, deadline.remaining())
+        if run.timed_out:
+            raise deadline.exceeded()
         if run.returncode != 0:
             raise SmartCutFallback("smart_cut_failed", f"{what} failed: {last_stderr_line(run.stderr)}")
         return run
-
-    def _raise_timeout(self, run: FfmpegRun) -> None:
-        if run.timed_out:
-            raise ClipTimeoutError(f"ffmpeg ran past the {self._timeout:g}s clip time limit and was stopped")
 
     def _thread_options(self) -> list[str]:
         return ["-threads", str(self._threads)] if self._threads else []
