@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 from typing import Callable
 
-from aws_cdk import RemovalPolicy
+from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_apigateway as apigateway
+from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_wafv2 as wafv2
@@ -71,6 +72,12 @@ GATEWAY_RESPONSES: dict[str, tuple[str | None, str]] = {
     "RESOURCE_NOT_FOUND": ("404", errors.RouteNotFoundError.code),
     "INVALID_API_KEY": ("403", errors.ForbiddenError.code),
     "ACCESS_DENIED": ("403", errors.ForbiddenError.code),
+    # No authorizer or IAM auth is configured, so these can only mean a refused caller; one code for all.
+    "UNAUTHORIZED": ("403", errors.ForbiddenError.code),
+    "EXPIRED_TOKEN": ("403", errors.ForbiddenError.code),
+    "INVALID_SIGNATURE": ("403", errors.ForbiddenError.code),
+    # Without this, a non-JSON body would fall to DEFAULT_4XX and be reported as a validation failure.
+    "UNSUPPORTED_MEDIA_TYPE": ("415", errors.UnsupportedMediaTypeError.code),
     "THROTTLED": ("429", errors.TooManyRequestsError.code),
     "QUOTA_EXCEEDED": ("429", errors.QuotaExceededError.code),
     "BAD_REQUEST_BODY": ("400", errors.ValidationFailedError.code),
@@ -111,9 +118,10 @@ class Api(Construct):
             description="clipline: cut, transcribe and subtitle clips",
             endpoint_types=[apigateway.EndpointType.REGIONAL],
             api_key_source_type=apigateway.ApiKeySourceType.HEADER,
-            # Execution logs need API Gateway's account-level role to write to CloudWatch.
-            cloud_watch_role=True,
-            cloud_watch_role_removal_policy=RemovalPolicy.DESTROY,
+            # The role API Gateway logs with is one per account and region (AWS::ApiGateway::Account), shared
+            # by every stage and every other API there: a stack that owned it would take it down with it on
+            # destroy and break the others' logging. It is set up once per account and region (docs/deploy.md).
+            cloud_watch_role=False,
             deploy_options=apigateway.StageOptions(
                 stage_name=config.stage,
                 throttling_rate_limit=config.api_rate_limit,
@@ -127,17 +135,6 @@ class Api(Construct):
                 tracing_enabled=True,
             ),
         )
-        api_gateway_role = self.rest_api.node.try_find_child("CloudWatchRole")
-        if api_gateway_role is not None:
-            # AWS publishes this policy for exactly this role; a copy would only go stale.
-            acknowledge(
-                api_gateway_role,
-                "AwsSolutions-IAM4",
-                "API Gateway's CloudWatch role uses AmazonAPIGatewayPushToCloudWatchLogs, the AWS-managed "
-                "policy made for it.",
-                "Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs",
-            )
-
         for response_type, (status, code) in GATEWAY_RESPONSES.items():
             self.rest_api.add_gateway_response(
                 f"{response_type.title().replace('_', '')}Response",
@@ -162,7 +159,11 @@ class Api(Construct):
             schema=apigateway.JsonSchema(schema=apigateway.JsonSchemaVersion.DRAFT4),
         )
         # The schema is clipline's own, already draft 4; passed through as it is rather than rebuilt as JsonSchema.
-        self.create_job_model.node.default_child.add_property_override("Schema", api_gateway_model())
+        create_job_schema = api_gateway_model()
+        self.create_job_model.node.default_child.add_property_override("Schema", create_job_schema)
+        # A deployment's logical id hashes only what CDK itself set, not the override above: without this a
+        # changed model would update the Model resource but never be deployed to the stage.
+        self.rest_api.latest_deployment.add_to_logical_id({"createJobModel": create_job_schema})
 
         self.methods: list[apigateway.Method] = []
         for route in API_ROUTES:
@@ -209,12 +210,32 @@ class Api(Construct):
             web_acl_arn=self.web_acl.attr_arn,
         )
 
+    def metric_job_creations_blocked(self, *, period: Duration = Duration.minutes(5)) -> cloudwatch.Metric:
+        """Requests the per-IP job creation rule blocked: WAF answers them, so API Gateway never counts them."""
+        return cloudwatch.Metric(
+            namespace="AWS/WAFV2",
+            metric_name="BlockedRequests",
+            dimensions_map={
+                "WebACL": self.web_acl_metric_name,
+                "Rule": self.rate_rule_metric_name,
+                "Region": Stack.of(self).region,
+            },
+            statistic="Sum",
+            period=period,
+            label="job creations blocked by the per-IP rule",
+        )
+
     def _job_creation_rate_rule(self, config: StageConfig) -> wafv2.CfnWebACL:
         job_creation = next(route for route in API_ROUTES if route.method in BODY_METHODS)
         metric_prefix = f"{config.name_prefix}-waf"
+        # WAF's metrics are dimensioned by these names (WebACL, Rule); the dashboard reads them back.
+        self.web_acl_metric_name = metric_prefix
+        self.rate_rule_metric_name = f"{metric_prefix}-job-creations-per-ip"
         return wafv2.CfnWebACL(
             self,
             "WebAcl",
+            # Named as its metric, so the WebACL dimension is the same whichever of the two WAF reports.
+            name=metric_prefix,
             scope="REGIONAL",
             default_action=wafv2.CfnWebACL.DefaultActionProperty(allow={}),
             visibility_config=wafv2.CfnWebACL.VisibilityConfigProperty(
@@ -235,7 +256,7 @@ class Api(Construct):
                     ),
                     visibility_config=wafv2.CfnWebACL.VisibilityConfigProperty(
                         cloud_watch_metrics_enabled=True,
-                        metric_name=f"{metric_prefix}-job-creations-per-ip",
+                        metric_name=self.rate_rule_metric_name,
                         sampled_requests_enabled=True,
                     ),
                 )
@@ -243,24 +264,42 @@ class Api(Construct):
         )
 
 
-def _method_and_path(method: str, path: str) -> wafv2.CfnWebACL.StatementProperty:
-    # WAF sees the stage in the path (/prod/api/jobs), so the path is matched at its end.
-    def byte_match(field: wafv2.CfnWebACL.FieldToMatchProperty, value: str, position: str):
-        return wafv2.CfnWebACL.StatementProperty(
-            byte_match_statement=wafv2.CfnWebACL.ByteMatchStatementProperty(
-                field_to_match=field,
-                positional_constraint=position,
-                search_string=value,
-                text_transformations=[wafv2.CfnWebACL.TextTransformationProperty(priority=0, type="NONE")],
-            )
-        )
+# Applied in order to the path before matching: what API Gateway would route as /api/jobs must match
+# however it is spelt (percent-encoded, in another case, with doubled slashes or dot segments).
+PATH_TRANSFORMATIONS = ("URL_DECODE", "NORMALIZE_PATH", "LOWERCASE")
 
+
+def _method_and_path(method: str, path: str) -> wafv2.CfnWebACL.StatementProperty:
+    """Requests with ``method`` whose path contains ``path``.
+
+    WAF sees the stage in the path (/prod/api/jobs), and a path ending in a slash
+    (/prod/api/jobs/) still reaches the same method, so the path is matched anywhere
+    rather than at its end. Only one route takes ``method``, so whatever else the
+    match catches is a request API Gateway refuses anyway.
+    """
+    path_transformations = [
+        wafv2.CfnWebACL.TextTransformationProperty(priority=priority, type=transformation)
+        for priority, transformation in enumerate(PATH_TRANSFORMATIONS)
+    ]
     return wafv2.CfnWebACL.StatementProperty(
         and_statement=wafv2.CfnWebACL.AndStatementProperty(
             statements=[
-                byte_match(wafv2.CfnWebACL.FieldToMatchProperty(method={}), method, "EXACTLY"),
-                byte_match(wafv2.CfnWebACL.FieldToMatchProperty(uri_path={}), path, "ENDS_WITH"),
+                wafv2.CfnWebACL.StatementProperty(
+                    byte_match_statement=wafv2.CfnWebACL.ByteMatchStatementProperty(
+                        field_to_match=wafv2.CfnWebACL.FieldToMatchProperty(method={}),
+                        positional_constraint="EXACTLY",
+                        search_string=method,
+                        text_transformations=[wafv2.CfnWebACL.TextTransformationProperty(priority=0, type="NONE")],
+                    )
+                ),
+                wafv2.CfnWebACL.StatementProperty(
+                    byte_match_statement=wafv2.CfnWebACL.ByteMatchStatementProperty(
+                        field_to_match=wafv2.CfnWebACL.FieldToMatchProperty(uri_path={}),
+                        positional_constraint="CONTAINS",
+                        search_string=path.lower(),
+                        text_transformations=path_transformations,
+                    )
+                ),
             ]
         )
     )
-

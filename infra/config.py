@@ -15,6 +15,7 @@ import aws_cdk.aws_logs as logs
 from constructs import Node
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from clipline.api.routes import API_ROUTES
 from clipline.settings import Settings
 from clipline.workflow import AUDIO_EXTRACTION_TIMEOUT_SECONDS, LAMBDA_SIZES, lambda_timeout_seconds
 
@@ -22,6 +23,8 @@ STAGE_CONTEXT_KEY = "stage"
 STAGES_CONTEXT_KEY = "stages"
 DEFAULT_STAGE = "dev"
 LAMBDA_MAX_TIMEOUT_SECONDS = 900
+# API Gateway ends a Lambda integration after 29 s: a function that runs longer answers nobody.
+API_INTEGRATION_TIMEOUT_SECONDS = 29
 DEFAULT_USAGE_PLAN = "default"
 
 
@@ -61,7 +64,8 @@ class StageConfig(_Strict):
     log_retention: str = "ONE_MONTH"
 
     asr_provider: Literal["transcribe", "openai", "whisper"] = "transcribe"
-    # Workers transcribing at once; SQS event source mappings accept 2 to 1000.
+    # Transcriptions running at once; SQS event source mappings accept 2 to 1000. A request that waits in
+    # the queue longer than asr_heartbeat_seconds times out (see docs/deploy.md for sizing).
     asr_max_concurrency: int = Field(5, ge=2, le=1000)
     # Deliveries of one ASR request before it goes to the dead-letter queue.
     asr_max_receive_count: int = Field(3, ge=1)
@@ -127,6 +131,14 @@ class StageConfig(_Strict):
             seconds = self.timeout_seconds_of(name)
             if seconds > LAMBDA_MAX_TIMEOUT_SECONDS:
                 raise ValueError(f"{name} would need a {seconds} s timeout; Lambda allows {LAMBDA_MAX_TIMEOUT_SECONDS}")
+        api_handlers = {route.handler for route in API_ROUTES}
+        for name, size in LAMBDA_SIZES.items():
+            seconds = self.timeout_seconds_of(name)
+            if size.handler in api_handlers and seconds > API_INTEGRATION_TIMEOUT_SECONDS:
+                raise ValueError(
+                    f"functions.{name}.timeout_seconds ({seconds}) serves an API route; API Gateway gives up "
+                    f"after {API_INTEGRATION_TIMEOUT_SECONDS} s"
+                )
         worker = self.timeout_seconds_of("TranscribeClip")
         if self.asr_timeout_seconds + AUDIO_EXTRACTION_TIMEOUT_SECONDS >= worker:
             raise ValueError(
@@ -156,13 +168,13 @@ class StageConfig(_Strict):
         return f"clipline-{self.stage}"
 
     @classmethod
-    def from_context(cls, node: Node) -> StageConfig:
-        """The stage named by the ``stage`` context key, with its overrides from ``stages``.
+    def from_context(cls, node: Node, stage: str | None = None) -> StageConfig:
+        """``stage`` (by default the one the ``stage`` context key names), with its overrides from ``stages``.
 
         Raises:
             ValueError: the stage is not in ``stages``, or its settings are invalid.
         """
-        stage = node.try_get_context(STAGE_CONTEXT_KEY) or DEFAULT_STAGE
+        stage = stage or node.try_get_context(STAGE_CONTEXT_KEY) or DEFAULT_STAGE
         stages = node.try_get_context(STAGES_CONTEXT_KEY) or {}
         if stage not in stages:
             raise ValueError(f"stage {stage!r} is not in the {STAGES_CONTEXT_KEY!r} context; known: {sorted(stages)}")

@@ -43,6 +43,11 @@ SERVER_ERROR_WINDOW = Duration.minutes(10)
 ASR_TIMEOUT_STATUS = errors.TranscriptionTimeoutError.code.lower()
 
 
+def asr_queue_wait_threshold_seconds(config: StageConfig) -> float:
+    """How long the oldest ASR request may wait before the AsrQueueWait alarm fires: half the heartbeat."""
+    return config.asr_heartbeat_seconds / 2
+
+
 def catalog_metric(
     name: str, dimensions: dict[str, str] | None = None, *, statistic: str = "Sum", period: Duration = SUM_PERIOD
 ) -> cloudwatch.Metric:
@@ -88,7 +93,9 @@ class Monitoring(Construct):
         asr_queue: sqs.IQueue,
         asr_dead_letter_queue: sqs.IQueue,
         expiry_failures: sqs.IQueue,
+        execution_end_dead_letters: sqs.IQueue,
         rest_api: apigateway.RestApi,
+        job_creations_blocked: cloudwatch.IMetric,
     ) -> None:
         super().__init__(scope, construct_id)
         self.alarm_topic = sns.Topic(self, "Alarms", display_name=f"{config.name_prefix} alarms", enforce_ssl=True)
@@ -103,6 +110,8 @@ class Monitoring(Construct):
             self.alarm_topic.add_subscription(subscriptions.EmailSubscription(config.alarm_email))
 
         self.alarms = self._alarms(state_machine, asr_dead_letter_queue, expiry_failures, rest_api)
+        self.alarms.append(self._execution_end_dead_letters_alarm(execution_end_dead_letters))
+        self.alarms.append(self._asr_queue_wait_alarm(asr_queue, config))
         alarm_action = actions.SnsAction(self.alarm_topic)
         for alarm in self.alarms:
             alarm.add_alarm_action(alarm_action)
@@ -111,7 +120,7 @@ class Monitoring(Construct):
         self.dashboard.add_widgets(
             *self._job_widgets(), *self._duration_widgets(), *self._queue_widgets(asr_queue, asr_dead_letter_queue),
         )
-        self.dashboard.add_widgets(*self._media_widgets(), *self._api_widgets(rest_api))
+        self.dashboard.add_widgets(*self._media_widgets(), *self._api_widgets(rest_api, job_creations_blocked))
         self.dashboard.add_widgets(cloudwatch.AlarmStatusWidget(title="Alarms", alarms=self.alarms, width=24))
 
     def _alarms(
@@ -179,6 +188,34 @@ class Monitoring(Construct):
             ),
         ]  # fmt: skip
 
+    def _execution_end_dead_letters_alarm(self, dead_letters: sqs.IQueue) -> cloudwatch.Alarm:
+        return dead_letters.metric_approximate_number_of_messages_visible(
+            period=Duration.minutes(5), statistic="Maximum"
+        ).create_alarm(
+            self, "ExecutionEndDeadLetters",
+            alarm_description="Ended executions whose job could not be recorded as failed; they stay 'running'.",
+            threshold=0, evaluation_periods=1,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )  # fmt: skip
+
+    def _asr_queue_wait_alarm(self, asr_queue: sqs.IQueue, config: StageConfig) -> cloudwatch.Alarm:
+        # The Transcribe state's heartbeat clock starts when the request is queued, but the worker's first
+        # beat comes only when it takes the message: a request that waits HeartbeatSeconds times out
+        # (States.HeartbeatTimeout). Half of it leaves time to raise asr_max_concurrency before jobs fail.
+        return asr_queue.metric_approximate_age_of_oldest_message(
+            period=Duration.minutes(1), statistic="Maximum"
+        ).create_alarm(
+            self, "AsrQueueWait",
+            alarm_description=(
+                f"ASR requests wait in the queue for more than half of the {config.asr_heartbeat_seconds} s "
+                "heartbeat: raise asr_max_concurrency before they time out."
+            ),
+            threshold=asr_queue_wait_threshold_seconds(config), evaluation_periods=1,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )  # fmt: skip
+
     def _job_widgets(self) -> list[cloudwatch.IWidget]:
         return [
             cloudwatch.GraphWidget(
@@ -216,6 +253,11 @@ class Monitoring(Construct):
                         label="dead letters", statistic="Maximum"
                     ),
                 ],
+                right=[
+                    asr_queue.metric_approximate_age_of_oldest_message(
+                        label="oldest waiting (s)", statistic="Maximum", period=Duration.minutes(1)
+                    )
+                ],
                 width=8,
             )
         ]
@@ -230,7 +272,9 @@ class Monitoring(Construct):
             )
         ]
 
-    def _api_widgets(self, rest_api: apigateway.RestApi) -> list[cloudwatch.IWidget]:
+    def _api_widgets(
+        self, rest_api: apigateway.RestApi, job_creations_blocked: cloudwatch.IMetric
+    ) -> list[cloudwatch.IWidget]:
         return [
             cloudwatch.GraphWidget(
                 title="API 4xx / 5xx",
@@ -241,9 +285,11 @@ class Monitoring(Construct):
                 right=[catalog_search("ApiRequests", "Sum")],
                 width=8,
             ),
+            # API Gateway publishes no count of its throttle and quota refusals (they are among the 4xx);
+            # what it cannot see are the requests WAF blocked before them.
             cloudwatch.GraphWidget(
-                title="Requests refused by throttle or quota",
-                left=[catalog_metric("RateLimitRefusals")],
+                title="Job creations blocked by the per-IP rate rule",
+                left=[job_creations_blocked],
                 width=8,
             ),
         ]

@@ -21,6 +21,9 @@ from .config import StageConfig
 DEFINITION_FILE = "pipeline.asl.json"
 # Statuses of executions that end without reaching FailJob, so no task recorded the job's end.
 EXECUTION_END_STATUSES = ["FAILED", "TIMED_OUT", "ABORTED"]
+EXECUTION_END_RETRY_ATTEMPTS = 4
+EXECUTION_END_MAX_EVENT_AGE = Duration.hours(2)
+DEAD_LETTER_RETENTION = Duration.days(14)
 
 
 def definition_path() -> str:
@@ -79,6 +82,21 @@ class Pipeline(Construct):
             "Resource::*",
         )
 
+        # An event EventBridge could not deliver after its retries is a job that would stay "running" until
+        # it expires; kept here (and alarmed on) so someone can record it by hand.
+        self.execution_end_dead_letters = sqs.Queue(
+            self,
+            "ExecutionEndDeadLetters",
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            retention_period=DEAD_LETTER_RETENTION,
+        )
+        # It is the end of the line: nothing consumes it automatically, so nothing could dead-letter from it.
+        acknowledge(
+            self.execution_end_dead_letters,
+            "AwsSolutions-SQS3",
+            "This queue is itself the dead-letter queue of the execution-end rule's Lambda target.",
+        )
         events.Rule(
             self,
             "ExecutionEnded",
@@ -93,7 +111,10 @@ class Pipeline(Construct):
             ),
             targets=[
                 targets.LambdaFunction(
-                    execution_end_handler, retry_attempts=4, max_event_age=Duration.hours(2)
+                    execution_end_handler,
+                    retry_attempts=EXECUTION_END_RETRY_ATTEMPTS,
+                    max_event_age=EXECUTION_END_MAX_EVENT_AGE,
+                    dead_letter_queue=self.execution_end_dead_letters,
                 )
             ],
         )

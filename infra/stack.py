@@ -21,6 +21,9 @@ from .pipeline import Pipeline
 from .queue import AsrQueue, grant_asr_provider
 from .storage import Storage
 
+# API functions granted reads only, below; every other function may also write and delete.
+READ_ONLY_API_FUNCTIONS = frozenset({"GetJob", "GetJobResult"})
+
 
 class ClipStack(Stack):
     def __init__(self, scope: Construct, construct_id: str, *, config: StageConfig, **kwargs: Any) -> None:
@@ -51,9 +54,15 @@ class ClipStack(Stack):
         api = Api(self, "Api", config=config, function_for_handler=functions.by_handler)
         storage.remove_expired_artifacts_with(functions["RemoveExpiredArtifacts"])
 
-        # Every function reads and writes jobs and artifacts: steps store results, the API signs links,
-        # FailJob and retention delete files.
-        for function in functions.functions.values():
+        # The status and result routes only read: a record of an older schema is upgraded in memory, never
+        # rewritten on read. The result route presigns GetObject links, which work only if its role may get them.
+        storage.jobs_table.grant_read_data(functions["GetJob"])
+        storage.jobs_table.grant_read_data(functions["GetJobResult"])
+        storage.artifacts_bucket.grant_read(functions["GetJobResult"])
+        # The others read and write jobs and artifacts: steps store results, FailJob and retention delete files.
+        for name, function in functions.functions.items():
+            if name in READ_ONLY_API_FUNCTIONS:
+                continue
             storage.jobs_table.grant_read_write_data(function)
             storage.artifacts_bucket.grant_read_write(function)
             storage.artifacts_bucket.grant_delete(function)
@@ -76,7 +85,9 @@ class ClipStack(Stack):
             asr_queue=asr.queue,
             asr_dead_letter_queue=asr.dead_letter_queue,
             expiry_failures=storage.expiry_failures,
+            execution_end_dead_letters=pipeline.execution_end_dead_letters,
             rest_api=api.rest_api,
+            job_creations_blocked=api.metric_job_creations_blocked(),
         )
         self._acknowledge_grant_wildcards(storage.artifacts_bucket, task_functions, worker)
 

@@ -3,9 +3,10 @@
 Every zip Lambda shares one layer with clipline's runtime requirements, built
 for Lambda's Python 3.12 on x86_64 whatever machine synthesises the stack: pip
 picks manylinux wheels for that platform, and compiles nothing for it. The
-built layer is kept under ``build/layers/`` keyed by the requirement list, so
-only the first ``cdk synth`` (and any change of requirements) needs the
-package index.
+built layer is kept under ``build/layers/`` keyed by the requirement list and
+the repository's ``constraints.txt`` (the exact versions the tests ran with),
+so only the first ``cdk synth`` (and any change of either) needs the package
+index.
 """
 
 from __future__ import annotations
@@ -17,11 +18,15 @@ import subprocess
 import sys
 import tempfile
 import tomllib
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Callable, Iterator
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 FUNCTIONS_DIR = REPO_ROOT / "functions"
 BUILD_DIR = REPO_ROOT / "build" / "layers"
+# pyproject.toml gives floors; these are the versions development, CI and so the layer use.
+CONSTRAINTS_FILE = REPO_ROOT / "constraints.txt"
 
 # Lambda's runtime ships boto3 and botocore. A botocore in the layer (aws-xray-sdk
 # pulls it in) would shadow the runtime's and pair it with the runtime's boto3 at
@@ -73,60 +78,90 @@ def runtime_requirements() -> list[str]:
     ]
 
 
-def dependencies_layer_dir() -> Path:
-    """Where the layer for the current requirement list is kept (``build/`` is not committed)."""
-    digest = hashlib.sha256(_manifest(runtime_requirements()).encode()).hexdigest()[:16]
+# Runs pip with these arguments, raising DependenciesLayerError for the layer at the given directory.
+PipRunner = Callable[[list[str], Path], None]
+
+
+def dependencies_layer_dir(constraints: Path = CONSTRAINTS_FILE) -> Path:
+    """Where the layer for the current requirements and constraints is kept (``build/`` is not committed)."""
+    digest = hashlib.sha256(_manifest(runtime_requirements(), constraints).encode()).hexdigest()[:16]
     return BUILD_DIR / f"dependencies-{digest}"
 
 
-def build_dependencies_layer(out_dir: Path | None = None) -> Path:
+def build_dependencies_layer(
+    out_dir: Path | None = None, *, constraints: Path = CONSTRAINTS_FILE, pip: PipRunner | None = None
+) -> Path:
     """The layer directory (``out_dir/python/...``), built with pip unless a matching build is there.
 
-    ``out_dir`` defaults to ``dependencies_layer_dir()``. A build is written to a
-    sibling directory and renamed into place, so an interrupted one is never reused,
-    and ``out_dir/requirements.txt`` records what it holds.
+    ``out_dir`` defaults to ``dependencies_layer_dir(constraints)``. pip installs the
+    requirements at the versions ``constraints`` pins. A build is written to a sibling
+    directory and renamed into place under a lock beside ``out_dir``, so an interrupted
+    one is never reused, builds running at once (parallel synths, test workers) make
+    one layer between them, and ``out_dir/requirements.txt`` records what it holds.
+    ``pip`` replaces the pip run (tests).
 
     Raises:
         DependenciesLayerError: pip failed; its message says whether the package
             index was unreachable and how to get a cached build.
     """
+    run_pip = pip or _pip
     requirements = runtime_requirements()
-    out_dir = Path(out_dir) if out_dir is not None else dependencies_layer_dir()
-    manifest = _manifest(requirements)
+    out_dir = Path(out_dir) if out_dir is not None else dependencies_layer_dir(constraints)
+    manifest = _manifest(requirements, constraints)
     if _is_built(out_dir, manifest):
         return out_dir
 
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    # A private staging folder: concurrent synths (or test workers) may build the same layer.
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".partial", dir=out_dir.parent))
-    staging.chmod(0o755)
-    try:
-        wheels = staging / "wheels"
-        # Some requirements (srt) publish only a source distribution, which a --platform
-        # install refuses. Built here first, a pure-Python one becomes a py3-none-any wheel
-        # that suits Lambda too; one that compiles code would not, and the install says so.
-        _pip(["wheel", "--no-deps", "--wheel-dir", str(wheels), *requirements], out_dir)
-        _pip(
-            ["install", "--target", str(staging / "python"), "--find-links", str(wheels),
-             *PIP_TARGET_OPTIONS, *requirements],
-            out_dir,
-        )  # fmt: skip
-        shutil.rmtree(wheels)
-        _remove_runtime_provided(staging / "python")
-        # Console scripts (naming this machine's interpreter) and man pages: nothing in Lambda uses them.
-        for data in ("bin", "share"):
-            shutil.rmtree(staging / "python" / data, ignore_errors=True)
-        (staging / MANIFEST_NAME).write_text(manifest, "utf-8")
-        if not _is_built(out_dir, manifest):
+    with _exclusive(out_dir.parent / f".{out_dir.name}.lock"):
+        # Another build may have finished while this one waited: it is as good, and in use, so keep it.
+        if _is_built(out_dir, manifest):
+            return out_dir
+        staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".partial", dir=out_dir.parent))
+        staging.chmod(0o755)
+        try:
+            wheels = staging / "wheels"
+            pinned = ["--constraint", str(constraints)]
+            # Some requirements (srt) publish only a source distribution, which a --platform
+            # install refuses. Built here first, a pure-Python one becomes a py3-none-any wheel
+            # that suits Lambda too; one that compiles code would not, and the install says so.
+            run_pip(["wheel", "--no-deps", "--wheel-dir", str(wheels), *pinned, *requirements], out_dir)
+            run_pip(
+                ["install", "--target", str(staging / "python"), "--find-links", str(wheels),
+                 *PIP_TARGET_OPTIONS, *pinned, *requirements],
+                out_dir,
+            )  # fmt: skip
+            shutil.rmtree(wheels, ignore_errors=True)
+            _remove_runtime_provided(staging / "python")
+            # Console scripts (naming this machine's interpreter) and man pages: nothing in Lambda uses them.
+            for data in ("bin", "share"):
+                shutil.rmtree(staging / "python" / data, ignore_errors=True)
+            (staging / MANIFEST_NAME).write_text(manifest, "utf-8")
+            # Not a complete build (checked above, under the lock): what is there was interrupted.
             shutil.rmtree(out_dir, ignore_errors=True)
             try:
                 staging.rename(out_dir)
             except OSError:
-                if not _is_built(out_dir, manifest):  # else another build finished first, and is as good
+                if not _is_built(out_dir, manifest):  # with no lock, another build may have finished first
                     raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
     return out_dir
+
+
+@contextmanager
+def _exclusive(lock_path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``lock_path`` (created if missing); without POSIX locks, none."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - no POSIX locks (Windows), where synthesis is unsupported anyway
+        yield
+        return
+    with lock_path.open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def function_code_excludes() -> list[str]:
@@ -165,15 +200,23 @@ def _distribution_name(requirement: str) -> str:
     return re.sub(r"[-_.]+", "-", name.group(1)).lower()
 
 
-def _manifest(requirements: list[str]) -> str:
+def _manifest(requirements: list[str], constraints: Path) -> str:
     lines = [
         "# Installed into python/ for Lambda by layers/dependencies/build.py with",
         "# pip wheel --no-deps (for source-only requirements), then",
-        f"# pip install --target python {' '.join(PIP_TARGET_OPTIONS)}",
+        f"# pip install --target python {' '.join(PIP_TARGET_OPTIONS)} --constraint constraints.txt",
         f"# then removed, as the runtime provides them: {', '.join(RUNTIME_PROVIDED)}; and bin/, share/",
+        "# constraints.txt:",
+        *(f"#   {pin}" for pin in _constraint_lines(constraints)),
         *requirements,
     ]
     return "\n".join(lines) + "\n"
+
+
+def _constraint_lines(constraints: Path) -> list[str]:
+    """The pins of a constraints file, without its comments, so only a changed pin makes a new layer."""
+    lines = (line.split("#", 1)[0].strip() for line in constraints.read_text("utf-8").splitlines())
+    return [line for line in lines if line]
 
 
 def _remove_runtime_provided(site: Path) -> None:

@@ -50,7 +50,9 @@ def stage_config(stage: str):  # -> infra.config.StageConfig
 
 
 def stack_name(stage: str) -> str:
-    return f"Clipline-{stage}"
+    from infra.app import stack_name
+
+    return stack_name(stage)
 
 
 @contextmanager
@@ -69,16 +71,11 @@ def _without_aws_credentials() -> Iterator[None]:
 
 
 def _synthesize(outdir: Path) -> None:
-    import aws_cdk as cdk
-    from cdk_nag import AwsSolutionsChecks
-
-    from infra.stack import ClipStack
+    from infra.app import build_app
 
     started = time.monotonic()
-    app = cdk.App(outdir=str(outdir), context=CDK_CONTEXT)
-    cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app, verbose=True))
-    for stage in STAGES:
-        ClipStack(app, stack_name(stage), config=stage_config(stage))
+    # The app app.py synthesizes, with every stage under test as its own stack.
+    app = build_app(CDK_CONTEXT, str(outdir), stages=STAGES, verbose_nag=True)
     error = None
     with _without_aws_credentials():
         try:

@@ -12,6 +12,8 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
+import time
 import tomllib
 import xml.etree.ElementTree as ElementTree
 from pathlib import Path
@@ -29,6 +31,7 @@ from layers.dependencies.build import (
     RUNTIME_PROVIDED,
     DependenciesLayerError,
     build_dependencies_layer,
+    dependencies_layer_dir,
     function_code_excludes,
     index_unreachable,
     runtime_requirements,
@@ -228,7 +231,8 @@ def test_without_the_index_or_a_cache_the_dependencies_layer_says_how_to_fix_it(
     assert raised.value.index_unreachable
     assert "cannot reach the package index" in str(raised.value)
     assert "once with network access" in str(raised.value)
-    assert list(tmp_path.iterdir()) == []
+    # (the lock file stays: removing it would let a waiting build lock a different file)
+    assert [path.name for path in tmp_path.iterdir()] in ([], [".dependencies.lock"])
 
 
 _IMPORT_HANDLERS = """
@@ -349,7 +353,7 @@ def test_the_asr_images_build_context_holds_what_the_dockerfile_copies_and_nothi
     shutil.copytree(FUNCTIONS_DIR, context / "functions")
     (context / "containers" / "asr-whisper").mkdir(parents=True)
     shutil.copy(DOCKERFILE, context / "containers" / "asr-whisper" / "Dockerfile")
-    for name in (".dockerignore", "pyproject.toml", "README.md"):
+    for name in (".dockerignore", "pyproject.toml", "README.md", "constraints.txt"):
         shutil.copy(REPO_ROOT / name, context / name)
     (context / "functions" / "clipline" / "__pycache__").mkdir(exist_ok=True)
     (context / "functions" / "clipline" / "__pycache__" / "x.cpython-312.pyc").write_bytes(b"")
@@ -376,3 +380,100 @@ def test_the_asr_images_build_context_holds_what_the_dockerfile_copies_and_nothi
     assert f"functions/{ASR_WORKER_HANDLER.replace('.', '/')}.py" in files
     assert not [name for name in files if name.split("/")[0] in heavy]
     assert not [name for name in files if "__pycache__" in name or ".egg-info" in name]
+
+
+def test_the_asr_image_installs_the_versions_constraints_txt_pins() -> None:
+    instructions = _dockerfile_instructions()
+    copied = {
+        source: rest.split()[-1]
+        for keyword, rest in instructions
+        if keyword == "COPY"
+        for source in rest.split()[:-1]
+    }
+    assert "constraints.txt" in copied
+    target = copied["constraints.txt"].rstrip("/") + "/constraints.txt"
+    (install,) = [rest for keyword, rest in instructions if keyword == "RUN" and "clipline[whisper]" in rest]
+    assert re.search(rf"pip install [^&]*(-c|--constraint) {re.escape(target)}\s", install), install
+
+
+# The dependencies layer's cache and its concurrency -----------------------------------------
+
+
+class _FakePip:
+    """Stands in for pip: "installs" one module into --target, slowly enough for builds to overlap."""
+
+    def __init__(self, seconds: float = 0.0) -> None:
+        self.calls: list[list[str]] = []
+        self.seconds = seconds
+        self._lock = threading.Lock()
+
+    def __call__(self, arguments: list[str], out_dir: Path) -> None:
+        with self._lock:
+            self.calls.append(arguments)
+        time.sleep(self.seconds)
+        if arguments[0] == "install":
+            target = Path(arguments[arguments.index("--target") + 1])
+            (target / "fake").mkdir(parents=True)
+            (target / "fake" / "__init__.py").write_text("")
+
+    @property
+    def installs(self) -> int:
+        return sum(1 for call in self.calls if call[0] == "install")
+
+
+def test_the_dependencies_layer_is_installed_with_the_constraints_and_keyed_by_them(tmp_path: Path) -> None:
+    # Given two constraint files that pin differently, and a third that only adds a comment
+    first, second, commented = tmp_path / "first.txt", tmp_path / "second.txt", tmp_path / "commented.txt"
+    first.write_text("pydantic==2.14.4\n")
+    second.write_text("pydantic==2.14.5\n")
+    commented.write_text("# the same pins\npydantic==2.14.4  # for the layer\n")
+
+    # Then the cache directory changes with the pins, not with the comments
+    assert dependencies_layer_dir(first) != dependencies_layer_dir(second)
+    assert dependencies_layer_dir(first) == dependencies_layer_dir(commented)
+    assert dependencies_layer_dir().name != dependencies_layer_dir(second).name
+
+    # And both pip runs are given the constraints
+    pip = _FakePip()
+    layer = build_dependencies_layer(tmp_path / "layer", constraints=first, pip=pip)
+    assert [call[0] for call in pip.calls] == ["wheel", "install"]
+    for call in pip.calls:
+        assert call[call.index("--constraint") + 1] == str(first)
+    assert "pydantic==2.14.4" in (layer / MANIFEST_NAME).read_text()
+
+
+def test_builds_of_the_same_layer_at_once_make_one_complete_layer(tmp_path: Path) -> None:
+    # Given two builds of one layer that start together (as parallel synths or test workers do)
+    constraints = tmp_path / "constraints.txt"
+    constraints.write_text("pydantic==2.14.4\n")
+    out_dir = tmp_path / "layers" / "dependencies"
+    pip = _FakePip(seconds=0.3)
+    results: list[Path] = []
+    failures: list[BaseException] = []
+    start = threading.Barrier(2)
+
+    def build() -> None:
+        start.wait()
+        try:
+            results.append(build_dependencies_layer(out_dir, constraints=constraints, pip=pip))
+        except BaseException as failure:  # noqa: BLE001 - reported by the assertion below
+            failures.append(failure)
+
+    threads = [threading.Thread(target=build) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    # Then both succeed with the same layer, built once, and no partial build is left beside it
+    assert failures == []
+    assert results == [out_dir, out_dir]
+    assert pip.installs == 1
+    assert (out_dir / "python" / "fake" / "__init__.py").is_file()
+    assert (out_dir / MANIFEST_NAME).is_file()
+    assert sorted(path.name for path in out_dir.parent.iterdir()) == [".dependencies.lock", "dependencies"]
+
+    # And a later build reuses it without pip, leaving it untouched
+    before = (out_dir / MANIFEST_NAME).stat().st_mtime_ns
+    assert build_dependencies_layer(out_dir, constraints=constraints, pip=pip) == out_dir
+    assert pip.installs == 1 and (out_dir / MANIFEST_NAME).stat().st_mtime_ns == before

@@ -28,7 +28,7 @@ from clipline.workflow import (
 
 from infra.storage import STREAM_RETRY_ATTEMPTS
 
-from .conftest import STAGES, Synthesis, stage_config
+from .conftest import CDK_CONTEXT, STAGES, Synthesis, stage_config
 
 pytestmark = pytest.mark.slow
 
@@ -420,10 +420,43 @@ def test_executions_that_end_early_are_recorded_by_the_execution_end_handler(tem
                     "Arn": {"Fn::GetAtt": [handler, "Arn"]},
                     "Id": "Target0",
                     "RetryPolicy": {"MaximumRetryAttempts": 4, "MaximumEventAgeInSeconds": 7200},
+                    "DeadLetterConfig": {
+                        "Arn": {"Fn::GetAtt": [_queue(dev_template_json, "PipelineExecutionEndDeadLetters"), "Arn"]}
+                    },
                 }
             ],
         },
     )
+
+
+def test_execution_end_events_eventbridge_cannot_deliver_are_kept_encrypted_and_alarmed(dev_template_json) -> None:
+    dead_letters = _queue(dev_template_json, "PipelineExecutionEndDeadLetters")
+    queue = resources(dev_template_json, "AWS::SQS::Queue")[dead_letters]["Properties"]
+    assert queue["SqsManagedSseEnabled"] is True
+    policies = [
+        policy["Properties"] for policy in resources(dev_template_json, "AWS::SQS::QueuePolicy").values()
+        if {"Ref": dead_letters} in policy["Properties"]["Queues"]
+    ]  # fmt: skip
+    statements = [statement for policy in policies for statement in policy["PolicyDocument"]["Statement"]]
+    assert any(
+        s["Effect"] == "Deny" and s.get("Condition") == {"Bool": {"aws:SecureTransport": "false"}} for s in statements
+    )
+    # EventBridge itself may send to it, for this rule only
+    (rule_name,) = resources(dev_template_json, "AWS::Events::Rule")
+    assert any(
+        s["Effect"] == "Allow" and s["Principal"] == {"Service": "events.amazonaws.com"}
+        and s["Condition"]["ArnEquals"]["aws:SourceArn"] == {"Fn::GetAtt": [rule_name, "Arn"]}
+        for s in statements
+    )  # fmt: skip
+    topic, _ = only(dev_template_json, "AWS::SNS::Topic")
+    dimension = {"Name": "QueueName", "Value": {"Fn::GetAtt": [dead_letters, "QueueName"]}}
+    (alarm,) = [
+        a["Properties"] for a in resources(dev_template_json, "AWS::CloudWatch::Alarm").values()
+        if dimension in a["Properties"].get("Dimensions", [])
+    ]  # fmt: skip
+    assert alarm["MetricName"] == "ApproximateNumberOfMessagesVisible"
+    assert (alarm["ComparisonOperator"], alarm["Threshold"]) == ("GreaterThanThreshold", 0)
+    assert alarm["AlarmActions"] == [{"Ref": topic}]
 
 
 # API -----------------------------------------------------------------------------------------
@@ -496,6 +529,10 @@ def test_api_gateways_own_refusals_use_clipline_s_error_envelope(dev_template_js
         "BAD_REQUEST_BODY": "VALIDATION_FAILED",
         "MISSING_AUTHENTICATION_TOKEN": "NOT_FOUND",
         "INVALID_API_KEY": "FORBIDDEN",
+        "UNAUTHORIZED": "FORBIDDEN",
+        "EXPIRED_TOKEN": "FORBIDDEN",
+        "INVALID_SIGNATURE": "FORBIDDEN",
+        "UNSUPPORTED_MEDIA_TYPE": "UNSUPPORTED_MEDIA_TYPE",
     }
     for response_type, code in expected.items():
         template = responses[response_type]["ResponseTemplates"]["application/json"]
@@ -508,6 +545,21 @@ def test_api_gateways_own_refusals_use_clipline_s_error_envelope(dev_template_js
         assert set(envelope) == {"code", "message", "correlationId"}
     assert responses["MISSING_AUTHENTICATION_TOKEN"]["StatusCode"] == "404"
     assert responses["THROTTLED"]["StatusCode"] == "429"
+    for refused in ("UNAUTHORIZED", "EXPIRED_TOKEN", "INVALID_SIGNATURE"):
+        assert responses[refused]["StatusCode"] == "403", refused
+    assert responses["UNSUPPORTED_MEDIA_TYPE"]["StatusCode"] == "415"
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_no_stage_owns_api_gateways_account_wide_logging_role(synthesis: Synthesis, stage: str) -> None:
+    # One AWS::ApiGateway::Account per account and region: a stage that owned it would remove it on destroy.
+    template = synthesis.templates[stage]
+    assert resources(template, "AWS::ApiGateway::Account") == {}
+    assert not [
+        name for name, role in resources(template, "AWS::IAM::Role").items()
+        if "AmazonAPIGatewayPushToCloudWatchLogs" in json.dumps(role["Properties"].get("ManagedPolicyArns", []))
+    ]  # fmt: skip
+    assert CDK_CONTEXT["@aws-cdk/aws-apigateway:disableCloudWatchRole"] is True
 
 
 def test_a_waf_rate_rule_per_ip_guards_job_creation_on_the_stage(dev_template_json) -> None:
@@ -521,15 +573,56 @@ def test_a_waf_rate_rule_per_ip_guards_job_creation_on_the_stage(dev_template_js
     assert rate["Limit"] == waf_rate_limit(stage_config("dev").job_creations_per_ip_per_minute)
     assert rate["EvaluationWindowSec"] == 60
     assert "Block" in rule["Action"]
-    matches = [s["ByteMatchStatement"] for s in rate["ScopeDownStatement"]["AndStatement"]["Statements"]]
-    assert {(m["SearchString"], m["PositionalConstraint"]) for m in matches} == {
-        ("POST", "EXACTLY"),
-        ("/api/jobs", "ENDS_WITH"),
-    }
+    scope_down = rate["ScopeDownStatement"]
+    # Only job creation is counted, however its path is spelt
+    for path in ["/dev/api/jobs", "/dev/api/jobs/", "/dev/API/Jobs", "/dev/api/%6Aobs/", "/dev//api//jobs",
+                 "/dev/api/./jobs"]:  # fmt: skip
+        assert _waf_matches(scope_down, "POST", path), path
+    for method, path in [("GET", "/dev/api/jobs/0123"), ("GET", "/dev/api/jobs"), ("POST", "/dev/api/other")]:
+        assert not _waf_matches(scope_down, method, path), (method, path)
     _, association = only(dev_template_json, "AWS::WAFv2::WebACLAssociation")
     assert association["Properties"]["WebACLArn"] == {"Fn::GetAtt": [acl_name, "Arn"]}
     stage_name, _ = only(dev_template_json, "AWS::ApiGateway::Stage")
     assert {"Ref": stage_name} in association["Properties"]["ResourceArn"]["Fn::Join"][1]
+
+
+def _waf_transform(value: str, transformations: list[dict[str, Any]]) -> str:
+    """WAF's text transformations this stack uses, applied in priority order."""
+    from urllib.parse import unquote
+
+    for transformation in sorted(transformations, key=lambda t: t["Priority"]):
+        kind = transformation["Type"]
+        if kind == "URL_DECODE":
+            value = unquote(value)
+        elif kind == "LOWERCASE":
+            value = value.lower()
+        elif kind == "NORMALIZE_PATH":  # collapse repeated slashes and resolve dot segments
+            segments: list[str] = []
+            for segment in re.sub("/+", "/", value).split("/"):
+                if segment == "..":
+                    segments = segments[:-1] if len(segments) > 1 else segments
+                elif segment != ".":
+                    segments.append(segment)
+            value = "/".join(segments)
+        elif kind != "NONE":
+            raise AssertionError(f"no model of the {kind} transformation; add one")
+    return value
+
+
+def _waf_matches(statement: dict[str, Any], method: str, path: str) -> bool:
+    """Whether a request matches a scope-down statement made of AND and byte matches (all this stack uses)."""
+    if "AndStatement" in statement:
+        return all(_waf_matches(inner, method, path) for inner in statement["AndStatement"]["Statements"])
+    match = statement["ByteMatchStatement"]
+    field = match["FieldToMatch"]
+    value = _waf_transform(method if "Method" in field else path, match["TextTransformations"])
+    wanted = match["SearchString"]
+    return {
+        "EXACTLY": value == wanted,
+        "STARTS_WITH": value.startswith(wanted),
+        "ENDS_WITH": value.endswith(wanted),
+        "CONTAINS": wanted in value,
+    }[match["PositionalConstraint"]]
 
 
 def test_the_waf_limit_maps_per_minute_settings_and_respects_wafs_floor() -> None:
@@ -550,6 +643,43 @@ def test_no_statement_grants_every_resource_unless_its_actions_have_no_resource_
         for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
             if "*" in as_list(statement["Resource"]):
                 assert set(as_list(statement["Action"])) <= ACTIONS_WITHOUT_RESOURCES, (name, statement)
+
+
+# What grant_read_data gives: reads, and DescribeTable to find the table.
+DYNAMODB_READS = {
+    f"dynamodb:{action}"
+    for action in ("BatchGetItem", "GetRecords", "GetShardIterator", "Query", "GetItem", "Scan",
+                   "ConditionCheckItem", "DescribeTable")
+}  # fmt: skip
+S3_READS = {"s3:GetObject*", "s3:GetBucket*", "s3:List*"}
+
+
+def _function_actions(template: dict[str, Any], stage: str, name: str) -> set[str]:
+    _, function = function_named(template, stage, name)
+    return {
+        action
+        for statement in statements_of_role(template, role_of_function(function))
+        if statement["Effect"] == "Allow"
+        for action in as_list(statement["Action"])
+    }
+
+
+@pytest.mark.parametrize("stage", ["dev", "prod"])
+def test_the_status_route_only_reads_jobs_and_the_result_route_also_reads_artifacts(
+    synthesis: Synthesis, stage: str
+) -> None:
+    template = synthesis.templates[stage]
+    get_job = _function_actions(template, stage, "GetJob")
+    assert {"dynamodb:GetItem"} <= {a for a in get_job if a.startswith("dynamodb:")} <= DYNAMODB_READS
+    assert not [a for a in get_job if a.startswith("s3:")]
+
+    get_result = _function_actions(template, stage, "GetJobResult")
+    assert {"dynamodb:GetItem"} <= {a for a in get_result if a.startswith("dynamodb:")} <= DYNAMODB_READS
+    # Presigned GetObject links are only as good as the signer's own permission.
+    assert "s3:GetObject*" in get_result
+    assert {a for a in get_result if a.startswith("s3:")} <= S3_READS
+    # The pipeline's functions still write
+    assert "dynamodb:PutItem" in _function_actions(template, stage, "FinalizeJob")
 
 
 # Monitoring and outputs ----------------------------------------------------------------------
@@ -580,6 +710,58 @@ def test_alarms_watch_failures_dead_letters_server_errors_and_asr_timeouts_and_n
     assert "ExecutionsTimedOut" in text and "ExecutionsAborted" in text
 
 
+def test_an_alarm_fires_while_asr_requests_wait_half_their_heartbeat(dev_template_json) -> None:
+    from infra.monitoring import asr_queue_wait_threshold_seconds
+
+    config = stage_config("dev")
+    topic, _ = only(dev_template_json, "AWS::SNS::Topic")
+    requests = _queue(dev_template_json, "AsrQueueRequests")
+    (alarm,) = [
+        a["Properties"] for a in resources(dev_template_json, "AWS::CloudWatch::Alarm").values()
+        if a["Properties"].get("MetricName") == "ApproximateAgeOfOldestMessage"
+    ]  # fmt: skip
+    assert alarm["Namespace"] == "AWS/SQS"
+    assert alarm["Dimensions"] == [{"Name": "QueueName", "Value": {"Fn::GetAtt": [requests, "QueueName"]}}]
+    assert alarm["Statistic"] == "Maximum"
+    assert alarm["ComparisonOperator"] == "GreaterThanThreshold"
+    assert alarm["Threshold"] == asr_queue_wait_threshold_seconds(config) == config.asr_heartbeat_seconds / 2
+    assert alarm["Period"] <= alarm["Threshold"] * 2
+    assert alarm["AlarmActions"] == [{"Ref": topic}]
+
+
+def _dashboard_widgets(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The dashboard's metric widgets by title, with CloudFormation's values written as the JSON of their token."""
+    _, dashboard = only(template, "AWS::CloudWatch::Dashboard")
+    parts = dashboard["Properties"]["DashboardBody"]["Fn::Join"][1]
+    text = "".join(part if isinstance(part, str) else json.dumps(part).replace('"', "'") for part in parts)
+    widgets = json.loads(text)["widgets"]
+    return {widget["properties"]["title"]: widget["properties"] for widget in widgets if widget["type"] == "metric"}
+
+
+def test_the_dashboard_shows_the_asr_queues_wait_and_the_wafs_blocked_job_creations(dev_template_json) -> None:
+    widgets = _dashboard_widgets(dev_template_json)
+    queue_metrics = widgets["ASR queue depth"]["metrics"]
+    requests = json.dumps({"Fn::GetAtt": [_queue(dev_template_json, "AsrQueueRequests"), "QueueName"]})
+    assert ["AWS/SQS", "ApproximateAgeOfOldestMessage", "QueueName", requests.replace('"', "'")] in [
+        metric[:4] for metric in queue_metrics
+    ]
+
+    # The local gateway's own metric has no data in AWS; WAF's count of the rule's blocks has.
+    assert "RateLimitRefusals" not in json.dumps(widgets)
+    _, acl = only(dev_template_json, "AWS::WAFv2::WebACL")
+    (rule,) = acl["Properties"]["Rules"]
+    acl_metric = acl["Properties"]["VisibilityConfig"]["MetricName"]
+    assert acl["Properties"]["Name"] == acl_metric
+    (blocked,) = widgets["Job creations blocked by the per-IP rate rule"]["metrics"]
+    namespace, name, *dimensions, options = blocked
+    assert (namespace, name, options["stat"]) == ("AWS/WAFV2", "BlockedRequests", "Sum")
+    assert dict(zip(dimensions[::2], dimensions[1::2])) == {
+        "WebACL": acl_metric,
+        "Rule": rule["VisibilityConfig"]["MetricName"],
+        "Region": json.dumps({"Ref": "AWS::Region"}).replace('"', "'"),
+    }
+
+
 def test_the_dashboard_shows_the_catalog_metrics_queue_depth_and_api_errors(dev_template_json) -> None:
     _, dashboard = only(dev_template_json, "AWS::CloudWatch::Dashboard")
     body = json.dumps(dashboard["Properties"]["DashboardBody"])
@@ -590,7 +772,8 @@ def test_the_dashboard_shows_the_catalog_metrics_queue_depth_and_api_errors(dev_
 
 def test_the_stack_outputs_what_deploy_md_uses(dev_template_json) -> None:
     assert {"ApiUrl", "StateMachineArn", "StateMachineName", "JobsTableName", "ArtifactsBucketName",
-            "DashboardName", "DefaultUsagePlanId", "ProUsagePlanId"} <= set(dev_template_json["Outputs"])  # fmt: skip
+            "DashboardName", "AlarmTopicArn", "DefaultUsagePlanId",
+            "ProUsagePlanId"} <= set(dev_template_json["Outputs"])  # fmt: skip
 
 
 # Stage configuration (no synthesis) ----------------------------------------------------------
@@ -611,3 +794,33 @@ def test_stage_config_refuses_unknown_functions_and_a_timeout_a_state_owns() -> 
         StageConfig(clip_timeout_seconds=3600)
     with pytest.raises(ValidationError):
         StageConfig(retention_dayz=3)
+
+
+def test_stage_config_refuses_an_asr_concurrency_sqs_event_sources_refuse() -> None:
+    from pydantic import ValidationError
+
+    from infra.config import StageConfig
+
+    with pytest.raises(ValidationError, match="asr_max_concurrency"):
+        StageConfig(asr_max_concurrency=1)
+    assert StageConfig(asr_max_concurrency=2).asr_max_concurrency == 2
+
+
+def test_the_shipped_stages_run_enough_transcriptions_at_once() -> None:
+    # With 2, a third transcription waits and may spend its whole heartbeat in the queue.
+    for stage in CDK_CONTEXT["stages"]:
+        assert stage_config(stage).asr_max_concurrency >= 5, stage
+
+
+@pytest.mark.parametrize("route", API_ROUTES, ids=lambda route: f"{route.method} {route.resource}")
+def test_stage_config_refuses_an_api_function_timeout_beyond_api_gateways_29_seconds(route) -> None:
+    from pydantic import ValidationError
+
+    from infra.config import StageConfig
+
+    name = next(name for name, size in LAMBDA_SIZES.items() if size.handler == route.handler)
+    assert StageConfig(functions={name: {"timeout_seconds": 29}}).timeout_seconds_of(name) == 29
+    with pytest.raises(ValidationError, match="API Gateway gives up after 29 s"):
+        StageConfig(functions={name: {"timeout_seconds": 30}})
+    # Functions behind no route may run longer
+    assert StageConfig(functions={"RecordExecutionEnd": {"timeout_seconds": 60}})
