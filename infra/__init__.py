@@ -6,8 +6,9 @@ settings' key names, the metric catalog), never its runtime objects.
 
 from pathlib import Path
 
-from aws_cdk import Acknowledgment, Validations
-from constructs import IConstruct
+from aws_cdk import Acknowledgment, Duration, Validations
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct, IConstruct
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # The Lambda code asset: the runtime package and nothing else of the repository.
@@ -25,3 +26,18 @@ def acknowledge(scope: IConstruct, rule: str, reason: str, *findings: str) -> No
     """
     ids = [f"{rule}[{finding}]" for finding in findings] or [rule]
     Validations.of(scope).acknowledge(*(Acknowledgment(id=rule_id, reason=reason) for rule_id in ids))
+
+
+# Long enough for someone to notice the alarm and replay what is kept.
+DEAD_LETTER_RETENTION = Duration.days(14)
+
+
+def dead_letter_queue(scope: Construct, construct_id: str) -> sqs.Queue:
+    """A queue that keeps what could not be handled after every retry: encrypted, SSL only, kept 14 days."""
+    return sqs.Queue(
+        scope,
+        construct_id,
+        encryption=sqs.QueueEncryption.SQS_MANAGED,
+        enforce_ssl=True,
+        retention_period=DEAD_LETTER_RETENTION,
+    )

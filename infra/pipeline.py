@@ -15,7 +15,7 @@ from constructs import Construct
 
 import clipline.workflow as workflow
 
-from . import acknowledge
+from . import acknowledge, dead_letter_queue
 from .config import StageConfig
 
 DEFINITION_FILE = "pipeline.asl.json"
@@ -23,7 +23,6 @@ DEFINITION_FILE = "pipeline.asl.json"
 EXECUTION_END_STATUSES = ["FAILED", "TIMED_OUT", "ABORTED"]
 EXECUTION_END_RETRY_ATTEMPTS = 4
 EXECUTION_END_MAX_EVENT_AGE = Duration.hours(2)
-DEAD_LETTER_RETENTION = Duration.days(14)
 
 
 def definition_path() -> str:
@@ -84,13 +83,7 @@ class Pipeline(Construct):
 
         # An event EventBridge could not deliver after its retries is a job that would stay "running" until
         # it expires; kept here (and alarmed on) so someone can record it by hand.
-        self.execution_end_dead_letters = sqs.Queue(
-            self,
-            "ExecutionEndDeadLetters",
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
-            retention_period=DEAD_LETTER_RETENTION,
-        )
+        self.execution_end_dead_letters = dead_letter_queue(self, "ExecutionEndDeadLetters")
         # It is the end of the line: nothing consumes it automatically, so nothing could dead-letter from it.
         acknowledge(
             self.execution_end_dead_letters,

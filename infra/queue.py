@@ -10,11 +10,11 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from . import dead_letter_queue
 from .config import StageConfig
 
 # A message becomes visible again only after the worker that took it has certainly stopped.
 VISIBILITY_MARGIN = Duration.seconds(60)
-DEAD_LETTER_RETENTION = Duration.days(14)
 
 
 class AsrQueue(Construct):
@@ -22,13 +22,7 @@ class AsrQueue(Construct):
         self, scope: Construct, construct_id: str, *, config: StageConfig, worker: lambda_.Function
     ) -> None:
         super().__init__(scope, construct_id)
-        self.dead_letter_queue = sqs.Queue(
-            self,
-            "DeadLetters",
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
-            retention_period=DEAD_LETTER_RETENTION,
-        )
+        self.dead_letter_queue = dead_letter_queue(self, "DeadLetters")
         worker_timeout = worker.timeout or Duration.seconds(3)
         self.queue = sqs.Queue(
             self,

@@ -7,14 +7,13 @@ from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as event_sources
 from aws_cdk import aws_s3 as s3
-from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from clipline.asr.transcribe import INPUT_PREFIX as TRANSCRIBE_INPUT_PREFIX
 from clipline.asr.transcribe import OUTPUT_PREFIX as TRANSCRIBE_OUTPUT_PREFIX
 from clipline.domain.cleanup import JOBS_PREFIX, TRANSCRIPTS_PREFIX
 
-from . import acknowledge
+from . import acknowledge, dead_letter_queue
 from .config import StageConfig
 
 PARTITION_KEY = "pk"
@@ -89,13 +88,7 @@ class Storage(Construct):
         )
 
         # Stream records that could not be handled after every retry, kept for a person to replay.
-        self.expiry_failures = sqs.Queue(
-            self,
-            "ExpiryFailures",
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
-            retention_period=Duration.days(14),
-        )
+        self.expiry_failures = dead_letter_queue(self, "ExpiryFailures")
         # Nothing consumes it automatically, so there is nothing to dead-letter from it.
         acknowledge(
             self.expiry_failures,

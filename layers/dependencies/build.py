@@ -112,7 +112,7 @@ def build_dependencies_layer(
         return out_dir
 
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    with _exclusive(out_dir.parent / f".{out_dir.name}.lock"):
+    with exclusive_lock(out_dir.parent / f".{out_dir.name}.lock"):
         # Another build may have finished while this one waited: it is as good, and in use, so keep it.
         if _is_built(out_dir, manifest):
             return out_dir
@@ -149,7 +149,7 @@ def build_dependencies_layer(
 
 
 @contextmanager
-def _exclusive(lock_path: Path) -> Iterator[None]:
+def exclusive_lock(lock_path: Path) -> Iterator[None]:
     """Hold an exclusive lock on ``lock_path`` (created if missing); without POSIX locks, none."""
     try:
         import fcntl

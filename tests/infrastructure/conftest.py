@@ -24,6 +24,8 @@ import pytest
 os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
 os.environ.setdefault("JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION", "1")
 
+from layers.dependencies.build import exclusive_lock  # noqa: E402 - after jsii's settings
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CDK_CONTEXT: dict[str, Any] = json.loads((REPO_ROOT / "cdk.json").read_text("utf-8"))["context"]
 # The default (Amazon Transcribe), a stage with size overrides, and the other two ASR providers.
@@ -86,28 +88,13 @@ def _synthesize(outdir: Path) -> None:
     (outdir / SUMMARY_NAME).write_text(json.dumps(summary), "utf-8")
 
 
-@contextmanager
-def _exclusive(lock_path: Path) -> Iterator[None]:
-    try:
-        import fcntl
-    except ImportError:  # no POSIX locks: each worker synthesizes into its own directory instead
-        yield
-        return
-    with lock_path.open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-
-
 @pytest.fixture(scope="session")
 def synthesis(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Synthesis:
     base = tmp_path_factory.getbasetemp()
     # Under xdist each worker has its own basetemp; their parent is shared by the whole run.
     shared = base.parent if worker_id != "master" else base
     outdir = shared / "cdk.out"
-    with _exclusive(shared / "cdk.out.lock"):
+    with exclusive_lock(shared / "cdk.out.lock"):
         if not (outdir / SUMMARY_NAME).is_file():
             outdir.mkdir(parents=True, exist_ok=True)
             _synthesize(outdir)
