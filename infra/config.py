@@ -26,6 +26,19 @@ LAMBDA_MAX_TIMEOUT_SECONDS = 900
 # API Gateway ends a Lambda integration after 29 s: a function that runs longer answers nobody.
 API_INTEGRATION_TIMEOUT_SECONDS = 29
 DEFAULT_USAGE_PLAN = "default"
+# Runtime settings a stage may not pass through `settings`: the stack sets these itself from its own
+# resources and keys above, local mode alone reads the others, and usage plans replace the key limits.
+STACK_SET_SETTINGS = frozenset({
+    "mode", "jobs_table", "artifacts_bucket", "state_machine_arn", "asr_provider", "retention_days",
+    "job_timeout_seconds", "probe_timeout_seconds", "clip_timeout_seconds", "asr_timeout_seconds",
+    "asr_heartbeat_seconds", "job_creations_per_ip_per_minute", "ffmpeg", "fonts_dir",
+    "openai_api_key", "openai_api_key_secret", "openai_base_url", "openai_model",
+})  # fmt: skip
+NOT_IN_AWS_SETTINGS = frozenset(
+    name
+    for name, field in Settings.model_fields.items()
+    if (field.json_schema_extra or {}).get("group") == "Local mode" or name.startswith("key_") or name == "asr_workers"
+)
 
 
 def _runtime_default(field: str) -> Any:
@@ -91,6 +104,9 @@ class StageConfig(_Strict):
     job_creations_per_ip_per_minute: int = Field(_runtime_default("job_creations_per_ip_per_minute"), gt=0)
 
     functions: dict[str, FunctionSizeOverride] = Field(default_factory=dict)
+    # Other runtime settings every function gets, by clipline.settings field name: the source allowlist,
+    # clip and source limits, signed link lifetime, ... Checked against Settings at synth.
+    settings: dict[str, str | int | float | bool] = Field(default_factory=dict)
     alarm_email: str | None = Field(None, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
     @field_validator("log_retention")
@@ -109,6 +125,19 @@ class StageConfig(_Strict):
         if bad:
             raise ValueError(f"usage plan names must be identifiers (they name stack outputs): {bad}")
         return plans
+
+    @field_validator("settings")
+    @classmethod
+    def _valid_runtime_settings(cls, values: dict[str, Any]) -> dict[str, Any]:
+        unknown = sorted(set(values) - set(Settings.model_fields))
+        if unknown:
+            raise ValueError(f"settings: unknown {unknown}; see the configuration reference in README.md")
+        owned = sorted(set(values) & (STACK_SET_SETTINGS | NOT_IN_AWS_SETTINGS))
+        if owned:
+            raise ValueError(f"settings: {owned} are set by the stack's own keys, or mean nothing in AWS")
+        # The values the functions will read, validated as they will be read (ranges, types, enums).
+        Settings.model_validate(values)
+        return values
 
     @field_validator("functions")
     @classmethod

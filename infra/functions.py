@@ -35,7 +35,7 @@ def env_name(field: str) -> str:
 
 
 def settings_environment(values: dict[str, object]) -> dict[str, str]:
-    return {env_name(field): str(value) for field, value in values.items()}
+    return {env_name(field): str(value).lower() if isinstance(value, bool) else str(value) for field, value in values.items()}
 
 
 class Functions(Construct):
@@ -79,6 +79,7 @@ class Functions(Construct):
                 "asr_timeout_seconds": config.asr_timeout_seconds,
                 "asr_heartbeat_seconds": config.asr_heartbeat_seconds,
                 "job_creations_per_ip_per_minute": config.job_creations_per_ip_per_minute,
+                **config.settings,
             }
         )
         self.functions: dict[str, lambda_.Function] = {}
