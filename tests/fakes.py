@@ -104,6 +104,9 @@ class InMemoryJobRepository:
     def list_expired(self, now: datetime, limit: int) -> list[Job]:
         return [job for job in list(self._jobs.values()) if job.expires_at <= now][:limit]
 
+    def list_unfinished(self, limit: int) -> list[Job]:
+        return [job for job in list(self._jobs.values()) if not job.status.is_terminal][:limit]
+
     def delete(self, job_id: str) -> None:
         with self._lock:
             self._jobs.pop(job_id, None)

@@ -60,6 +60,19 @@ def test_list_expired_finds_only_jobs_past_their_expiry(repository, clock):
     assert [job.id for job in repository.list_expired(clock.now(), 10)] == [hour.id]
 
 
+def test_list_unfinished_finds_queued_and_running_jobs_only(repository, clock):
+    # Given a queued, a running, a succeeded and a failed job
+    queued, running, succeeded, failed = (repository.create(a_job(clock, end=61 + i)) for i in range(4))
+    repository.update(running.id, JobChange(status=JobStatus.RUNNING, stage=Stage.PROBE))
+    repository.update(succeeded.id, JobChange(status=JobStatus.RUNNING))
+    repository.update(succeeded.id, JobChange(status=JobStatus.SUCCEEDED, stage=Stage.DONE))
+    repository.update(failed.id, JobChange(status=JobStatus.FAILED))
+    # Then only the two unfinished ones are listed, as they are stored, and the limit holds
+    assert sorted(job.id for job in repository.list_unfinished(10)) == sorted([queued.id, running.id])
+    assert repository.get(running.id) in repository.list_unfinished(10)
+    assert len(repository.list_unfinished(1)) == 1
+
+
 def test_created_job_reads_back_equal(repository, clock):
     job = a_job(clock)
     assert repository.create(job) == job

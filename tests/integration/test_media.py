@@ -1,5 +1,7 @@
 """Probing and clipping with the real ffmpeg, over a real Range-capable HTTP server."""
 
+import dataclasses
+import os
 import socket
 import time
 
@@ -169,3 +171,26 @@ def test_one_deadline_bounds_all_the_runs_of_a_clip():
     time.sleep(0.15)
     with pytest.raises(errors.ClipTimeoutError, match="0.2s clip time limit"):
         deadline.remaining()
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full, a device that is always full")
+def test_ffmpeg_writing_to_a_full_disk_is_a_storage_failure_not_a_bad_clip(ffmpeg):
+    from clipline.media.ffmpeg_process import run_ffmpeg
+
+    # When ffmpeg writes its output where there is no space left
+    with pytest.raises(errors.StorageUnavailableError, match="work folder is full"):
+        run_ffmpeg(ffmpeg, ["-f", "lavfi", "-i", "testsrc=duration=1:size=160x90", "-f", "mpegts", "/dev/full"], 30)
+    # Then the step fails with STORAGE_FAILURE (retried by the state machine), not as the clip's fault
+    assert errors.StorageUnavailableError.code == "STORAGE_FAILURE"
+
+
+def test_a_work_dir_that_cannot_hold_a_scratch_folder_is_a_storage_failure(tmp_path):
+    from clipline.domain.use_cases import scratch_folder
+    from tests.fakes import FixedClock, fake_services
+
+    # Given a work dir that does not exist (or is full, or not writable)
+    services = dataclasses.replace(fake_services(FixedClock()), work_dir=tmp_path / "gone")
+    # When a step asks for its scratch folder, Then it fails as storage, not as a bug
+    with pytest.raises(errors.StorageUnavailableError, match="no scratch space"):
+        with scratch_folder(services, "clip-"):
+            pass

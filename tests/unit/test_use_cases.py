@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from clipline.domain import errors
+from clipline.domain import errors, use_cases
 from clipline.domain.jobs import ClipInfo, JobChange, JobStatus, SourceInfo, Stage
 from clipline.domain.ports import ClipOutcome
 from clipline.domain.use_cases import (
@@ -16,7 +16,9 @@ from clipline.domain.use_cases import (
     fail_job,
     finalize_job,
     get_job,
+    enter_stage,
     get_job_result,
+    interrupt_unfinished_jobs,
     probe_source,
     record_execution_end,
 )
@@ -350,3 +352,62 @@ def test_failing_a_finished_job_again_changes_and_counts_nothing(services):
     again = fail_job(services, job.id, "SourceNotFoundError", None)
     assert first.newly_failed and not again.newly_failed and again.job == first.job
     assert services.telemetry.total("JobsFailed") == 1
+
+
+RESTARTED = "the service stopped while the job ran; create the job again"
+
+
+def test_interrupting_fails_every_unfinished_job_where_it_stood_and_keeps_nothing(services):
+    # Given jobs caught queued, in probe, and in finalize with a clip stored, beside one that succeeded
+    queued = submit(services, end=61)
+    probing = submit(services, end=62)
+    enter_stage(services, probing.id, Stage.PROBE)
+    finalizing = submit(services, end=63)
+    probe_source(services, finalizing.id)
+    clip_source(services, finalizing.id)
+    enter_stage(services, finalizing.id, Stage.FINALIZE)
+    succeeded = run_pipeline(services, submit(services, end=64).id)
+    # When the host that ran their executions restarts
+    recorded = interrupt_unfinished_jobs(services, RESTARTED)
+    # Then each unfinished job failed once, with INTERRUPTED and the stage it was in
+    assert {(r.job.id, r.failed_stage) for r in recorded} == {
+        (queued.id, None),
+        (probing.id, Stage.PROBE),
+        (finalizing.id, Stage.FINALIZE),
+    }
+    for job_id in (queued.id, probing.id, finalizing.id):
+        job = services.jobs.get(job_id)
+        assert job.status is JobStatus.FAILED
+        assert (job.error.code, job.error.message) == ("INTERRUPTED", RESTARTED)
+        assert job.events[-1].type == "jobFailed" and job.artifacts == {}
+    assert services.jobs.get(finalizing.id).events[-1].stage is Stage.FINALIZE
+    # And their partial artifacts are gone, the succeeded job's kept, the failures counted
+    assert set(services.artifacts.objects) == set(succeeded.artifacts.values())
+    assert services.jobs.get(succeeded.id) == succeeded
+    assert services.telemetry.total("JobsFailed", errorCode="INTERRUPTED") == 3
+
+
+def test_interrupting_again_changes_and_counts_nothing(services, clock):
+    # Given a restart that already interrupted a running job
+    job = submit(services)
+    enter_stage(services, job.id, Stage.PROBE)
+    interrupt_unfinished_jobs(services, RESTARTED)
+    failed = services.jobs.get(job.id)
+    # When the recovery runs a second time, later
+    clock.advance(seconds=30)
+    recorded = interrupt_unfinished_jobs(services, RESTARTED)
+    # Then it finds nothing to do: the job, its events and the metrics are as they were
+    assert recorded == []
+    assert services.jobs.get(job.id) == failed
+    assert services.telemetry.total("JobsFailed") == 1
+
+
+def test_interrupting_reaches_jobs_beyond_one_batch(services, monkeypatch):
+    # Given more unfinished jobs than one listing returns
+    monkeypatch.setattr(use_cases, "INTERRUPT_BATCH", 2)
+    jobs = [submit(services, end=61 + i) for i in range(5)]
+    # When the recovery runs
+    recorded = interrupt_unfinished_jobs(services, RESTARTED)
+    # Then every one of them failed, each once
+    assert sorted(r.job.id for r in recorded) == sorted(job.id for job in jobs)
+    assert services.jobs.list_unfinished(10) == []

@@ -7,7 +7,6 @@ what the user can download beside it. The plain clip is kept.
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
 from . import errors
@@ -22,6 +21,7 @@ from .use_cases import (
     artifact_key,
     enter_stage,
     exit_stage_with_artifact,
+    scratch_folder,
 )
 
 
@@ -41,8 +41,7 @@ def burn_subtitles(services: Services, job_id: str) -> Job:
     clip_key = job.artifacts.get(CLIP_ARTIFACT)
     if clip_key is None:
         raise errors.InternalError(f"job {job_id} reached burn-in without a clip")
-    with tempfile.TemporaryDirectory(prefix=f"burn-{job_id}-", dir=services.work_dir) as scratch:
-        work_dir = Path(scratch)
+    with scratch_folder(services, f"burn-{job_id}-") as work_dir:
         clip = work_dir / Path(clip_key).name
         services.artifacts.download(clip_key, clip)
         burned = services.subtitle_burner.burn(

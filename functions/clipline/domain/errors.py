@@ -187,6 +187,12 @@ class JobAbortedError(ClipLineError):
     code = "JOB_ABORTED"
 
 
+class JobInterruptedError(ClipLineError):
+    """The service stopped while the job ran; its execution went with the process (local mode)."""
+
+    code = "INTERRUPTED"
+
+
 # Speech recognition. Every provider maps its own failures to these three codes
 # and keeps the provider's message in the cause.
 class TranscriptionTimeoutError(ClipLineError):

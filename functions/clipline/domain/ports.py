@@ -67,6 +67,16 @@ class JobRepository(Protocol):
         """Up to ``limit`` jobs whose ``expires_at`` has passed, whatever their status."""
         ...
 
+    def list_unfinished(self, limit: int) -> list[Job]:
+        """Up to ``limit`` jobs that are queued or running, in no particular order.
+
+        For recovery after a restart, not for request paths: a store may have to read every job to answer.
+
+        Raises:
+            StorageUnavailableError: the store could not be reached.
+        """
+        ...
+
 
 class AsrJobRepository(Protocol):
     """Stores ASR records and answers transcript-cache lookups.

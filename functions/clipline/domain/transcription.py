@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -22,7 +21,15 @@ from .asr_jobs import AsrJob, AsrStatus, new_asr_job_id
 from .jobs import Job, JobChange, JobError, JobStatus, Stage, TranscriptInfo, overall_progress
 from .subtitles import build_cues, render_json, render_srt, render_text, render_vtt
 from .transcripts import Transcript
-from .use_cases import TRANSCRIPT_ARTIFACTS, Services, artifact_key, artifact_prefix, enter_stage, exit_stage
+from .use_cases import (
+    TRANSCRIPT_ARTIFACTS,
+    Services,
+    artifact_key,
+    artifact_prefix,
+    enter_stage,
+    exit_stage,
+    scratch_folder,
+)
 
 
 @dataclass(frozen=True)
@@ -111,12 +118,12 @@ class _TranscriptionRun:
     def run(self, clip_key: str, language: str | None) -> dict:
         services = self._services
         job = enter_stage(services, self._job_id, Stage.TRANSCRIBE)
-        with tempfile.TemporaryDirectory(prefix=f"asr-{job.id}-", dir=services.work_dir) as scratch, _Heartbeat(
+        with scratch_folder(services, f"asr-{job.id}-") as scratch, _Heartbeat(
             services, job, self._task_token
         ) as heartbeat:
-            clip = Path(scratch) / "clip.mp4"
+            clip = scratch / "clip.mp4"
             services.artifacts.download(clip_key, clip)
-            audio = services.audio_extractor.extract(clip, Path(scratch))
+            audio = services.audio_extractor.extract(clip, scratch)
             media_hash = _sha256(audio)
             model_version = cache_version(services.transcriber.model_version(), language)
             transcript, record = self._from_cache(job, media_hash, model_version, language)

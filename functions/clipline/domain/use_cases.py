@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -354,6 +356,21 @@ class ProgressReporter:
         )
 
 
+@contextmanager
+def scratch_folder(services: Services, prefix: str) -> Iterator[Path]:
+    """A folder in the work dir for one step's files, removed with everything in it when the step ends.
+
+    Raises:
+        StorageUnavailableError: the work dir cannot hold one (missing, full or not writable).
+    """
+    try:
+        folder = tempfile.TemporaryDirectory(prefix=prefix, dir=services.work_dir)
+    except OSError as error:
+        raise errors.StorageUnavailableError(f"no scratch space in the work folder: {error.strerror or error}") from error
+    with folder as name:
+        yield Path(name)
+
+
 def clip_source(services: Services, job_id: str) -> Job:
     """Pipeline step 2: cut the clip (smart cut or stream copy, re-encoding when neither can be used) and store it.
 
@@ -364,10 +381,8 @@ def clip_source(services: Services, job_id: str) -> Job:
     job = enter_stage(services, job_id, Stage.CLIP)
     if job.source is None:
         raise errors.InternalError(f"job {job_id} reached the clip step without a probed source")
-    with tempfile.TemporaryDirectory(prefix=f"clip-{job_id}-", dir=services.work_dir) as scratch:
-        outcome = services.clipper.clip(
-            job.request, job.source, Path(scratch), ProgressReporter(services, job, Stage.CLIP)
-        )
+    with scratch_folder(services, f"clip-{job_id}-") as scratch:
+        outcome = services.clipper.clip(job.request, job.source, scratch, ProgressReporter(services, job, Stage.CLIP))
         if outcome.info.fallback_reason:
             services.telemetry.count("FfmpegFallback", reason=outcome.info.fallback_reason)
         stored = services.artifacts.put_file(
@@ -544,3 +559,41 @@ def record_execution_end(
     if job.status.is_terminal:
         return None
     return fail_job(services, job_id, _EXECUTION_END_ERRORS.get(status, error_name or "InternalError"), cause)
+
+
+# Jobs read per round of ``interrupt_unfinished_jobs``.
+INTERRUPT_BATCH = 100
+
+
+def interrupt_unfinished_jobs(services: Services, reason: str) -> list[RecordedFailure]:
+    """Fail with INTERRUPTED every job still queued or running, and return those it failed.
+
+    For a host whose executions die with it (local mode keeps them in memory): called
+    when it starts, before it takes requests, so every unfinished job lost its execution.
+    Each job goes through ``fail_job``, as a caught step failure does: partial artifacts
+    removed, the failure counted. ``reason`` is the message users read. A job that
+    finishes or is removed meanwhile is left alone, so a second call changes nothing.
+    ASR records stay as they are: one left running is never a cache entry (only done
+    ones are), no route shows it, and the sweeper removes it and its files when it expires.
+
+    Raises:
+        StorageUnavailableError: the job store or the artifact store failed.
+    """
+    error_name = errors.JobInterruptedError.__name__
+    cause = json.dumps({"errorType": error_name, "errorMessage": reason})
+    failed: list[RecordedFailure] = []
+    tried: set[str] = set()
+    while True:
+        # Failed jobs drop out of the listing; the limit grows past the tried ones anyway,
+        # so a job that stays listed cannot hide the rest or loop for ever.
+        fresh = [job for job in services.jobs.list_unfinished(INTERRUPT_BATCH + len(tried)) if job.id not in tried]
+        if not fresh:
+            return failed
+        for job in fresh:
+            tried.add(job.id)
+            try:
+                recorded = fail_job(services, job.id, error_name, cause)
+            except errors.JobNotFoundError:
+                continue  # removed meanwhile, by `clipline cleanup` in another process
+            if recorded.newly_failed:
+                failed.append(recorded)

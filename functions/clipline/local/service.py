@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import fcntl
 import threading
 from datetime import timedelta
 from pathlib import Path
+from typing import IO
 
 from ..adapters.aws.step_functions_task_callback import StepFunctionsTaskCallback
 from ..adapters.aws.step_functions_workflow import StepFunctionsWorkflow
@@ -18,16 +20,22 @@ from ..adapters.local.sqlite_rate_limiter import SqliteRateLimiter
 from ..adapters.timed_artifact_store import TimedArtifactStore
 from ..composition import SystemClock, install, limits_from, media_services, transcriber_for
 from ..domain.cleanup import BATCH, clean_up
+from ..domain.errors import JobInterruptedError
 from ..domain.ports import Transcriber
 from ..domain.rate_limits import UsagePlan
 from ..domain.record_versions import DEFAULT_RETENTION
-from ..domain.use_cases import Services
+from ..domain.use_cases import Services, interrupt_unfinished_jobs
+from ..handlers._failure_log import log_recorded_failure
 from ..observability import PowertoolsTelemetry, logger
 from ..settings import Settings
 from .asr_workers import AsrWorkers
 from .engine import EngineHost
 from .gateway import GatewayDependencies, LocalGateway
 from .prometheus_metrics import PrometheusMetrics
+
+
+# What a job that was running when local mode stopped says, in error.message.
+INTERRUPTED_MESSAGE = "the service stopped while the job ran; nothing was kept: create the job again"
 
 
 def default_usage_plan(settings: Settings) -> UsagePlan:
@@ -52,6 +60,8 @@ class DataDir:
         self.database = self.root / "clipline.sqlite3"
         self.artifacts = self.root / "artifacts"
         self.secret = self.root / "secret.key"
+        # Held by the running `clipline serve`; the kernel releases it however the process ends.
+        self.serve_lock = self.root / "serve.lock"
 
     @classmethod
     def of(cls, settings: Settings) -> "DataDir":
@@ -160,6 +170,7 @@ class LocalService:
         self.sweeper: Sweeper | None = None
         self.metrics: PrometheusMetrics | None = None
         self._thread: threading.Thread | None = None
+        self._serve_lock: IO[str] | None = None
 
     @property
     def base_url(self) -> str:
@@ -185,6 +196,13 @@ class LocalService:
             **media_services(self.settings),
         )
         install(services)
+        if self._claim_data_dir():
+            self._interrupt_unfinished_jobs(services)
+        else:
+            logger.warning(
+                "another clipline serve is using this data dir; its unfinished jobs are left to it",
+                extra={"dataDir": str(self.data.root)},
+            )
         self.gateway.dependencies = GatewayDependencies(
             keys=self.data.key_store(clock),
             limiter=self.data.rate_limiter(clock, self.settings.job_creations_per_ip_per_minute),
@@ -214,6 +232,36 @@ class LocalService:
                 "use it only for local development and tests"
             )
 
+    def _claim_data_dir(self) -> bool:
+        """Take the data dir's serve lock for as long as this service runs; False if a live service holds it.
+
+        Only the holder may fail unfinished jobs: another live service's jobs are still running.
+        """
+        self.data.root.mkdir(parents=True, exist_ok=True)
+        self._serve_lock = self.data.serve_lock.open("a")
+        try:
+            fcntl.flock(self._serve_lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._serve_lock.close()
+            self._serve_lock = None
+            return False
+        return True
+
+    @staticmethod
+    def _interrupt_unfinished_jobs(services: Services) -> None:
+        """Fail the jobs a previous run left unfinished: their executions lived in its memory and died with it.
+
+        Runs before the gateway serves, so none of this run's own jobs exists yet;
+        requests that arrive meanwhile wait in the listen queue.
+        """
+        interrupted = interrupt_unfinished_jobs(services, INTERRUPTED_MESSAGE)
+        for failure in interrupted:
+            log_recorded_failure(failure, JobInterruptedError.__name__, None)
+        # The failure lines' job keys must not stick to this thread's later lines.
+        logger.thread_safe_clear_keys()
+        if interrupted:
+            logger.warning("failed the jobs a previous run left unfinished", extra={"interruptedJobs": len(interrupted)})
+
     def stop(self) -> None:
         self.gateway.shutdown()
         self.gateway.server_close()
@@ -223,6 +271,9 @@ class LocalService:
             self.asr_workers.stop()
         self.engine.stop()
         install(None)
+        if self._serve_lock is not None:
+            self._serve_lock.close()
+            self._serve_lock = None
 
     def __enter__(self) -> "LocalService":
         self.start()

@@ -12,7 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from ..domain.errors import ClipTimeoutError, InternalError
+from ..domain.errors import ClipTimeoutError, InternalError, StorageUnavailableError
+
+# How ffmpeg reports ENOSPC on any file it writes.
+_DISK_FULL = "No space left on device"
 
 # Options for http(s) sources.
 # - A read or connect that stalls 15 s fails (ffmpeg counts in microseconds).
@@ -164,6 +167,9 @@ def run_ffmpeg(
                 process.wait()
         stderr_file.seek(0)
         stderr = stderr_file.read()[-_STDERR_TAIL:].decode(errors="replace")
+    if process.returncode != 0 and _DISK_FULL in stderr:
+        # Not the media's fault, nor the clip's: say where the problem is, and let the step be retried.
+        raise StorageUnavailableError(f"the work folder is full: {last_stderr_line(stderr)}")
     return FfmpegRun(returncode=process.returncode, stderr=stderr, timed_out=timed_out.is_set())
 
 

@@ -8,7 +8,7 @@ from typing import Any, Callable
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ...domain.errors import IdempotencyKeyReusedError, JobNotFoundError, StorageUnavailableError
-from ...domain.jobs import Job, JobChange, apply_change
+from ...domain.jobs import Job, JobChange, JobStatus, apply_change
 from ...domain.ports import IdempotencyClaim
 from ...domain.record_versions import CURRENT_SCHEMA_VERSION, DEFAULT_RETENTION
 from .dynamo_migrations import current_document
@@ -165,6 +165,31 @@ class DynamoJobRepository:
     def list_expired(self, now: datetime, limit: int) -> list[Job]:
         items = scan_expired(self._client, self._table, "job", now, limit)
         return [Job.model_validate_json(current_document(item, self._retention)) for item in items]
+
+    def list_unfinished(self, limit: int) -> list[Job]:
+        """A filtered scan of the whole table, for recovery only.
+
+        Nothing in AWS calls it: an execution that ends unfinished reports itself through
+        EventBridge. It keeps the port whole for tools and the contract suite.
+        """
+        found: list[dict[str, Any]] = []
+        try:
+            for page in self._client.get_paginator("scan").paginate(
+                TableName=self._table,
+                FilterExpression="#type = :type AND #status IN (:queued, :running)",
+                ExpressionAttributeNames={"#type": "type", "#status": "status"},
+                ExpressionAttributeValues={
+                    ":type": {"S": "job"},
+                    ":queued": {"S": JobStatus.QUEUED.value},
+                    ":running": {"S": JobStatus.RUNNING.value},
+                },
+            ):
+                found.extend(page.get("Items", []))
+                if len(found) >= limit:
+                    break
+        except (ClientError, BotoCoreError) as error:
+            raise _unavailable(error) from error
+        return [Job.model_validate_json(current_document(item, self._retention)) for item in found[:limit]]
 
 
 def scan_expired(client: Any, table: str, item_type: str, now: datetime, limit: int) -> list[dict[str, Any]]:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Callable
 
 from ...domain.errors import IdempotencyKeyReusedError, JobNotFoundError
-from ...domain.jobs import Job, JobChange, apply_change
+from ...domain.jobs import Job, JobChange, JobStatus, apply_change
 from ...domain.ports import IdempotencyClaim
 from ...domain.record_versions import DEFAULT_RETENTION
 from .sqlite_database import SqliteDatabase
@@ -84,5 +84,13 @@ class SqliteJobRepository:
         with self._database.connection() as db:
             rows = db.execute(
                 "SELECT document FROM jobs WHERE expires_at <= ? ORDER BY expires_at LIMIT ?", (now.isoformat(), limit)
+            ).fetchall()
+        return [Job.model_validate_json(row[0]) for row in rows]
+
+    def list_unfinished(self, limit: int) -> list[Job]:
+        with self._database.connection() as db:
+            rows = db.execute(
+                "SELECT document FROM jobs WHERE status IN (?, ?) LIMIT ?",
+                (JobStatus.QUEUED.value, JobStatus.RUNNING.value, limit),
             ).fetchall()
         return [Job.model_validate_json(row[0]) for row in rows]

@@ -1,0 +1,353 @@
+"""`clipline serve` killed with SIGKILL while jobs are in every stage, then started again on the same data dir.
+
+moto keeps executions in memory only, so the kill takes every execution with it.
+On the restart each unfinished job must end failed with INTERRUPTED and lose its
+files, while finished jobs and the transcript cache stay exactly as they were.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Callable
+
+import pytest
+import requests
+
+from clipline.adapters.local.sqlite_job_repository import SqliteJobRepository
+from clipline.composition import SystemClock
+from clipline.domain.jobs import ClipRequest, new_job
+
+pytestmark = pytest.mark.slow
+
+SERVER_START_SECONDS = 60
+STAGE_WAIT_SECONDS = 30
+SAMPLE = "long.mp4"  # 180 s, faststart: its index is at the front
+
+
+class StallingSource(ThreadingHTTPServer):
+    """Serves one file with Range support, but never answers a read that starts in its second half.
+
+    A probe reads the index at the front and passes; a clip late in the file then
+    hangs in ffmpeg for as long as the test wants a job caught in its clip stage.
+    """
+
+    daemon_threads = True
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(("127.0.0.1", 0), _StallingHandler)
+        self.path = path
+        self.stall_from = path.stat().st_size // 2
+        self.released = threading.Event()
+
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/{self.path.name}"
+
+
+class _StallingHandler(BaseHTTPRequestHandler):
+    server: StallingSource
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - BaseHTTPRequestHandler's name
+        pass
+
+    def do_HEAD(self) -> None:  # noqa: N802 - BaseHTTPRequestHandler's naming
+        self._answer(body=False)
+
+    def do_GET(self) -> None:  # noqa: N802
+        self._answer(body=True)
+
+    def _answer(self, body: bool) -> None:
+        size = self.server.path.stat().st_size
+        match = re.fullmatch(r"bytes=(\d+)-(\d*)", self.headers.get("Range", ""))
+        first = int(match.group(1)) if match else 0
+        last = min(int(match.group(2)), size - 1) if match and match.group(2) else size - 1
+        if first >= self.server.stall_from:
+            self.server.released.wait()
+            return
+        self.send_response(206 if match else 200)
+        self.send_header("Content-Type", "video/mp4")
+        self.send_header("Accept-Ranges", "bytes")
+        self.send_header("Content-Length", str(last - first + 1))
+        if match:
+            self.send_header("Content-Range", f"bytes {first}-{last}/{size}")
+        self.end_headers()
+        if not body:
+            return
+        with self.server.path.open("rb") as source:
+            source.seek(first)
+            remaining = last - first + 1
+            try:
+                while remaining > 0:
+                    chunk = source.read(min(remaining, 64 * 1024))
+                    self.wfile.write(chunk)
+                    remaining -= len(chunk)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # ffmpeg read what it needed and hung up
+
+
+@dataclass
+class Serve:
+    """One `clipline serve` process on a fixed port, and the API key the test uses."""
+
+    process: subprocess.Popen
+    base_url: str
+    key: str
+
+    def get(self, path: str) -> requests.Response:
+        return requests.get(self.base_url + path, headers={"x-api-key": self.key}, timeout=30)
+
+    def job(self, job_id: str) -> dict:
+        return self.get(f"/api/jobs/{job_id}").json()
+
+    def create(self, **body: object) -> str:
+        reply = requests.post(f"{self.base_url}/api/jobs", json=body, headers={"x-api-key": self.key}, timeout=30)
+        assert reply.status_code == 202, reply.text
+        return reply.json()["id"]
+
+    def wait_for(self, job_id: str, ready: Callable[[dict], bool], what: str) -> dict:
+        deadline = time.monotonic() + STAGE_WAIT_SECONDS
+        while True:
+            job = self.job(job_id)
+            if ready(job):
+                return job
+            assert time.monotonic() < deadline, f"job {job_id} never got {what}: {job}"
+            time.sleep(0.1)
+
+
+def _free_port() -> int:
+    # Fixed before the start, so the test can knock while the service is still recovering.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _environment(data_dir: Path, **extra: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "CLIPLINE_DATA_DIR": str(data_dir),
+        "CLIPLINE_ALLOW_PRIVATE_SOURCES": "true",
+        "CLIPLINE_SOURCE_ALLOWLIST": "127.0.0.1",
+        "CLIPLINE_ASR_PROVIDER": "fake",
+        "CLIPLINE_JOB_CREATIONS_PER_IP_PER_MINUTE": "100000",
+        # Stalled sources must hold their jobs until the kill, not fail them first.
+        "CLIPLINE_FIRST_BYTE_TIMEOUT_SECONDS": "300",
+        "CLIPLINE_PROBE_TIMEOUT_SECONDS": "300",
+        **extra,
+    }
+
+
+def _start(data_dir: Path, env: dict[str, str], log_name: str) -> tuple[subprocess.Popen, str, Path]:
+    port = _free_port()
+    ready = data_dir / f"{log_name}.ready"
+    log = data_dir / f"{log_name}.log"
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "clipline.cli", "serve", "--port", str(port), "--ready-file", str(ready)],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            # The service's JSON log lines go to stdout.
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    return process, f"http://127.0.0.1:{port}", ready
+
+
+def _wait_ready(process: subprocess.Popen, ready: Path, log: Path) -> None:
+    deadline = time.monotonic() + SERVER_START_SECONDS
+    while not ready.is_file() or not ready.read_text().strip():
+        assert process.poll() is None, log.read_text()
+        assert time.monotonic() < deadline, "clipline serve did not become ready"
+        time.sleep(0.1)
+
+
+def _create_key(env: dict[str, str]) -> str:
+    result = subprocess.run(
+        [sys.executable, "-m", "clipline.cli", "keys", "create", "--name", "restart",
+         "--rate", "1000", "--burst", "1000", "--quota", "1000000"],
+        capture_output=True, text=True, env=env, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+def _kill(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        os.kill(process.pid, signal.SIGKILL)
+    process.wait(timeout=10)
+
+
+def _job_files(data_dir: Path, job_id: str) -> list[Path]:
+    folder = data_dir / "artifacts" / "jobs" / job_id
+    return sorted(path for path in folder.rglob("*") if path.is_file()) if folder.exists() else []
+
+
+def _tables(data_dir: Path) -> tuple[list[tuple], list[tuple]]:
+    """Every job and ASR record as stored, in a fixed order."""
+    with sqlite3.connect(data_dir / "clipline.sqlite3") as db:
+        jobs = db.execute("SELECT id, status, document FROM jobs ORDER BY id").fetchall()
+        asr = db.execute("SELECT id, status, document FROM asr_jobs ORDER BY id").fetchall()
+    return jobs, asr
+
+
+def _all_files(data_dir: Path) -> list[Path]:
+    return sorted(path for path in (data_dir / "artifacts").rglob("*") if path.is_file())
+
+
+def _stored_queued_job(data_dir: Path, owner_of: str, source_url: str) -> str:
+    """A job stored but never started: the first run died between storing the job and starting its execution."""
+    with sqlite3.connect(data_dir / "clipline.sqlite3") as db:
+        owner = db.execute("SELECT owner FROM jobs WHERE id = ?", (owner_of,)).fetchone()[0]
+    clock = SystemClock()
+    request = ClipRequest(source_url=source_url, start_seconds=1, end_seconds=2)
+    job = new_job(request, owner=owner, correlation_id="restart-test", now=clock.now(), retention=timedelta(days=1))
+    return SqliteJobRepository(data_dir / "clipline.sqlite3", clock.now).create(job).id
+
+
+def _in_stage(stage: str) -> Callable[[dict], bool]:
+    return lambda job: job["status"] == "running" and job["stage"] == stage and job["events"][-1]["type"] == "stageEntered"
+
+
+def _waiting_for_asr(job: dict) -> bool:
+    # The Transcribe stage is entered only when a worker takes the request; until then clip is the last one left.
+    return job["status"] == "running" and any(
+        event["type"] == "stageExited" and event["stage"] == "clip" for event in job["events"]
+    )
+
+
+def test_a_killed_service_fails_every_unfinished_job_on_restart_and_keeps_the_rest(tmp_path, media_dir):
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    source = StallingSource(media_dir / SAMPLE)
+    threading.Thread(target=source.serve_forever, name="stalling-source", daemon=True).start()
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen()
+    silent_url = f"http://127.0.0.1:{silent.getsockname()[1]}/never.mp4"
+    processes: list[subprocess.Popen] = []
+    try:
+        # Given a service with no ASR worker, so a transcription waits in the queue
+        first_env = _environment(data_dir, CLIPLINE_ASR_WORKERS="0")
+        process, base_url, ready = _start(data_dir, first_env, "first")
+        processes.append(process)
+        _wait_ready(process, ready, data_dir / "first.log")
+        first = Serve(process, base_url, _create_key(first_env))
+        # And one job that succeeded, then jobs held in probe, in clip, and waiting for transcription
+        succeeded = first.create(sourceUrl=source.url(), start=1, end=2)
+        first.wait_for(succeeded, lambda job: job["status"] == "succeeded", "succeeded")
+        probing = first.create(sourceUrl=silent_url, start=1, end=2)
+        clipping = first.create(sourceUrl=source.url(), start=150, end=152)
+        transcribing = first.create(sourceUrl=source.url(), start=1, end=3, transcribe=True)
+        first.wait_for(probing, _in_stage("probe"), "into probe")
+        first.wait_for(clipping, _in_stage("clip"), "into clip")
+        first.wait_for(transcribing, _waiting_for_asr, "its clip stored")
+        assert _job_files(data_dir, transcribing), "the waiting job should have stored its clip"
+        succeeded_files = _job_files(data_dir, succeeded)
+        # When a second service starts on the same data dir while the first still runs
+        process, _, ready = _start(data_dir, first_env, "beside")
+        processes.append(process)
+        _wait_ready(process, ready, data_dir / "beside.log")
+        _kill(process)
+        # Then it leaves the first one's jobs running: they are not interrupted, only owned elsewhere
+        assert [first.job(job_id)["status"] for job_id in (probing, clipping, transcribing)] == ["running"] * 3
+        assert "another clipline serve is using this data dir" in (data_dir / "beside.log").read_text()
+        # When the service is killed outright, leaving also a job stored but never started
+        _kill(first.process)
+        queued = _stored_queued_job(data_dir, succeeded, source.url())
+        interrupted = {"probe": probing, "clip": clipping, "waiting for ASR": transcribing, "queued": queued}
+        _, asr_before = _tables(data_dir)
+
+        # And it is started again on the same data dir, with workers this time
+        env = _environment(data_dir, CLIPLINE_ASR_WORKERS="2")
+        process, base_url, ready = _start(data_dir, env, "second")
+        processes.append(process)
+        second = Serve(process, base_url, first.key)
+        # Then the first answer the restarted API gives already shows the job failed, never running
+        while True:
+            try:
+                first_answer = second.job(probing)
+                break
+            except requests.ConnectionError:
+                assert process.poll() is None, (data_dir / "second.log").read_text()
+                time.sleep(0.05)
+        assert (first_answer["status"], first_answer["error"]["code"]) == ("failed", "INTERRUPTED")
+        _wait_ready(process, ready, data_dir / "second.log")
+        # And the recovery left the transcript cache as it found it
+        assert _tables(data_dir)[1] == asr_before
+
+        # And every interrupted job failed with INTERRUPTED, at the stage it was in, its files gone
+        for why, job_id in interrupted.items():
+            job = second.job(job_id)
+            assert (job["status"], job["error"]["code"]) == ("failed", "INTERRUPTED"), why
+            assert "create the job again" in job["error"]["message"], why
+            assert job["events"][-1]["type"] == "jobFailed" and job["resultKeys"] == {}, why
+            assert _job_files(data_dir, job_id) == [], why
+            assert second.get(f"/api/jobs/{job_id}/result").json()["error"]["code"] == "JOB_FAILED", why
+        assert second.job(probing)["events"][-1]["stage"] == "probe"
+        assert second.job(clipping)["events"][-1]["stage"] == "clip"
+        # (between stages, the failure names the last stage the job was in)
+        assert second.job(transcribing)["events"][-1]["stage"] == "clip"
+        assert second.job(queued)["events"][-1]["stage"] == "queued"
+        # And the restart logged each failure once, with the stage, and how many it failed
+        lines = [json.loads(line) for line in (data_dir / "second.log").read_text().splitlines() if line.startswith("{")]
+        failure_lines = [line for line in lines if line.get("message") == "job failed"]
+        failures = {line["jobId"]: line for line in failure_lines}
+        assert len(failure_lines) == 4 and sorted(failures) == sorted(interrupted.values())
+        assert {line["errorCode"] for line in failure_lines} == {"INTERRUPTED"}
+        assert (failures[probing]["failedStage"], failures[clipping]["failedStage"]) == ("probe", "clip")
+        assert [line["interruptedJobs"] for line in lines if "interruptedJobs" in line] == [4]
+        # And counted, as every failed job is
+        assert sum(line.get("JobsFailed", [0])[0] for line in lines if line.get("errorCode") == "INTERRUPTED") == 4
+
+        # And the succeeded job is untouched, its clip still downloadable
+        kept = second.job(succeeded)
+        assert kept["status"] == "succeeded" and _job_files(data_dir, succeeded) == succeeded_files
+        links = second.get(f"/api/jobs/{succeeded}/result").json()
+        clip_link = next(link for link in links["artifacts"] if link["name"] == "clip")["url"]
+        assert requests.get(clip_link, timeout=30).content == succeeded_files[0].read_bytes()
+
+        # And new jobs run to success, two on the same audio sharing one transcript cache entry
+        fresh = [second.create(sourceUrl=source.url(), start=1, end=3, transcribe=True) for _ in range(2)]
+        for job_id in fresh:
+            assert second.wait_for(job_id, lambda job: job["status"] in ("succeeded", "failed"), "finished")[
+                "status"
+            ] == "succeeded"
+        with sqlite3.connect(data_dir / "clipline.sqlite3") as db:
+            duplicates = db.execute(
+                "SELECT media_hash, model_version, COUNT(*) FROM asr_jobs WHERE status = 'done'"
+                " GROUP BY media_hash, model_version HAVING COUNT(*) > 1"
+            ).fetchall()
+            running_asr = db.execute("SELECT COUNT(*) FROM asr_jobs WHERE status = 'running'").fetchone()[0]
+        assert duplicates == [] and running_asr == 0
+
+        # When it is killed again with nothing unfinished, and started once more
+        _kill(second.process)
+        jobs_before, asr_before = _tables(data_dir)
+        files_before = _all_files(data_dir)
+        process, base_url, ready = _start(data_dir, env, "third")
+        processes.append(process)
+        _wait_ready(process, ready, data_dir / "third.log")
+        # Then the second recovery changed nothing: no job, ASR record or file differs
+        assert _tables(data_dir) == (jobs_before, asr_before)
+        assert _all_files(data_dir) == files_before
+        assert "interruptedJobs" not in (data_dir / "third.log").read_text()
+        assert Serve(process, base_url, first.key).job(succeeded)["status"] == "succeeded"
+    finally:
+        for process in processes:
+            _kill(process)
+        source.released.set()
+        source.shutdown()
+        source.server_close()
+        silent.close()
