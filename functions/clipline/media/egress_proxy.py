@@ -211,6 +211,14 @@ class _Handler(socketserver.StreamRequestHandler):
                 session.fail(SourceUnreachableError(f"the source stalled for {timeout:g}s"))
                 return
             if not chunk:
+                if remaining:
+                    # ffmpeg reads a cut-off body as a short file and may even exit 0; the
+                    # source's fault, and transient, so the run must not pass as a bad clip.
+                    session.fail(
+                        SourceUnreachableError(
+                            f"the source closed the connection with {remaining} bytes of its response unsent"
+                        )
+                    )
                 return
             if not session.count(len(chunk)):
                 session.fail(SourceTooLargeError(f"more than {session.max_bytes} bytes were read from the source"))
