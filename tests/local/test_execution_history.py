@@ -175,3 +175,35 @@ def test_cleanup_removes_a_history_with_its_expired_job(local, media_server, cap
     assert cli.main(["executions", "show", short["id"], "--data-dir", str(local.data_dir)]) == 1
     assert capsys.readouterr().err == f"no job {short['id']} in {local.service.data.root}\n"
     assert show(capsys, local.data_dir, kept["id"], timeout=0)[0] == 0
+
+
+def test_archived_executions_leave_the_engines_memory_and_stay_readable(local, media_server, capsys, monkeypatch):
+    import pytest
+    from botocore.exceptions import ClientError
+
+    from clipline.composition import services
+    from clipline.local import engine
+
+    # Given an engine that keeps an archived execution in memory for no time at all
+    # (the module's own service: moto's backend is one per process, so a second engine would share it)
+    monkeypatch.setattr(engine, "KEEP_ARCHIVED_EXECUTIONS_SECONDS", 0.0)
+    job_id = local.client.create(media_server.url("long.mp4"), 1, 2).body["id"]
+    assert local.client.wait(job_id)["status"] == "succeeded"
+    sfn = local.service.engine.client("stepfunctions")
+    arn = services().workflow.execution_arn(job_id)
+    # When the watcher has archived it, Then moto no longer holds it (a long serve does not grow with jobs done)
+    deadline = time.monotonic() + 15
+    listed = {"executions": [{"executionArn": arn}]}
+    while any(item["executionArn"] == arn for item in listed["executions"]):
+        assert time.monotonic() < deadline, "the ended execution stayed in the engine"
+        time.sleep(0.2)
+        listed = sfn.list_executions(stateMachineArn=local.service.engine.state_machine_arn)
+    with pytest.raises(ClientError, match="ExecutionDoesNotExist"):
+        sfn.describe_execution(executionArn=arn)
+    # And its history is still shown, from the archive
+    code, out, err = show(capsys, local.data_dir, job_id, timeout=0)
+    assert code == 0, err
+    assert f"execution {job_id}  SUCCEEDED" in out and table(out)[-1][0] == "FinalizeJob"
+    # And the service goes on running jobs
+    again = local.client.create(media_server.url("long.mp4"), 2, 3)
+    assert local.client.wait(again.body["id"])["status"] == "succeeded"

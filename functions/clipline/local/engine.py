@@ -14,6 +14,7 @@ import logging
 import math
 import os
 import threading
+import time
 from typing import Any
 
 import boto3
@@ -21,7 +22,7 @@ from moto.awslambda_simple.models import LambdaSimpleBackend
 from moto.core.responses import EmptyResult
 from moto.moto_api._internal.models import moto_api_backend
 from moto.server import ThreadedMotoServer
-from moto.stepfunctions.responses import StepFunctionResponse
+from moto.stepfunctions.responses import StepFunctionResponse, get_backend
 
 from ..adapters.local.sqlite_execution_archive import SqliteExecutionArchive
 from ..observability import logger
@@ -39,6 +40,10 @@ EXECUTION_END_HANDLER = "clipline.handlers.record_execution_end"
 _ENDED_UNFINISHED = ("TIMED_OUT", "ABORTED", "FAILED")
 _ENDED = ("SUCCEEDED", *_ENDED_UNFINISHED)
 _WATCH_INTERVAL_SECONDS = 1.0
+# moto never lets go of an execution. Once one has ended and its history is in the archive it
+# stays this long (for anyone still reading it from the engine), then goes, or a long-running
+# serve would keep every execution it ever ran in memory and list them all every second.
+KEEP_ARCHIVED_EXECUTIONS_SECONDS = 60.0
 
 _handlers_by_function: dict[str, str] = {}
 
@@ -82,6 +87,8 @@ class EngineHost:
         self._watcher: threading.Thread | None = None
         # Ended executions already handed on; only the watcher thread, then stop() after joining it, touch it.
         self._handled: set[str] = set()
+        # Archived executions still in moto's memory, and when they were archived (monotonic clock).
+        self._archived_at: dict[str, float] = {}
         self.endpoint_url = ""
         self.state_machine_arn = ""
         self.asr_queue_url = ""
@@ -188,8 +195,23 @@ class EngineHost:
             self._handled.add(execution["executionArn"])
             if report and description["status"] in _ENDED_UNFINISHED:
                 self._report_end(execution, description)
-            if self._archive is not None:
-                self._archive_history(self._archive, sfn, execution, description)
+            if self._archive is not None and self._archive_history(self._archive, sfn, execution, description):
+                self._archived_at[execution["executionArn"]] = time.monotonic()
+        self._forget_archived_executions(time.monotonic() - KEEP_ARCHIVED_EXECUTIONS_SECONDS)
+
+    def _forget_archived_executions(self, archived_before: float) -> None:
+        """Drop executions archived before ``archived_before`` from moto's memory; their history stays in the archive."""
+        old = {arn for arn, at in self._archived_at.items() if at <= archived_before}
+        if not old:
+            return
+        _, _, _, region, account, *_ = self.state_machine_arn.split(":")
+        executions = get_backend(account, region).describe_state_machine(self.state_machine_arn).executions
+        # One by one: moto's request threads append new executions to the same list meanwhile.
+        for execution in [execution for execution in list(executions) if execution.execution_arn in old]:
+            executions.remove(execution)
+        for arn in old:
+            del self._archived_at[arn]
+            self._handled.discard(arn)
 
     def _report_end(self, execution: dict, description: dict) -> None:
         event = {
@@ -208,18 +230,21 @@ class EngineHost:
         except Exception:  # noqa: BLE001 - a watcher must outlive one bad event
             logger.exception("could not record the end of an execution", extra={"jobId": execution["name"]})
 
-    def _archive_history(self, archive: SqliteExecutionArchive, sfn: Any, execution: dict, description: dict) -> None:
+    def _archive_history(self, archive: SqliteExecutionArchive, sfn: Any, execution: dict, description: dict) -> bool:
+        """Copy the execution's history into the archive; whether it is there now."""
         try:
             pages = sfn.get_paginator("get_execution_history").paginate(executionArn=execution["executionArn"])
             events = [event for page in pages for event in page["events"]]
         except Exception:  # noqa: BLE001 - the engine is stopping; the history went with it
-            return
+            return False
         described = {key: value for key, value in description.items() if key != "ResponseMetadata"}
         try:
             # The execution is named after its job.
             archive.save(execution["name"], described, events)
         except Exception:  # noqa: BLE001 - a watcher must outlive one bad write
             logger.exception("could not archive an execution's history", extra={"jobId": execution["name"]})
+            return False
+        return True
 
     def stop(self) -> None:
         self._stop.set()
