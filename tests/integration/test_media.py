@@ -177,11 +177,19 @@ def test_one_deadline_bounds_all_the_runs_of_a_clip():
 def test_ffmpeg_writing_to_a_full_disk_is_a_storage_failure_not_a_bad_clip(ffmpeg):
     from clipline.media.ffmpeg_process import run_ffmpeg
 
-    # When ffmpeg writes its output where there is no space left
-    with pytest.raises(errors.StorageUnavailableError, match="work folder is full"):
+    # When ffmpeg writes its output where there is no space left,
+    # Then the step fails as storage (STORAGE_FAILURE, retried), quoting ffmpeg's own line, not as the clip's fault
+    with pytest.raises(errors.StorageUnavailableError, match=r"work folder is full: \[out#0/mpegts.*No space left"):
         run_ffmpeg(ffmpeg, ["-f", "lavfi", "-i", "testsrc=duration=1:size=160x90", "-f", "mpegts", "/dev/full"], 30)
-    # Then the step fails with STORAGE_FAILURE (retried by the state machine), not as the clip's fault
-    assert errors.StorageUnavailableError.code == "STORAGE_FAILURE"
+
+
+def test_a_source_whose_metadata_mentions_a_full_disk_is_still_the_sources_problem(ffmpeg, prober, tmp_path):
+    # Given a file whose title is ffmpeg's disk-full message, which ffmpeg prints when it reads the file
+    tricky = tmp_path / "tricky.mp4"
+    _run_ffmpeg_cli(ffmpeg, ["-f", "lavfi", "-i", "testsrc=duration=1:size=160x90", "-metadata",
+                             "title=No space left on device", "-c:v", "libx264", str(tricky)])  # fmt: skip
+    # When it is probed (an ffmpeg run with no output, which always exits 1), Then it is read as media, not storage
+    assert prober.probe_file(tricky).has_video
 
 
 def test_a_work_dir_that_cannot_hold_a_scratch_folder_is_a_storage_failure(tmp_path):
@@ -194,3 +202,26 @@ def test_a_work_dir_that_cannot_hold_a_scratch_folder_is_a_storage_failure(tmp_p
     with pytest.raises(errors.StorageUnavailableError, match="no scratch space"):
         with scratch_folder(services, "clip-"):
             pass
+
+
+def _run_ffmpeg_cli(ffmpeg: str, arguments: list[str]) -> None:
+    import subprocess
+
+    subprocess.run([ffmpeg, "-hide_banner", "-nostdin", "-v", "error", "-y", *arguments], check=True)
+
+
+def test_a_full_disk_during_a_steps_own_writes_is_a_storage_failure(tmp_path):
+    import errno as errno_codes
+
+    from clipline.domain.use_cases import scratch_folder
+    from tests.fakes import FixedClock, fake_services
+
+    services = dataclasses.replace(fake_services(FixedClock()), work_dir=tmp_path)
+    with pytest.raises(errors.StorageUnavailableError, match="work folder is full"):
+        with scratch_folder(services, "burn-"):
+            raise OSError(errno_codes.ENOSPC, "No space left on device")
+    # And any other I/O error stays what it is: a bug to see, not storage to retry
+    with pytest.raises(PermissionError):
+        with scratch_folder(services, "burn-"):
+            raise PermissionError(errno_codes.EACCES, "Permission denied")
+    assert list(tmp_path.iterdir()) == []

@@ -1,8 +1,9 @@
 """`clipline serve` killed with SIGKILL while jobs are in every stage, then started again on the same data dir.
 
 moto keeps executions in memory only, so the kill takes every execution with it.
-On the restart each unfinished job must end failed with INTERRUPTED and lose its
-files, while finished jobs and the transcript cache stay exactly as they were.
+On the restart each running job must end failed with INTERRUPTED and lose its
+files and scratch folders, a job that never started must run, and finished jobs
+and the transcript cache must stay exactly as they were.
 """
 
 from __future__ import annotations
@@ -28,9 +29,11 @@ import requests
 
 from clipline.adapters.local.sqlite_job_repository import SqliteJobRepository
 from clipline.composition import SystemClock
-from clipline.domain.jobs import ClipRequest, new_job
-
-pytestmark = pytest.mark.slow
+from clipline.domain import errors
+from clipline.domain.jobs import ClipRequest, JobStatus, Stage, new_job
+from clipline.domain.use_cases import NewJobRequest, create_job, enter_stage
+from clipline.local.service import DataDir, LocalService, ServeLock
+from tests.fakes import CapturedLogs, FixedClock, fake_services
 
 SERVER_START_SECONDS = 60
 STAGE_WAIT_SECONDS = 30
@@ -100,7 +103,7 @@ class _StallingHandler(BaseHTTPRequestHandler):
 
 @dataclass
 class Serve:
-    """One `clipline serve` process on a fixed port, and the API key the test uses."""
+    """One `clipline serve` process, and the API key the test uses."""
 
     process: subprocess.Popen
     base_url: str
@@ -127,17 +130,11 @@ class Serve:
             time.sleep(0.1)
 
 
-def _free_port() -> int:
-    # Fixed before the start, so the test can knock while the service is still recovering.
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _environment(data_dir: Path, **extra: str) -> dict[str, str]:
+def _environment(data_dir: Path, work_dir: Path, **extra: str) -> dict[str, str]:
     return {
         **os.environ,
         "CLIPLINE_DATA_DIR": str(data_dir),
+        "CLIPLINE_WORK_DIR": str(work_dir),
         "CLIPLINE_ALLOW_PRIVATE_SOURCES": "true",
         "CLIPLINE_SOURCE_ALLOWLIST": "127.0.0.1",
         "CLIPLINE_ASR_PROVIDER": "fake",
@@ -149,8 +146,7 @@ def _environment(data_dir: Path, **extra: str) -> dict[str, str]:
     }
 
 
-def _start(data_dir: Path, env: dict[str, str], log_name: str) -> tuple[subprocess.Popen, str, Path]:
-    port = _free_port()
+def _launch(data_dir: Path, env: dict[str, str], log_name: str, port: int) -> tuple[subprocess.Popen, Path, Path]:
     ready = data_dir / f"{log_name}.ready"
     log = data_dir / f"{log_name}.log"
     with log.open("wb") as output:
@@ -162,7 +158,46 @@ def _start(data_dir: Path, env: dict[str, str], log_name: str) -> tuple[subproce
             stdout=output,
             stderr=subprocess.STDOUT,
         )
-    return process, f"http://127.0.0.1:{port}", ready
+    return process, ready, log
+
+
+def _start(data_dir: Path, env: dict[str, str], log_name: str, processes: list) -> tuple[subprocess.Popen, str]:
+    """A service on a port of its choosing, once it serves, and its base URL."""
+    process, ready, log = _launch(data_dir, env, log_name, 0)
+    processes.append(process)
+    _wait_ready(process, ready, log)
+    return process, ready.read_text().strip()
+
+
+def _first_answer(
+    data_dir: Path, env: dict[str, str], log_name: str, processes: list, path: str, key: str
+) -> tuple[Serve, dict]:
+    """A service, and the first answer it gives to GET ``path``, asked for from the moment it starts.
+
+    The port is chosen before the start, since a port the service chose is only known
+    once it is ready, after its recovery, and the point is to knock during the recovery.
+    Another process may take the port first; then the service cannot listen and exits,
+    and the start is tried again on another one.
+    """
+    for _ in range(5):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        process, ready, log = _launch(data_dir, env, log_name, port)
+        processes.append(process)
+        serve = Serve(process, f"http://127.0.0.1:{port}", key)
+        while process.poll() is None:
+            try:
+                answer = serve.get(path).json()
+            except requests.ConnectionError:
+                time.sleep(0.05)
+                continue
+            _wait_ready(process, ready, log)
+            # The answer came from this service, not from a process that took the port first.
+            assert ready.read_text().strip() == serve.base_url
+            return serve, answer
+        assert "Address already in use" in log.read_text(), log.read_text()
+    raise AssertionError("no free port for clipline serve")
 
 
 def _wait_ready(process: subprocess.Popen, ready: Path, log: Path) -> None:
@@ -227,9 +262,12 @@ def _waiting_for_asr(job: dict) -> bool:
     )
 
 
-def test_a_killed_service_fails_every_unfinished_job_on_restart_and_keeps_the_rest(tmp_path, media_dir):
+@pytest.mark.slow
+def test_a_killed_service_fails_every_running_job_on_restart_and_keeps_the_rest(tmp_path, media_dir):
     data_dir = tmp_path / "data"
     data_dir.mkdir()
+    work_dir = tmp_path / "work"
+    work_dir.mkdir()
     source = StallingSource(media_dir / SAMPLE)
     threading.Thread(target=source.serve_forever, name="stalling-source", daemon=True).start()
     silent = socket.socket()
@@ -239,10 +277,8 @@ def test_a_killed_service_fails_every_unfinished_job_on_restart_and_keeps_the_re
     processes: list[subprocess.Popen] = []
     try:
         # Given a service with no ASR worker, so a transcription waits in the queue
-        first_env = _environment(data_dir, CLIPLINE_ASR_WORKERS="0")
-        process, base_url, ready = _start(data_dir, first_env, "first")
-        processes.append(process)
-        _wait_ready(process, ready, data_dir / "first.log")
+        first_env = _environment(data_dir, work_dir, CLIPLINE_ASR_WORKERS="0")
+        process, base_url = _start(data_dir, first_env, "first", processes)
         first = Serve(process, base_url, _create_key(first_env))
         # And one job that succeeded, then jobs held in probe, in clip, and waiting for transcription
         succeeded = first.create(sourceUrl=source.url(), start=1, end=2)
@@ -255,10 +291,9 @@ def test_a_killed_service_fails_every_unfinished_job_on_restart_and_keeps_the_re
         first.wait_for(transcribing, _waiting_for_asr, "its clip stored")
         assert _job_files(data_dir, transcribing), "the waiting job should have stored its clip"
         succeeded_files = _job_files(data_dir, succeeded)
+        assert list(work_dir.glob(f"clip-{clipping}-*")), "the clipping job should be cutting in the work dir"
         # When a second service starts on the same data dir while the first still runs
-        process, _, ready = _start(data_dir, first_env, "beside")
-        processes.append(process)
-        _wait_ready(process, ready, data_dir / "beside.log")
+        process, _ = _start(data_dir, first_env, "beside", processes)
         _kill(process)
         # Then it leaves the first one's jobs running: they are not interrupted, only owned elsewhere
         assert [first.job(job_id)["status"] for job_id in (probing, clipping, transcribing)] == ["running"] * 3
@@ -266,26 +301,18 @@ def test_a_killed_service_fails_every_unfinished_job_on_restart_and_keeps_the_re
         # When the service is killed outright, leaving also a job stored but never started
         _kill(first.process)
         queued = _stored_queued_job(data_dir, succeeded, source.url())
-        interrupted = {"probe": probing, "clip": clipping, "waiting for ASR": transcribing, "queued": queued}
+        interrupted = {"probe": probing, "clip": clipping, "waiting for ASR": transcribing}
         _, asr_before = _tables(data_dir)
 
         # And it is started again on the same data dir, with workers this time
-        env = _environment(data_dir, CLIPLINE_ASR_WORKERS="2")
-        process, base_url, ready = _start(data_dir, env, "second")
-        processes.append(process)
-        second = Serve(process, base_url, first.key)
+        env = _environment(data_dir, work_dir, CLIPLINE_ASR_WORKERS="2")
+        second, first_answer = _first_answer(data_dir, env, "second", processes, f"/api/jobs/{probing}", first.key)
         # Then the first answer the restarted API gives already shows the job failed, never running
-        while True:
-            try:
-                first_answer = second.job(probing)
-                break
-            except requests.ConnectionError:
-                assert process.poll() is None, (data_dir / "second.log").read_text()
-                time.sleep(0.05)
         assert (first_answer["status"], first_answer["error"]["code"]) == ("failed", "INTERRUPTED")
-        _wait_ready(process, ready, data_dir / "second.log")
         # And the recovery left the transcript cache as it found it
         assert _tables(data_dir)[1] == asr_before
+        # And removed what the killed steps left in the work dir
+        assert [path.name for path in work_dir.iterdir() if any(i in path.name for i in interrupted.values())] == []
 
         # And every interrupted job failed with INTERRUPTED, at the stage it was in, its files gone
         for why, job_id in interrupted.items():
@@ -299,17 +326,25 @@ def test_a_killed_service_fails_every_unfinished_job_on_restart_and_keeps_the_re
         assert second.job(clipping)["events"][-1]["stage"] == "clip"
         # (between stages, the failure names the last stage the job was in)
         assert second.job(transcribing)["events"][-1]["stage"] == "clip"
-        assert second.job(queued)["events"][-1]["stage"] == "queued"
+        # And the job that never started ran now, as a replay of its request would have made it
+        assert second.wait_for(queued, lambda job: job["status"] in ("succeeded", "failed"), "finished")[
+            "status"
+        ] == "succeeded"
+        queued_result = second.get(f"/api/jobs/{queued}/result").json()
+        assert [link["name"] for link in queued_result["artifacts"]] == ["clip"] and _job_files(data_dir, queued)
         # And the restart logged each failure once, with the stage, and how many it failed
         lines = [json.loads(line) for line in (data_dir / "second.log").read_text().splitlines() if line.startswith("{")]
         failure_lines = [line for line in lines if line.get("message") == "job failed"]
         failures = {line["jobId"]: line for line in failure_lines}
-        assert len(failure_lines) == 4 and sorted(failures) == sorted(interrupted.values())
+        assert len(failure_lines) == 3 and sorted(failures) == sorted(interrupted.values())
         assert {line["errorCode"] for line in failure_lines} == {"INTERRUPTED"}
         assert (failures[probing]["failedStage"], failures[clipping]["failedStage"]) == ("probe", "clip")
-        assert [line["interruptedJobs"] for line in lines if "interruptedJobs" in line] == [4]
+        summary = [line for line in lines if "interruptedJobs" in line]
+        assert [(line["interruptedJobs"], line["restartedJobs"], line["unrecoveredJobs"]) for line in summary] == [
+            (3, 1, 0)
+        ]
         # And counted, as every failed job is
-        assert sum(line.get("JobsFailed", [0])[0] for line in lines if line.get("errorCode") == "INTERRUPTED") == 4
+        assert sum(line.get("JobsFailed", [0])[0] for line in lines if line.get("errorCode") == "INTERRUPTED") == 3
 
         # And the succeeded job is untouched, its clip still downloadable
         kept = second.job(succeeded)
@@ -336,9 +371,7 @@ def test_a_killed_service_fails_every_unfinished_job_on_restart_and_keeps_the_re
         _kill(second.process)
         jobs_before, asr_before = _tables(data_dir)
         files_before = _all_files(data_dir)
-        process, base_url, ready = _start(data_dir, env, "third")
-        processes.append(process)
-        _wait_ready(process, ready, data_dir / "third.log")
+        process, base_url = _start(data_dir, env, "third", processes)
         # Then the second recovery changed nothing: no job, ASR record or file differs
         assert _tables(data_dir) == (jobs_before, asr_before)
         assert _all_files(data_dir) == files_before
@@ -351,3 +384,74 @@ def test_a_killed_service_fails_every_unfinished_job_on_restart_and_keeps_the_re
         source.shutdown()
         source.server_close()
         silent.close()
+
+
+def test_only_a_service_that_starts_alone_recovers_and_every_one_holds_the_data_dir(tmp_path):
+    data = DataDir(tmp_path)
+    first, beside, third = ServeLock(data), ServeLock(data), ServeLock(data)
+    # Given a service that started alone, and a second one started beside it
+    with first.claim() as alone:
+        assert alone
+    with beside.claim() as alone:
+        assert not alone
+    # When the first one stops while the second still runs, and a third starts
+    first.release()
+    with third.claim() as alone:
+        # Then the third leaves the jobs alone: the second one's are still running
+        assert not alone
+    # And only once every one has stopped does a start find the data dir free
+    beside.release()
+    third.release()
+    with ServeLock(data).claim() as alone:
+        assert alone
+
+
+def test_a_start_waits_for_one_that_is_recovering(tmp_path):
+    data = DataDir(tmp_path)
+    recovering, later = ServeLock(data), ServeLock(data)
+    outcome: list[bool] = []
+
+    def start_later() -> None:
+        with later.claim() as alone:
+            outcome.append(alone)
+
+    # Given a service still recovering, when another starts meanwhile
+    with recovering.claim() as alone:
+        assert alone
+        waiting = threading.Thread(target=start_later)
+        waiting.start()
+        waiting.join(0.3)
+        # Then it waits, so it can never take for its own the jobs the first one is starting
+        assert outcome == []
+    waiting.join(5)
+    # And once the first serves, it starts beside it, without recovering
+    assert outcome == [False]
+    recovering.release()
+    later.release()
+
+
+def test_a_job_that_cannot_be_recovered_is_logged_and_does_not_stop_the_start(monkeypatch):
+    services = fake_services(FixedClock())
+    jobs = []
+    for end in (61, 62):
+        job = create_job(services, NewJobRequest("https://example.com/a.mp4", 60, end), "key-1", "cid-1")
+        jobs.append(enter_stage(services, job.id, Stage.PROBE))
+    update = services.jobs.update
+
+    def failing_update(job_id, change):  # noqa: ANN001, ANN202 - the fake store's signature
+        if job_id == jobs[0].id:
+            raise errors.StorageUnavailableError("the disk is gone")
+        return update(job_id, change)
+
+    monkeypatch.setattr(services.jobs, "update", failing_update)
+    # When a start recovers the jobs and one of them cannot be failed
+    with CapturedLogs() as logs:
+        LocalService._recover_unfinished_jobs(services)
+    # Then the other one failed all the same
+    assert services.jobs.get(jobs[1].id).status is JobStatus.FAILED
+    # And the one left is logged with its id and counted
+    lines = logs.lines()
+    unrecovered = [line for line in lines if line["message"] == "could not recover an unfinished job"]
+    assert [(line["jobId"], line["errorName"]) for line in unrecovered] == [(jobs[0].id, "StorageUnavailableError")]
+    summary = [line for line in lines if "unrecoveredJobs" in line]
+    assert [(line["interruptedJobs"], line["unrecoveredJobs"]) for line in summary] == [(1, 1)]

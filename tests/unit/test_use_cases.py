@@ -357,9 +357,8 @@ def test_failing_a_finished_job_again_changes_and_counts_nothing(services):
 RESTARTED = "the service stopped while the job ran; create the job again"
 
 
-def test_interrupting_fails_every_unfinished_job_where_it_stood_and_keeps_nothing(services):
-    # Given jobs caught queued, in probe, and in finalize with a clip stored, beside one that succeeded
-    queued = submit(services, end=61)
+def test_interrupting_fails_every_running_job_where_it_stood_and_keeps_nothing(services):
+    # Given jobs caught in probe and in finalize with a clip stored, beside one that succeeded
     probing = submit(services, end=62)
     enter_stage(services, probing.id, Stage.PROBE)
     finalizing = submit(services, end=63)
@@ -368,14 +367,14 @@ def test_interrupting_fails_every_unfinished_job_where_it_stood_and_keeps_nothin
     enter_stage(services, finalizing.id, Stage.FINALIZE)
     succeeded = run_pipeline(services, submit(services, end=64).id)
     # When the host that ran their executions restarts
-    recorded = interrupt_unfinished_jobs(services, RESTARTED)
-    # Then each unfinished job failed once, with INTERRUPTED and the stage it was in
-    assert {(r.job.id, r.failed_stage) for r in recorded} == {
-        (queued.id, None),
+    recovery = interrupt_unfinished_jobs(services, RESTARTED)
+    # Then each running job failed once, with INTERRUPTED and the stage it was in
+    assert {(r.job.id, r.failed_stage) for r in recovery.failed} == {
         (probing.id, Stage.PROBE),
         (finalizing.id, Stage.FINALIZE),
     }
-    for job_id in (queued.id, probing.id, finalizing.id):
+    assert recovery.started == [] and recovery.unhandled == []
+    for job_id in (probing.id, finalizing.id):
         job = services.jobs.get(job_id)
         assert job.status is JobStatus.FAILED
         assert (job.error.code, job.error.message) == ("INTERRUPTED", RESTARTED)
@@ -384,7 +383,90 @@ def test_interrupting_fails_every_unfinished_job_where_it_stood_and_keeps_nothin
     # And their partial artifacts are gone, the succeeded job's kept, the failures counted
     assert set(services.artifacts.objects) == set(succeeded.artifacts.values())
     assert services.jobs.get(succeeded.id) == succeeded
-    assert services.telemetry.total("JobsFailed", errorCode="INTERRUPTED") == 3
+    assert services.telemetry.total("JobsFailed", errorCode="INTERRUPTED") == 2
+
+
+def test_interrupting_starts_a_queued_job_as_a_replay_of_its_request_would(services):
+    # Given a job stored, and maybe started, but that never reached its first stage
+    queued = submit(services, end=61)
+    # When the host restarts
+    recovery = interrupt_unfinished_jobs(services, RESTARTED)
+    # Then the job is started again under its own name, not failed: it did no work yet
+    assert recovery.started == [queued.id] and recovery.failed == []
+    assert services.workflow.started == [(queued.id, "cid-1")] * 2
+    assert services.jobs.get(queued.id) == queued
+    assert services.telemetry.total("JobsFailed") == 0
+
+
+def test_interrupting_fails_a_queued_job_that_cannot_start(services):
+    # Given a queued job, and an orchestrator that now refuses to start it
+    queued = submit(services, end=61)
+    services.workflow.fail_with = errors.ServiceUnavailableError("the engine is down")
+    # When the host restarts
+    recovery = interrupt_unfinished_jobs(services, RESTARTED)
+    # Then the job failed the usual way, at no stage
+    assert [(r.job.id, r.failed_stage) for r in recovery.failed] == [(queued.id, None)]
+    job = services.jobs.get(queued.id)
+    assert (job.status, job.error.code, job.events[-1].stage) == (JobStatus.FAILED, "INTERRUPTED", Stage.QUEUED)
+
+
+def test_interrupting_fails_a_queued_job_whose_own_subtitles_were_never_stored(services):
+    # Given a queued job with the user's subtitles, whose first attempt died before storing them
+    request = NewJobRequest(
+        "https://example.com/a.mp4", 60, 61, burn_subtitles=True, subtitles_srt="1\n00:00:00,000 --> 00:00:01,000\nhi\n"
+    )
+    queued = create_job(services, request, owner="key-1", correlation_id="cid-1")
+    services.artifacts.objects.clear()
+    # When the host restarts
+    recovery = interrupt_unfinished_jobs(services, RESTARTED)
+    # Then it is failed rather than started without them
+    assert [r.job.id for r in recovery.failed] == [queued.id] and recovery.started == []
+
+
+def test_interrupting_removes_the_scratch_folders_a_killed_step_left(services, tmp_path):
+    # Given a job killed in its clip step, its scratch folders left in the work dir beside others'
+    running = submit(services, end=61)
+    enter_stage(services, running.id, Stage.CLIP)
+    other = submit(services, end=62)
+    for name in (f"clip-{running.id}-a1", f"burn-{running.id}-b2", f"clip-{other.id}-c3", "unrelated"):
+        (tmp_path / name / "smart-cut-x").mkdir(parents=True)
+        (tmp_path / name / "smart-cut-x" / "part.mp4").write_bytes(b"part")
+    # When the host restarts
+    interrupt_unfinished_jobs(services, RESTARTED)
+    # Then the interrupted job's folders are gone, and nothing else is
+    assert sorted(path.name for path in tmp_path.iterdir()) == sorted([f"clip-{other.id}-c3", "unrelated"])
+
+
+class _FailingUpdates:
+    """The fake job store, except that updating some jobs raises."""
+
+    def __init__(self, jobs, failures):
+        self._jobs, self._failures = jobs, failures
+
+    def update(self, job_id, change):
+        if job_id in self._failures:
+            raise self._failures[job_id]
+        return self._jobs.update(job_id, change)
+
+    def __getattr__(self, name):
+        return getattr(self._jobs, name)
+
+
+def test_interrupting_goes_on_past_jobs_it_cannot_fail(services):
+    # Given three running jobs, two of which cannot be failed: storage trouble, and a plain bug
+    jobs = [submit(services, end=61 + i) for i in range(3)]
+    for job in jobs:
+        enter_stage(services, job.id, Stage.PROBE)
+    unavailable, broken = errors.StorageUnavailableError("disk gone"), RuntimeError("bug")
+    services = dataclasses.replace(
+        services, jobs=_FailingUpdates(services.jobs, {jobs[0].id: unavailable, jobs[1].id: broken})
+    )
+    # When the host restarts
+    recovery = interrupt_unfinished_jobs(services, RESTARTED)
+    # Then the third job failed all the same, and the other two are reported with what stopped them
+    assert [r.job.id for r in recovery.failed] == [jobs[2].id]
+    assert recovery.unhandled == [(jobs[0].id, unavailable), (jobs[1].id, broken)]
+    assert services.jobs.get(jobs[2].id).status is JobStatus.FAILED
 
 
 def test_interrupting_again_changes_and_counts_nothing(services, clock):
@@ -395,19 +477,24 @@ def test_interrupting_again_changes_and_counts_nothing(services, clock):
     failed = services.jobs.get(job.id)
     # When the recovery runs a second time, later
     clock.advance(seconds=30)
-    recorded = interrupt_unfinished_jobs(services, RESTARTED)
+    recovery = interrupt_unfinished_jobs(services, RESTARTED)
     # Then it finds nothing to do: the job, its events and the metrics are as they were
-    assert recorded == []
+    assert recovery.failed == [] and recovery.started == []
     assert services.jobs.get(job.id) == failed
     assert services.telemetry.total("JobsFailed") == 1
 
 
 def test_interrupting_reaches_jobs_beyond_one_batch(services, monkeypatch):
-    # Given more unfinished jobs than one listing returns
+    # Given more unfinished jobs than one listing returns, running and queued
     monkeypatch.setattr(use_cases, "INTERRUPT_BATCH", 2)
-    jobs = [submit(services, end=61 + i) for i in range(5)]
+    running = [submit(services, end=61 + i) for i in range(5)]
+    for job in running:
+        enter_stage(services, job.id, Stage.PROBE)
+    queued = [submit(services, end=71 + i) for i in range(5)]
+    services.workflow.started.clear()
     # When the recovery runs
-    recorded = interrupt_unfinished_jobs(services, RESTARTED)
-    # Then every one of them failed, each once
-    assert sorted(r.job.id for r in recorded) == sorted(job.id for job in jobs)
-    assert services.jobs.list_unfinished(10) == []
+    recovery = interrupt_unfinished_jobs(services, RESTARTED)
+    # Then every running one failed and every queued one started, each once, though started ones stay listed
+    assert sorted(r.job.id for r in recovery.failed) == sorted(job.id for job in running)
+    assert sorted(recovery.started) == sorted(job.id for job in queued)
+    assert sorted(job_id for job_id, _ in services.workflow.started) == sorted(job.id for job in queued)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import fcntl
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import IO
@@ -60,8 +62,9 @@ class DataDir:
         self.database = self.root / "clipline.sqlite3"
         self.artifacts = self.root / "artifacts"
         self.secret = self.root / "secret.key"
-        # Held by the running `clipline serve`; the kernel releases it however the process ends.
+        # Held by every live `clipline serve` (see ServeLock); the kernel releases them however the process ends.
         self.serve_lock = self.root / "serve.lock"
+        self.start_lock = self.root / "start.lock"
 
     @classmethod
     def of(cls, settings: Settings) -> "DataDir":
@@ -149,6 +152,48 @@ class Sweeper:
                 )
 
 
+class ServeLock:
+    """One service's hold on its data dir's serve.lock: shared, from its start until it stops.
+
+    A service that gets the lock exclusively knows no other service on the data dir is
+    alive, so the unfinished jobs it finds are nobody's and it may recover them; any other
+    leaves them to their owner. Every service keeps holding it, so a later start can never
+    take the jobs of one that is still running, whoever started first.
+    """
+
+    def __init__(self, data: DataDir) -> None:
+        self._data = data
+        self._held: IO[str] | None = None
+
+    @contextmanager
+    def claim(self) -> Iterator[bool]:
+        """Take the lock; yield whether this service is the only live one, then hold it shared.
+
+        Starts wait for each other on start.lock until the lock is shared: going from
+        exclusive to shared is not atomic, and a start that took it exclusively in between
+        would recover again the queued jobs this one has just started.
+        """
+        self._data.root.mkdir(parents=True, exist_ok=True)
+        with self._data.start_lock.open("a") as start:
+            fcntl.flock(start, fcntl.LOCK_EX)
+            self._held = self._data.serve_lock.open("a")
+            try:
+                fcntl.flock(self._held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                alone = True
+            except BlockingIOError:
+                alone = False
+            try:
+                yield alone
+            finally:
+                # Never blocks: only a start holding start.lock ever takes it exclusively.
+                fcntl.flock(self._held, fcntl.LOCK_SH)
+
+    def release(self) -> None:
+        if self._held is not None:
+            self._held.close()
+            self._held = None
+
+
 class LocalService:
     """Starts and stops everything ``clipline serve`` runs."""
 
@@ -170,7 +215,7 @@ class LocalService:
         self.sweeper: Sweeper | None = None
         self.metrics: PrometheusMetrics | None = None
         self._thread: threading.Thread | None = None
-        self._serve_lock: IO[str] | None = None
+        self._serve_lock = ServeLock(self.data)
 
     @property
     def base_url(self) -> str:
@@ -196,13 +241,14 @@ class LocalService:
             **media_services(self.settings),
         )
         install(services)
-        if self._claim_data_dir():
-            self._interrupt_unfinished_jobs(services)
-        else:
-            logger.warning(
-                "another clipline serve is using this data dir; its unfinished jobs are left to it",
-                extra={"dataDir": str(self.data.root)},
-            )
+        with self._serve_lock.claim() as alone:
+            if alone:
+                self._recover_unfinished_jobs(services)
+            else:
+                logger.warning(
+                    "another clipline serve is using this data dir; its unfinished jobs are left to it",
+                    extra={"dataDir": str(self.data.root)},
+                )
         self.gateway.dependencies = GatewayDependencies(
             keys=self.data.key_store(clock),
             limiter=self.data.rate_limiter(clock, self.settings.job_creations_per_ip_per_minute),
@@ -232,35 +278,33 @@ class LocalService:
                 "use it only for local development and tests"
             )
 
-    def _claim_data_dir(self) -> bool:
-        """Take the data dir's serve lock for as long as this service runs; False if a live service holds it.
-
-        Only the holder may fail unfinished jobs: another live service's jobs are still running.
-        """
-        self.data.root.mkdir(parents=True, exist_ok=True)
-        self._serve_lock = self.data.serve_lock.open("a")
-        try:
-            fcntl.flock(self._serve_lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            self._serve_lock.close()
-            self._serve_lock = None
-            return False
-        return True
-
     @staticmethod
-    def _interrupt_unfinished_jobs(services: Services) -> None:
-        """Fail the jobs a previous run left unfinished: their executions lived in its memory and died with it.
+    def _recover_unfinished_jobs(services: Services) -> None:
+        """Settle the jobs a previous run left unfinished: their executions lived in its memory and died with it.
 
         Runs before the gateway serves, so none of this run's own jobs exists yet;
         requests that arrive meanwhile wait in the listen queue.
         """
-        interrupted = interrupt_unfinished_jobs(services, INTERRUPTED_MESSAGE)
-        for failure in interrupted:
+        recovery = interrupt_unfinished_jobs(services, INTERRUPTED_MESSAGE)
+        for failure in recovery.failed:
             log_recorded_failure(failure, JobInterruptedError.__name__, None)
         # The failure lines' job keys must not stick to this thread's later lines.
         logger.thread_safe_clear_keys()
-        if interrupted:
-            logger.warning("failed the jobs a previous run left unfinished", extra={"interruptedJobs": len(interrupted)})
+        for job_id, error in recovery.unhandled:
+            logger.error(
+                "could not recover an unfinished job",
+                exc_info=error,
+                extra={"jobId": job_id, "errorName": type(error).__name__},
+            )
+        if recovery.failed or recovery.started or recovery.unhandled:
+            logger.warning(
+                "recovered the jobs a previous run left unfinished",
+                extra={
+                    "interruptedJobs": len(recovery.failed),
+                    "restartedJobs": len(recovery.started),
+                    "unrecoveredJobs": len(recovery.unhandled),
+                },
+            )
 
     def stop(self) -> None:
         self.gateway.shutdown()
@@ -271,9 +315,7 @@ class LocalService:
             self.asr_workers.stop()
         self.engine.stop()
         install(None)
-        if self._serve_lock is not None:
-            self._serve_lock.close()
-            self._serve_lock = None
+        self._serve_lock.release()
 
     def __enter__(self) -> "LocalService":
         self.start()

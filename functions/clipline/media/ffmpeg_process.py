@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import tempfile
 import threading
@@ -14,8 +15,9 @@ from typing import Callable
 
 from ..domain.errors import ClipTimeoutError, InternalError, StorageUnavailableError
 
-# How ffmpeg reports ENOSPC on any file it writes.
-_DISK_FULL = "No space left on device"
+# How ffmpeg reports ENOSPC on a file it writes: on one of its output's lines, never from the
+# input's metadata or a server's message, which a user controls.
+_DISK_FULL = re.compile(r"(?m)^\[out#\d+/[^\]]*\].*No space left on device.*$")
 
 # Options for http(s) sources.
 # - A read or connect that stalls 15 s fails (ffmpeg counts in microseconds).
@@ -167,9 +169,10 @@ def run_ffmpeg(
                 process.wait()
         stderr_file.seek(0)
         stderr = stderr_file.read()[-_STDERR_TAIL:].decode(errors="replace")
-    if process.returncode != 0 and _DISK_FULL in stderr:
+    disk_full = _DISK_FULL.search(stderr) if process.returncode != 0 and not timed_out.is_set() else None
+    if disk_full:
         # Not the media's fault, nor the clip's: say where the problem is, and let the step be retried.
-        raise StorageUnavailableError(f"the work folder is full: {last_stderr_line(stderr)}")
+        raise StorageUnavailableError(f"the work folder is full: {disk_full.group(0)[:300]}")
     return FfmpegRun(returncode=process.returncode, stderr=stderr, timed_out=timed_out.is_set())
 
 
