@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test docs install clean
+.PHONY: demo test docs install clean bench
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,11 @@ docs: $(STAMP)
 	$(BIN)/python -m clipline.metric_catalog docs/metrics.md
 	$(BIN)/python -m clipline.settings_reference README.md
 	$(BIN)/python -m clipline.workflow.diagram docs/architecture.md
+
+# Benchmarks print figures and rewrite docs/performance.md; `make test` never runs them.
+# BENCH_ARGS passes options to the driver, e.g. BENCH_ARGS=--soak for 1000 jobs.
+bench: $(STAMP)
+	$(BIN)/python bench/report.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .demo demo-out .pytest_cache

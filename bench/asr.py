@@ -26,14 +26,19 @@ import argparse
 import os
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 import wave
 from pathlib import Path
 
-from clipline.asr import whisper as whisper_module
-from clipline.asr.whisper import WhisperTranscriber
-from clipline.media.ffmpeg_binary import find_ffmpeg
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import Row, write_summary  # noqa: E402
+
+from clipline.asr import whisper as whisper_module  # noqa: E402
+from clipline.asr.whisper import WhisperTranscriber  # noqa: E402
+from clipline.media.ffmpeg_binary import find_ffmpeg  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SPEECH_WAV = REPO_ROOT / "tests" / "fixtures" / "speech" / "speech.wav"
@@ -151,7 +156,7 @@ def measure_cache_speedup(model: str, threads: int, audio: Path, scratch: Path) 
         source_guard=None,
         prober=None,
         clipper=None,
-        telemetry=type("NoTelemetry", (), {"count": lambda self, *a, **k: None})(),
+        telemetry=type("NoTelemetry", (), {"count": lambda self, *a, **k: None, "observe": lambda self, *a, **k: None})(),
         clock=clock,
         limits=Limits(max_clip_seconds=600, retention=timedelta(days=1), signed_url_ttl=timedelta(hours=1)),
         work_dir=scratch,
@@ -182,6 +187,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0, help="CPU threads (0: faster-whisper decides)")
     parser.add_argument("--seconds", type=float, default=60.0, help="length of the looped speech clip")
     parser.add_argument("--repeats", type=int, default=3, help="warm calls per side; the median is reported")
+    parser.add_argument("--summary-json", type=Path, help="also write the summary rows here, for report.py")
     args = parser.parse_args()
     model = args.model or default_model()
 
@@ -212,6 +218,17 @@ def main() -> None:
         print(f"worker use case, {seconds:.0f} s clip, cache miss:  {cache['miss']:.2f} s")
         print(f"worker use case, {seconds:.0f} s clip, cache hit:   {cache['hit']:.2f} s")
         print(f"cache hit speedup (miss / hit):            {cache['miss'] / cache['hit']:.1f}x")
+    write_summary(args.summary_json, [
+        Row("ASR real-time factor",
+            f"clipline whisper, {seconds:.0f} s of speech: {rtf['warm']:.2f} s (RTF {rtf['warm'] / seconds:.3f})",
+            f"faster-whisper directly: {rtf['direct_warm']:.2f} s (RTF {rtf['direct_warm'] / seconds:.3f})",
+            f"{rtf['warm'] / rtf['direct_warm']:.2f}",
+            f"medians of {args.repeats} alternating warm calls; model load {rtf['first'] - rtf['short_warm']:.2f} s; "
+            f"{os.path.basename(model.rstrip('/'))}, {whisper_module.COMPUTE_TYPE}, beam {whisper_module.BEAM_SIZE}"),
+        Row("ASR cache", f"cache hit, {seconds:.0f} s clip: {cache['hit']:.2f} s",
+            f"cache miss: {cache['miss']:.2f} s", f"{cache['hit'] / cache['miss']:.3f}",
+            "the ASR worker's whole use case; one run each"),
+    ])  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -18,16 +18,21 @@ import argparse
 import os
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
-from clipline.domain.jobs import ClipAccuracy, ClipRequest
-from clipline.local.media_server import MediaServer
-from clipline.media.clip import REENCODE_OPTIONS, VIDEO_CLIP, FfmpegClipper
-from clipline.media.ffmpeg_binary import find_ffmpeg
-from clipline.media.ffmpeg_process import run_ffmpeg
-from clipline.media.probe import FfmpegProber, SourceAccess
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import Row, write_summary  # noqa: E402
+
+from clipline.domain.jobs import ClipAccuracy, ClipRequest  # noqa: E402
+from clipline.local.media_server import MediaServer  # noqa: E402
+from clipline.media.clip import REENCODE_OPTIONS, VIDEO_CLIP, FfmpegClipper  # noqa: E402
+from clipline.media.ffmpeg_binary import find_ffmpeg  # noqa: E402
+from clipline.media.ffmpeg_process import run_ffmpeg  # noqa: E402
+from clipline.media.probe import FfmpegProber, SourceAccess  # noqa: E402
 
 RATE = 25
 
@@ -54,6 +59,7 @@ def main() -> None:
     parser.add_argument("--clip-seconds", type=float, default=60)
     parser.add_argument("--size", default="1280x720")
     parser.add_argument("--repetitions", type=int, default=3)
+    parser.add_argument("--summary-json", type=Path, help="also write the summary row here, for report.py")
     args = parser.parse_args()
 
     ffmpeg = find_ffmpeg(None)
@@ -107,6 +113,13 @@ def main() -> None:
     print(f"smart cut, median of {args.repetitions}:       {smart_median:7.2f} s")
     print(f"full re-encode, median of {args.repetitions}:  {full_median:7.2f} s")
     print(f"ratio smart/full: {smart_median / full_median:.3f}")
+    write_summary(args.summary_json, [Row(
+        "frame-accurate cut",
+        f"smart cut, {args.clip_seconds:g} s of {args.size}: {smart_median:.2f} s",
+        f"full re-encode of the same range: {full_median:.2f} s",
+        f"{smart_median / full_median:.3f}",
+        f"medians of {args.repetitions} alternating runs",
+    )])  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -11,21 +11,26 @@ Prints bytes read, requests, wall time, and ratios. Nothing here is asserted.
 from __future__ import annotations
 
 import argparse
-import subprocess
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 import urllib.request
 from pathlib import Path
 from unittest import mock
 
-from clipline.domain.jobs import ClipRequest
-from clipline.local.media_server import MediaServer
-from clipline.local.sample_media import make_sample_video
-from clipline.composition import media_services
-from clipline.media import ffmpeg_process
-from clipline.media.ffmpeg_binary import find_ffmpeg
-from clipline.settings import Settings
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import Row, write_summary  # noqa: E402
+
+from clipline.domain.jobs import ClipRequest  # noqa: E402
+from clipline.local.media_server import MediaServer  # noqa: E402
+from clipline.local.sample_media import make_sample_video  # noqa: E402
+from clipline.composition import media_services  # noqa: E402
+from clipline.media import ffmpeg_process  # noqa: E402
+from clipline.media.ffmpeg_binary import find_ffmpeg  # noqa: E402
+from clipline.settings import Settings  # noqa: E402
 
 UNBOUNDED = ["-rw_timeout", "15000000"]
 
@@ -47,6 +52,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--source-seconds", type=int, default=300)
     parser.add_argument("--size", default="1280x720")
+    parser.add_argument("--summary-json", type=Path, help="also write the summary row here, for report.py")
     args = parser.parse_args()
 
     ffmpeg = find_ffmpeg(None)
@@ -100,6 +106,15 @@ def main() -> None:
             f"{row['label']:28} {row['bytes'] / 1e6:8.2f} {row['requests']:8d} {row['seconds']:8.2f} "
             f"{row['bytes'] / row['clip_bytes']:10.2f} {row['bytes'] / baseline['bytes']:12.3f}"
         )
+    clipline, unbounded = rows[0], rows[1]
+    write_summary(args.summary_json, [Row(
+        "range reads",
+        f"clipline read {clipline['bytes'] / 1e6:.1f} MB in {clipline['requests']} requests for a 10 s clip",
+        f"download first: {baseline['bytes'] / 1e6:.1f} MB",
+        f"{clipline['bytes'] / baseline['bytes']:.3f}",
+        f"{args.source_seconds} s {args.size} source; ffmpeg's default ranges read "
+        f"{unbounded['bytes'] / 1e6:.1f} MB; one run, bytes do not vary",
+    )])  # fmt: skip
 
 
 if __name__ == "__main__":
