@@ -14,6 +14,7 @@ import json
 import mimetypes
 import re
 import shutil
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -42,6 +43,11 @@ _COPY_CHUNK = 1024 * 1024
 _DRAIN_LIMIT_BYTES = 16 * 1024 * 1024
 # The route WAF's per-address rate rule covers in AWS.
 _JOB_CREATION = ("POST", "/api/jobs")
+# Powertools' resolver keeps the request it is answering in class attributes shared by every
+# resolver (Lambda gives a process one request at a time). The gateway serves many at once, so
+# the API handlers take turns, as one Lambda instance per route would; without this a request
+# could be answered with another's correlation id, or as another caller.
+_API_HANDLER_TURN = threading.Lock()
 
 
 def _route_pattern(resource: str) -> re.Pattern[str]:
@@ -199,7 +205,8 @@ class _GatewayRequestHandler(BaseHTTPRequestHandler):
             dependencies.telemetry.count("RateLimitRefusals")
             raise
         event = self._proxy_event(route, path, path_parameters, query, body, request_id, api_key, key.id)
-        response = lambda_runtime.invoke(route.handler, event)
+        with _API_HANDLER_TURN:
+            response = lambda_runtime.invoke(route.handler, event)
         self._send_proxy_response(response)
 
     def _proxy_event(
