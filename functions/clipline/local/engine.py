@@ -205,7 +205,10 @@ class EngineHost:
         if not old:
             return
         _, _, _, region, account, *_ = self.state_machine_arn.split(":")
-        executions = get_backend(account, region).describe_state_machine(self.state_machine_arn).executions
+        try:
+            executions = get_backend(account, region).describe_state_machine(self.state_machine_arn).executions
+        except Exception:  # noqa: BLE001 - the engine is going away; the watcher must outlive it to stop cleanly
+            return
         # One by one: moto's request threads append new executions to the same list meanwhile.
         for execution in [execution for execution in list(executions) if execution.execution_arn in old]:
             executions.remove(execution)
