@@ -181,36 +181,8 @@ class FfmpegClipper:
         deadline: Deadline,
     ) -> FfmpegRun:
         """One ffmpeg run over the source; it seeks the input ``preroll_seconds`` early and decodes the rest."""
-        url = request.source_url
-        with self._access.fetch(url) as fetch:
-            run = self._run(
-                fetch.options, fetch.location, request, container, codec_options, output, on_out_time,
-                preroll_seconds, deadline,
-            )  # fmt: skip
-            try:
-                fetch.raise_failure()
-            except ClipLineError:
-                output.unlink(missing_ok=True)
-                raise
-        return run
-
-    def _run(
-        self,
-        input_options: list[str],
-        location: str,
-        request: ClipRequest,
-        container: ClipContainer,
-        codec_options: Sequence[str],
-        output: Path,
-        on_out_time,
-        preroll_seconds: float,
-        deadline: Deadline,
-    ) -> FfmpegRun:
         coarse = max(request.start_seconds - preroll_seconds, 0.0)
-        arguments = [
-            *input_options,
-            "-ss", f"{coarse:.6f}",
-            "-i", location,
+        outputs = [
             *(["-ss", f"{request.start_seconds - coarse:.6f}"] if request.start_seconds > coarse else []),
             "-t", f"{request.duration_seconds:.6f}",
             *container.stream_maps,
@@ -219,10 +191,17 @@ class FfmpegClipper:
             "-movflags", "+faststart",
             "-f", container.muxer, str(output),
         ]  # fmt: skip
-        run = run_ffmpeg(self._ffmpeg, arguments, deadline.remaining(), on_out_time)
-        if run.timed_out:
-            output.unlink(missing_ok=True)
-            raise deadline.exceeded()
+        with self._access.fetch(request.source_url) as fetch:
+            arguments = [*fetch.options, "-ss", f"{coarse:.6f}", "-i", fetch.location, *outputs]
+            run = run_ffmpeg(self._ffmpeg, arguments, deadline.remaining(), on_out_time)
+            if run.timed_out:
+                output.unlink(missing_ok=True)
+                raise deadline.exceeded()
+            try:
+                fetch.raise_failure()
+            except ClipLineError:
+                output.unlink(missing_ok=True)
+                raise
         return run
 
     def _check(
