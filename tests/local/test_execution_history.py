@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import re
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -207,3 +209,54 @@ def test_archived_executions_leave_the_engines_memory_and_stay_readable(local, m
     # And the service goes on running jobs
     again = local.client.create(media_server.url("long.mp4"), 2, 3)
     assert local.client.wait(again.body["id"])["status"] == "succeeded"
+
+
+
+
+def held_after_jobs_ended():
+    """What this process holds that ended jobs could have left behind: finished threads, and objects of moto's."""
+    gc.collect()
+    things = gc.get_objects()
+    return {
+        "finished threads": sum(1 for thing in things if isinstance(thing, threading.Thread) and not thing.is_alive()),
+        "moto objects": sum(1 for thing in things if str(vars(type(thing)).get("__module__", "")).startswith("moto.")),
+    }
+
+
+def test_ended_jobs_leave_nothing_behind_in_the_engine(local, media_server, monkeypatch):
+    from clipline.local import engine
+
+    def run_jobs(count):
+        job_ids = [local.client.create(media_server.url("long.mp4"), 1, 2).body["id"] for _ in range(count)]
+        assert all(local.client.wait(job_id)["status"] == "succeeded" for job_id in job_ids)
+
+    def wait_until_held_no_more_than(baseline):
+        # The watcher lets go once a round. The HTTP servers may still hold a finished request thread or two,
+        # until their next request.
+        deadline = time.monotonic() + 10
+        while True:
+            held = held_after_jobs_ended()
+            if held["finished threads"] <= baseline["finished threads"] + 3 and held["moto objects"] <= baseline["moto objects"]:
+                return
+            assert time.monotonic() < deadline, f"held after the jobs: {held}, before: {baseline}"
+            time.sleep(0.5)
+
+    def wait_until_the_engine_lists_no_execution():
+        sfn = local.service.engine.client("stepfunctions")
+        deadline = time.monotonic() + 10
+        while sfn.list_executions(stateMachineArn=local.service.engine.state_machine_arn)["executions"]:
+            assert time.monotonic() < deadline, "ended executions stayed in the engine"
+            time.sleep(0.2)
+
+    # Given an engine that keeps an archived execution in memory for no time at all, warmed up by a job
+    # that went all the way through it, archive included (moto loads what each operation needs on first use)
+    monkeypatch.setattr(engine, "KEEP_ARCHIVED_EXECUTIONS_SECONDS", 0.0)
+    run_jobs(1)
+    wait_until_the_engine_lists_no_execution()
+    baseline = held_after_jobs_ended()
+    # When five more jobs run (moto runs each execution, state and task on a thread of its own, five a job,
+    # and snapshots the state machine for each execution)
+    run_jobs(5)
+    # Then once the watcher has had its round, the process holds no more than before: a long serve does
+    # not grow with jobs done
+    wait_until_held_no_more_than(baseline)
