@@ -1,4 +1,8 @@
-"""`clipline serve` killed with SIGKILL while jobs are in every stage, then started again on the same data dir.
+"""`clipline serve` killed with SIGKILL, then started again on the same data dir.
+
+At the kill, jobs are in probe, clip, transcribe and burn-in, one waits between
+stages, one is stored but not started, and one has succeeded. Finalize, a few
+bookkeeping writes, is too short to be caught in.
 
 moto keeps executions in memory only, so the kill takes every execution with it.
 On the restart each running job must end failed with INTERRUPTED and lose its
@@ -33,6 +37,7 @@ from clipline.domain import errors
 from clipline.domain.jobs import ClipRequest, JobStatus, Stage, new_job
 from clipline.domain.use_cases import NewJobRequest, create_job, enter_stage
 from clipline.local.service import DataDir, LocalService, ServeLock
+from clipline.media.ffmpeg_binary import find_ffmpeg
 from tests.fakes import CapturedLogs, FixedClock, fake_services
 
 SERVER_START_SECONDS = 60
@@ -262,6 +267,37 @@ def _waiting_for_asr(job: dict) -> bool:
     )
 
 
+def _ffmpeg_that_holds_transcription_and_burn_in(folder: Path) -> tuple[Path, Path]:
+    """An ffmpeg for CLIPLINE_FFMPEG that never ends a speech-audio extraction or a burn-in, and the file of their pids.
+
+    Every other run is the real ffmpeg's, so a job goes through its probe and clip and
+    then stays in the Transcribe or BurnIn stage until the kill. The held runs outlive
+    the killed service; the test ends them by their pids.
+    """
+    held = folder / "held-ffmpeg.pids"
+    wrapper = folder / "ffmpeg"
+    wrapper.write_text(
+        "#!/bin/sh\n"
+        'case " $* " in\n'
+        f'  *" -ar 16000 "*|*"ass=filename="*) echo $$ >> "{held}"; exec sleep 600 ;;\n'
+        "esac\n"
+        f'exec "{find_ffmpeg(None)}" "$@"\n'
+    )
+    wrapper.chmod(0o755)
+    return wrapper, held
+
+
+def _end_held_runs(held: Path) -> None:
+    for pid in held.read_text().split() if held.exists() else []:
+        try:
+            os.kill(int(pid), signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+SUBTITLES = "1\n00:00:00,000 --> 00:00:01,500\nheld in the burn-in\n"
+
+
 @pytest.mark.slow
 def test_a_killed_service_fails_every_running_job_on_restart_and_keeps_the_rest(tmp_path, media_dir):
     data_dir = tmp_path / "data"
@@ -275,33 +311,42 @@ def test_a_killed_service_fails_every_running_job_on_restart_and_keeps_the_rest(
     silent.listen()
     silent_url = f"http://127.0.0.1:{silent.getsockname()[1]}/never.mp4"
     processes: list[subprocess.Popen] = []
+    held_ffmpeg, held_pids = _ffmpeg_that_holds_transcription_and_burn_in(tmp_path)
     try:
-        # Given a service with no ASR worker, so a transcription waits in the queue
-        first_env = _environment(data_dir, work_dir, CLIPLINE_ASR_WORKERS="0")
+        # Given a service with one ASR worker, whose ffmpeg never ends a transcription's audio or a burn-in
+        first_env = _environment(data_dir, work_dir, CLIPLINE_ASR_WORKERS="1", CLIPLINE_FFMPEG=str(held_ffmpeg))
         process, base_url = _start(data_dir, first_env, "first", processes)
         first = Serve(process, base_url, _create_key(first_env))
-        # And one job that succeeded, then jobs held in probe, in clip, and waiting for transcription
+        # And one job that succeeded, then jobs held in probe, in clip, in transcription (which keeps the one
+        # worker busy), waiting for transcription, and in burn-in
         succeeded = first.create(sourceUrl=source.url(), start=1, end=2)
         first.wait_for(succeeded, lambda job: job["status"] == "succeeded", "succeeded")
         probing = first.create(sourceUrl=silent_url, start=1, end=2)
         clipping = first.create(sourceUrl=source.url(), start=150, end=152)
         transcribing = first.create(sourceUrl=source.url(), start=1, end=3, transcribe=True)
+        first.wait_for(transcribing, _in_stage("transcribe"), "into transcribe")
+        waiting = first.create(sourceUrl=source.url(), start=4, end=6, transcribe=True)
+        burning = first.create(sourceUrl=source.url(), start=1, end=3, burnSubtitles=True, subtitles={"srt": SUBTITLES})
         first.wait_for(probing, _in_stage("probe"), "into probe")
         first.wait_for(clipping, _in_stage("clip"), "into clip")
-        first.wait_for(transcribing, _waiting_for_asr, "its clip stored")
-        assert _job_files(data_dir, transcribing), "the waiting job should have stored its clip"
+        first.wait_for(waiting, _waiting_for_asr, "its clip stored")
+        first.wait_for(burning, _in_stage("burnIn"), "into burn-in")
+        assert _job_files(data_dir, waiting), "the waiting job should have stored its clip"
         succeeded_files = _job_files(data_dir, succeeded)
-        assert list(work_dir.glob(f"clip-{clipping}-*")), "the clipping job should be cutting in the work dir"
+        for prefix, job_id in (("clip", clipping), ("asr", transcribing), ("burn", burning)):
+            assert list(work_dir.glob(f"{prefix}-{job_id}-*")), f"the {prefix} step should be at work in the work dir"
         # When a second service starts on the same data dir while the first still runs
         process, _ = _start(data_dir, first_env, "beside", processes)
         _kill(process)
         # Then it leaves the first one's jobs running: they are not interrupted, only owned elsewhere
-        assert [first.job(job_id)["status"] for job_id in (probing, clipping, transcribing)] == ["running"] * 3
+        assert {first.job(job_id)["status"] for job_id in (probing, clipping, transcribing, waiting, burning)} == {"running"}
         assert "another clipline serve is using this data dir" in (data_dir / "beside.log").read_text()
         # When the service is killed outright, leaving also a job stored but never started
         _kill(first.process)
         queued = _stored_queued_job(data_dir, succeeded, source.url())
-        interrupted = {"probe": probing, "clip": clipping, "waiting for ASR": transcribing}
+        # Jobs by the stage they were in, and one between stages
+        in_stage = {"probe": probing, "clip": clipping, "transcribe": transcribing, "burnIn": burning}
+        interrupted = {**in_stage, "waiting for ASR": waiting}
         _, asr_before = _tables(data_dir)
 
         # And it is started again on the same data dir, with workers this time
@@ -322,10 +367,11 @@ def test_a_killed_service_fails_every_running_job_on_restart_and_keeps_the_rest(
             assert job["events"][-1]["type"] == "jobFailed" and job["resultKeys"] == {}, why
             assert _job_files(data_dir, job_id) == [], why
             assert second.get(f"/api/jobs/{job_id}/result").json()["error"]["code"] == "JOB_FAILED", why
-        assert second.job(probing)["events"][-1]["stage"] == "probe"
-        assert second.job(clipping)["events"][-1]["stage"] == "clip"
+        assert {stage: second.job(job_id)["events"][-1]["stage"] for stage, job_id in in_stage.items()} == {
+            stage: stage for stage in in_stage
+        }
         # (between stages, the failure names the last stage the job was in)
-        assert second.job(transcribing)["events"][-1]["stage"] == "clip"
+        assert second.job(waiting)["events"][-1]["stage"] == "clip"
         # And the job that never started ran now, as a replay of its request would have made it
         assert second.wait_for(queued, lambda job: job["status"] in ("succeeded", "failed"), "finished")[
             "status"
@@ -336,15 +382,17 @@ def test_a_killed_service_fails_every_running_job_on_restart_and_keeps_the_rest(
         lines = [json.loads(line) for line in (data_dir / "second.log").read_text().splitlines() if line.startswith("{")]
         failure_lines = [line for line in lines if line.get("message") == "job failed"]
         failures = {line["jobId"]: line for line in failure_lines}
-        assert len(failure_lines) == 3 and sorted(failures) == sorted(interrupted.values())
+        assert len(failure_lines) == 5 and sorted(failures) == sorted(interrupted.values())
         assert {line["errorCode"] for line in failure_lines} == {"INTERRUPTED"}
-        assert (failures[probing]["failedStage"], failures[clipping]["failedStage"]) == ("probe", "clip")
+        assert {stage: failures[job_id]["failedStage"] for stage, job_id in in_stage.items()} == {
+            stage: stage for stage in in_stage
+        }
         summary = [line for line in lines if "interruptedJobs" in line]
         assert [(line["interruptedJobs"], line["restartedJobs"], line["unrecoveredJobs"]) for line in summary] == [
-            (3, 1, 0)
+            (5, 1, 0)
         ]
         # And counted, as every failed job is
-        assert sum(line.get("JobsFailed", [0])[0] for line in lines if line.get("errorCode") == "INTERRUPTED") == 3
+        assert sum(line.get("JobsFailed", [0])[0] for line in lines if line.get("errorCode") == "INTERRUPTED") == 5
 
         # And the succeeded job is untouched, its clip still downloadable
         kept = second.job(succeeded)
@@ -380,6 +428,7 @@ def test_a_killed_service_fails_every_running_job_on_restart_and_keeps_the_rest(
     finally:
         for process in processes:
             _kill(process)
+        _end_held_runs(held_pids)
         source.released.set()
         source.shutdown()
         source.server_close()
