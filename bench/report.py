@@ -35,6 +35,7 @@ BENCHMARKS = {
 }
 DOC = REPO_ROOT / "docs" / "performance.md"
 RESULTS_MARKERS = ("<!-- bench:results:begin -->", "<!-- bench:results:end -->")
+SOAK_JOBS = 1000
 SOAK_MARKERS = ("<!-- bench:soak:begin -->", "<!-- bench:soak:end -->")
 
 
@@ -90,8 +91,9 @@ def results_section(rows: list[Row], host: dict[str, str], durations: dict[str, 
 
 def soak_section(row: Row, checks: str, host: dict[str, str], seconds: float) -> str:
     extra = row.extra
+    bench_args = "--soak" if extra["jobs"] == SOAK_JOBS else f'"--soak --jobs {extra["jobs"]}"'
     lines = [
-        f"Measured {datetime.now(timezone.utc):%Y-%m-%d} by `make bench BENCH_ARGS=--soak` "
+        f"Measured {datetime.now(timezone.utc):%Y-%m-%d} by `make bench BENCH_ARGS={bench_args}` "
         f"({extra['jobs']} jobs, {seconds / 60:.0f} min) on the machine above ({host['CPU']}).",
         "",
         "| tenth | jobs ended | server RSS (MiB) | server CPU in the tenth (s) | jobs/min in the tenth |",
@@ -150,7 +152,7 @@ def main() -> int:
     parser.add_argument("--only", nargs="+", choices=sorted(BENCHMARKS),
                         help="run these benchmarks only; the table keeps the other rows it has")  # fmt: skip
     parser.add_argument("--jobs", type=int, help="jobs for the load benchmark (its default: 100)")
-    parser.add_argument("--soak", action="store_true", help="run only the load benchmark, with --jobs 1000 unless given, "
+    parser.add_argument("--soak", action="store_true", help=f"run only the load benchmark, with --jobs {SOAK_JOBS} unless given, "
                         "and rewrite the soak section")  # fmt: skip
     parser.add_argument("--no-write", action="store_true", help=f"print the table, leave {DOC.name} alone")
     parser.add_argument("--doc", type=Path, default=DOC, help="the Markdown file holding the markers")
@@ -164,7 +166,7 @@ def main() -> int:
         for name in names:
             arguments = []
             if name == "load" and (args.jobs or args.soak):
-                arguments = ["--jobs", str(args.jobs or 1000)]
+                arguments = ["--jobs", str(args.jobs or SOAK_JOBS)]
             if name == "asr":
                 if model is None:
                     rows.append(Row("ASR", "skipped: no model", notes="set CLIPLINE_WHISPER_MODEL to a CTranslate2 model folder"))

@@ -54,3 +54,28 @@ def test_summary_round_trips(tmp_path: Path):
     rows = [bench.Row("cut", "1.0 s", "2.0 s", "0.50", extra={"series": [1, 2]})]
     bench.write_summary(tmp_path / "summary.json", rows)
     assert bench.read_summary(tmp_path / "summary.json") == rows
+
+
+def _report_module():
+    path = Path(__file__).resolve().parents[2] / "bench" / "report.py"
+    spec = importlib.util.spec_from_file_location("bench_report", path)
+    report = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(report)
+    return report
+
+
+@pytest.mark.parametrize(("jobs", "command"), [(1000, "BENCH_ARGS=--soak`"), (5000, 'BENCH_ARGS="--soak --jobs 5000"`')])
+def test_the_soak_section_names_the_command_that_reproduces_it(jobs, command):
+    report = _report_module()
+    # Given a soak's memory row, sampled at each tenth
+    series = [{"jobs": jobs // 10 * tenth, "rss_mib": 250.0 + tenth, "cpu_in_tenth": 5.0, "jobs_per_minute": 240.0}
+              for tenth in range(1, 11)]  # fmt: skip
+    row = report.Row("load: server memory", "peak RSS 261 MiB", extra={
+        "jobs": jobs, "series": series, "growth": 0.036, "flat": True, "per_100_jobs_mib": 0.1,
+        "peak_mib": 261.0, "jobs_per_minute": 240.0,
+    })  # fmt: skip
+    # When its section is written
+    section = report.soak_section(row, "all succeeded", {"CPU": "2 cores"}, seconds=600)
+    # Then it names the command with the job count it ran, and the figures in a table of tenths
+    assert command in section.splitlines()[0] and f"({jobs} jobs, 10 min)" in section
+    assert section.count("\n| ") == 2 + 10 and "+9.0 MiB (+3.6 %), flat; peak 261 MiB" in section
