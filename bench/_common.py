@@ -49,6 +49,23 @@ def growth(series: Sequence[float]) -> float:
     return (series[-1] - series[0]) / series[0]
 
 
+def second_half_kib_per_job(jobs: Sequence[int], rss_mib: Sequence[float]) -> float:
+    """RSS change per job over the second half of a soak's samples, in KiB.
+
+    A server's memory may rise while its allocator and caches warm up and then level
+    off; a leak goes on rising. Only the second half tells the two apart.
+
+    Raises:
+        ValueError: fewer than four samples, or no jobs between the middle one and the last.
+    """
+    if len(jobs) != len(rss_mib) or len(jobs) < 4:
+        raise ValueError("need at least four samples, each with its job count")
+    middle = len(jobs) // 2 - 1
+    if jobs[-1] == jobs[middle]:
+        raise ValueError("no jobs ended over the second half")
+    return (rss_mib[-1] - rss_mib[middle]) * 1024 / (jobs[-1] - jobs[middle])
+
+
 @dataclass
 class Row:
     """One line of the report: a figure, what it was measured against in the same run, and their ratio."""

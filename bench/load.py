@@ -41,7 +41,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import ApiClient, Row, ServeProcess, growth, memory_kib, percentile, wait_for_job, write_summary  # noqa: E402
+from _common import (  # noqa: E402
+    ApiClient,
+    Row,
+    ServeProcess,
+    growth,
+    memory_kib,
+    percentile,
+    second_half_kib_per_job,
+    wait_for_job,
+    write_summary,
+)
 
 from clipline.local.media_server import MediaServer  # noqa: E402
 from clipline.local.sample_media import make_sample_video  # noqa: E402
@@ -309,6 +319,11 @@ def main() -> None:
     per_100 = (series[-1] - series[0]) / jobs_between * 100 if jobs_between else 0.0
     flat = change <= FLAT_GROWTH
     verdict = "flat" if flat else f"grows about {per_100:.1f} MiB per 100 jobs"
+    try:
+        late_kib_per_job = second_half_kib_per_job([sample["jobs"] for sample in soak.samples], series)
+        verdict += f"; over the second half {late_kib_per_job:+.2f} KiB a job"
+    except ValueError:  # too few jobs to have a second half
+        late_kib_per_job = None
 
     print(f"\nload: {len(load_ids)} jobs of 1-2 s ({args.size}), {args.concurrency} in flight at most, "
           f"status read {args.poll_rate:g}/s")  # fmt: skip
@@ -347,8 +362,8 @@ def main() -> None:
             f"{peak / warm_rss:.2f}", f"RSS {series[0]:.0f} to {series[-1]:.0f} MiB from the first to the last tenth "
             f"of {len(load_ids)} jobs ({change * 100:+.1f} %): {verdict}",
             extra={"jobs": len(load_ids), "series": soak.samples, "growth": change, "per_100_jobs_mib": per_100,
-                   "flat": flat, "started_rss_mib": started_rss, "warm_rss_mib": warm_rss, "peak_mib": peak,
-                   "seconds": seconds, "jobs_per_minute": rate}),
+                   "flat": flat, "second_half_kib_per_job": late_kib_per_job, "started_rss_mib": started_rss,
+                   "warm_rss_mib": warm_rss, "peak_mib": peak, "seconds": seconds, "jobs_per_minute": rate}),
     ])  # fmt: skip
     if failures:
         raise SystemExit(1)

@@ -104,6 +104,8 @@ def soak_section(row: Row, checks: str, host: dict[str, str], seconds: float) ->
         lines.append(f"| {tenth} | {sample['jobs']} | {sample['rss_mib']:.1f} | {cpu} | {sample['jobs_per_minute']:.0f} |")
     series = extra["series"]
     verdict = "flat" if extra["flat"] else f"grows about {extra['per_100_jobs_mib']:.1f} MiB per 100 jobs"
+    if extra.get("second_half_kib_per_job") is not None:
+        verdict += f"; over the second half {extra['second_half_kib_per_job']:+.2f} KiB a job"
     lines += [
         "",
         f"RSS from the first tenth to the last: {series[-1]['rss_mib'] - series[0]['rss_mib']:+.1f} MiB "

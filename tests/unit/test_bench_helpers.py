@@ -71,11 +71,26 @@ def test_the_soak_section_names_the_command_that_reproduces_it(jobs, command):
     series = [{"jobs": jobs // 10 * tenth, "rss_mib": 250.0 + tenth, "cpu_in_tenth": 5.0, "jobs_per_minute": 240.0}
               for tenth in range(1, 11)]  # fmt: skip
     row = report.Row("load: server memory", "peak RSS 261 MiB", extra={
-        "jobs": jobs, "series": series, "growth": 0.036, "flat": True, "per_100_jobs_mib": 0.1,
+        "jobs": jobs, "series": series, "growth": 0.036, "flat": True, "per_100_jobs_mib": 0.1, "second_half_kib_per_job": 0.5,
         "peak_mib": 261.0, "jobs_per_minute": 240.0,
     })  # fmt: skip
     # When its section is written
     section = report.soak_section(row, "all succeeded", {"CPU": "2 cores"}, seconds=600)
     # Then it names the command with the job count it ran, and the figures in a table of tenths
     assert command in section.splitlines()[0] and f"({jobs} jobs, 10 min)" in section
-    assert section.count("\n| ") == 2 + 10 and "+9.0 MiB (+3.6 %), flat; peak 261 MiB" in section
+    assert section.count("\n| ") == 2 + 10 and "+9.0 MiB (+3.6 %), flat; over the second half +0.50 KiB a job; peak 261 MiB" in section
+
+
+def test_second_half_growth_tells_a_warm_up_from_a_leak():
+    jobs = [100 * tenth for tenth in range(1, 11)]
+    # A server whose memory rises 8 MiB over its first half, then holds
+    warming_up = [250.0, 254.0, 256.0, 258.0, 258.0, 258.0, 257.5, 258.0, 258.0, 258.0]
+    assert bench.second_half_kib_per_job(jobs, warming_up) == pytest.approx(0.0)
+    # One that keeps about 20 KiB of every job
+    leaking = [250.0 + 0.02 * job for job in jobs]
+    assert bench.second_half_kib_per_job(jobs, leaking) == pytest.approx(20.48)
+    # Too few samples, or no job ended over the second half
+    with pytest.raises(ValueError):
+        bench.second_half_kib_per_job(jobs[:3], leaking[:3])
+    with pytest.raises(ValueError):
+        bench.second_half_kib_per_job([1] * 10, leaking)
