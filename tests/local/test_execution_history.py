@@ -211,8 +211,6 @@ def test_archived_executions_leave_the_engines_memory_and_stay_readable(local, m
     assert local.client.wait(again.body["id"])["status"] == "succeeded"
 
 
-
-
 def held_after_jobs_ended():
     """What this process holds that ended jobs could have left behind: finished threads, and objects of moto's."""
     gc.collect()
@@ -236,7 +234,8 @@ def test_ended_jobs_leave_nothing_behind_in_the_engine(local, media_server, monk
         deadline = time.monotonic() + 10
         while True:
             held = held_after_jobs_ended()
-            if held["finished threads"] <= baseline["finished threads"] + 3 and held["moto objects"] <= baseline["moto objects"]:
+            threads_let_go = held["finished threads"] <= baseline["finished threads"] + 3
+            if threads_let_go and held["moto objects"] <= baseline["moto objects"]:
                 return
             assert time.monotonic() < deadline, f"held after the jobs: {held}, before: {baseline}"
             time.sleep(0.5)
