@@ -17,7 +17,8 @@ and the server's peak RSS (VmHWM) against its RSS after the warm-up.
 
 Soak (--jobs 1000): the server's RSS and CPU time are sampled each time another tenth
 of the jobs has ended; the series shows whether memory grows with jobs done. The
-first sample is taken after a tenth of the jobs, past the warm-up.
+first sample is taken after a tenth of the jobs, past the warm-up, and the growth
+per job over the second half tells memory that levels off from memory that leaks.
 """
 
 from __future__ import annotations
