@@ -19,7 +19,7 @@ import socketserver
 import threading
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import pytest
 
@@ -196,28 +196,28 @@ def past_the_head(action: str) -> Callable[[int, int], str]:
     return lambda connection, start: action if start > HEAD_BYTES else "serve"
 
 
-def failed_tasks(running: RunningService, job_id: str) -> list[tuple[str, str]]:
-    """(state, error) of every failed task attempt, in order."""
+def _events_by_state(running: RunningService, job_id: str) -> Iterator[tuple[str | None, dict]]:
+    """Every event of the job's execution, in order, with the name of the state it came in."""
     state = None
-    failures = []
     for event in running.execution_history(job_id):
         if "stateEnteredEventDetails" in event:
             state = event["stateEnteredEventDetails"]["name"]
-        if event["type"] == "TaskFailed":
-            failures.append((state, event["taskFailedEventDetails"]["error"]))
-    return failures
+        yield state, event
+
+
+def failed_tasks(running: RunningService, job_id: str) -> list[tuple[str, str]]:
+    """(state, error) of every failed task attempt, in order."""
+    return [
+        (state, event["taskFailedEventDetails"]["error"])
+        for state, event in _events_by_state(running, job_id)
+        if event["type"] == "TaskFailed"
+    ]
 
 
 def task_events(running: RunningService, job_id: str) -> list[tuple[str, str]]:
     """(state, event type) of every task event, in order."""
-    state = None
-    events = []
-    for event in running.execution_history(job_id):
-        if "stateEnteredEventDetails" in event:
-            state = event["stateEnteredEventDetails"]["name"]
-        if event["type"] in ("TaskScheduled", "TaskStarted", "TaskFailed", "TaskSucceeded", "TaskTimedOut"):
-            events.append((state, event["type"]))
-    return events
+    task_types = ("TaskScheduled", "TaskStarted", "TaskFailed", "TaskSucceeded", "TaskTimedOut")
+    return [(state, event["type"]) for state, event in _events_by_state(running, job_id) if event["type"] in task_types]
 
 
 def assert_left_nothing(running: RunningService, job: dict) -> None:
