@@ -8,6 +8,7 @@ import sqlite3
 import subprocess
 import sys
 import threading
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import boto3
@@ -25,8 +26,9 @@ from clipline.adapters.local.sqlite_execution_archive import SqliteExecutionArch
 from clipline.adapters.local.sqlite_job_repository import SqliteJobRepository
 from clipline.adapters.local.sqlite_migrations import LATEST_VERSION, MIGRATIONS, Migration, migrate
 from clipline.domain.jobs import ClipRequest, JobChange, JobStatus, new_job
+from clipline.domain.ports import IdempotencyClaim
 from clipline.domain.record_versions import CURRENT_SCHEMA_VERSION
-from tests.fakes import FixedClock, create_moto_jobs_table
+from tests.fakes import FixedClock, an_asr_record, create_moto_jobs_table
 
 CREATED = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 # Not the 7-day default, so the tests see the configured retention reach the upgrade.
@@ -111,14 +113,14 @@ def contents(path):
 
 def test_migrations_are_numbered_one_after_another():
     assert [migration.version for migration in MIGRATIONS] == list(range(1, len(MIGRATIONS) + 1))
-    assert LATEST_VERSION == 4
+    assert LATEST_VERSION == 5
 
 
 def test_new_database_starts_at_the_latest_version(tmp_path):
     # When a store opens a file that does not exist yet
     database = SqliteDatabase(tmp_path / "new.sqlite3")
     # Then every migration ran, in order
-    assert database.migration_report.applied == (1, 2, 3, 4)
+    assert database.migration_report.applied == (1, 2, 3, 4, 5)
     assert user_version(tmp_path / "new.sqlite3") == LATEST_VERSION
 
 
@@ -157,7 +159,7 @@ def test_rerunning_the_migrations_changes_nothing(tmp_path):
     # And even running every migration once more (as if the version had been lost) changes no record
     with sqlite3.connect(path, isolation_level=None) as db:
         db.execute("PRAGMA user_version = 0")
-        assert migrate(db, timedelta(days=30)).applied == (1, 2, 3, 4)
+        assert migrate(db, timedelta(days=30)).applied == (1, 2, 3, 4, 5)
     assert contents(path) == upgraded
 
 
@@ -219,8 +221,8 @@ def test_a_file_from_before_execution_histories_gains_their_archive(tmp_path):
         )
     # When this release opens it
     report = SqliteDatabase(path, RETENTION).migration_report
-    # Then only the new migration ran, and the job is as it was
-    assert report.applied == (4,) and user_version(path) == LATEST_VERSION
+    # Then only the migrations after it ran, and the job is as it was
+    assert report.applied == (4, 5) and user_version(path) == LATEST_VERSION
     assert SqliteJobRepository(path, FixedClock().now, retention=RETENTION).get(job.id) == job
     # And an ended execution's history can be archived and read back, its timestamps as ISO-8601 text
     archive = SqliteExecutionArchive(path, FixedClock().now, retention=RETENTION)
@@ -234,6 +236,88 @@ def test_a_file_from_before_execution_histories_gains_their_archive(tmp_path):
     # And the history lives as long as its job
     assert archive.list_expired(job.expires_at - timedelta(seconds=1), 10) == []
     assert archive.list_expired(job.expires_at, 10) == [job.id]
+
+
+def a_job(retention=RETENTION):
+    request = ClipRequest(source_url="https://example.com/a.mp4", start_seconds=1, end_seconds=5)
+    return new_job(request, owner="key-1", correlation_id="cid", now=CREATED, retention=retention)
+
+
+def test_a_file_from_before_the_cleanup_indexes_dates_its_histories_by_their_jobs(tmp_path):
+    # Given a file at version 4 with a job and its history, and a history whose job is gone
+    path = tmp_path / "clipline.sqlite3"
+    job = a_job()
+    archived_at = CREATED + timedelta(minutes=1)
+    with sqlite3.connect(path, isolation_level=None) as db:
+        assert migrate(db, RETENTION, MIGRATIONS[:4]).version == 4
+        db.execute(
+            "INSERT INTO jobs VALUES (?, ?, ?, ?, ?)",
+            (job.id, job.owner, job.status.value, job.expires_at.isoformat(), job.model_dump_json()),
+        )
+        for job_id in (job.id, "gone"):
+            db.execute(
+                "INSERT INTO execution_histories VALUES (?, ?, 'SUCCEEDED', '{}', '[]', ?)",
+                (job_id, f"arn:aws:states:us-east-1:1:execution:p:{job_id}", archived_at.isoformat()),
+            )
+    # When this release opens it
+    assert SqliteDatabase(path, RETENTION).migration_report.applied == (5,)
+    archive = SqliteExecutionArchive(path, FixedClock().now, retention=RETENTION)
+    # Then the history whose job is gone is expired from when it was archived, as before
+    assert archive.list_expired(archived_at - timedelta(seconds=1), 10) == []
+    assert archive.list_expired(archived_at, 10) == ["gone"]
+    # And the other lives as long as its job
+    assert archive.list_expired(job.expires_at - timedelta(seconds=1), 10) == ["gone"]
+    assert archive.list_expired(job.expires_at, 10) == ["gone", job.id]
+    assert archive.find(job.id).status == "SUCCEEDED"
+
+
+def traced_statements(monkeypatch):
+    """Every SQL statement the stores run from now on, with its parameters filled in."""
+    statements = []
+    open_connection = SqliteDatabase.connection
+
+    @contextmanager
+    def traced(database):
+        with open_connection(database) as db:
+            db.set_trace_callback(statements.append)
+            yield db
+
+    monkeypatch.setattr(SqliteDatabase, "connection", traced)
+    return statements
+
+
+def test_the_sweepers_statements_find_their_rows_by_index(tmp_path, monkeypatch):
+    # Given a file with a job, its idempotency claim, its ASR record and its execution history
+    path = tmp_path / "clipline.sqlite3"
+    clock = FixedClock(CREATED)
+    jobs = SqliteJobRepository(path, clock.now, retention=RETENTION)
+    asr_jobs = SqliteAsrJobRepository(path, retention=RETENTION)
+    archive = SqliteExecutionArchive(path, clock.now, retention=RETENTION)
+    job = a_job()
+    jobs.create(job, IdempotencyClaim("key-1", "k", "hash", CREATED + timedelta(days=1)))
+    asr_jobs.create(an_asr_record(CREATED, job_id=job.id))
+    archive.save(job.id, {"executionArn": "arn", "status": "SUCCEEDED"}, [])
+    statements = traced_statements(monkeypatch)
+    # When the sweeper finds and removes what has expired, and a start-up looks for unfinished jobs
+    later = CREATED + timedelta(days=30)
+    for expired_job in jobs.list_expired(later, 10):
+        jobs.delete(expired_job.id)
+    for record in asr_jobs.list_expired(later, 10):
+        asr_jobs.delete(record.id)
+    assert archive.remove_expired(later, 10) == [job.id]
+    jobs.list_unfinished(10)
+    # Then everything expired is gone
+    with sqlite3.connect(path) as db:
+        for table in ("jobs", "idempotency_claims", "asr_jobs", "execution_histories"):
+            assert db.execute(f"SELECT count(*) FROM {table}").fetchone() == (0,), table
+        # And no statement read a whole table to get there
+        plans = {
+            statement: [row[3] for row in db.execute(f"EXPLAIN QUERY PLAN {statement}")]
+            for statement in statements
+            if statement.startswith(("SELECT", "DELETE", "UPDATE"))
+        }
+    assert len(plans) == 8
+    assert {statement: plan for statement, plan in plans.items() if any(step.startswith("SCAN") for step in plan)} == {}
 
 
 def open_all_at_once(path, openers):
@@ -265,7 +349,7 @@ def test_concurrent_openers_apply_each_migration_once(tmp_path, round_):
     reports, failures = open_all_at_once(path, 8)
     # Then every opener succeeded, and each migration was applied by exactly one of them
     assert failures == []
-    assert sorted(version for report in reports for version in report.applied) == [1, 2, 3, 4]
+    assert sorted(version for report in reports for version in report.applied) == [1, 2, 3, 4, 5]
     assert {report.version for report in reports} == {LATEST_VERSION}
     # And the job was dated once, correctly
     assert SqliteJobRepository(path, FixedClock().now).get(job_id).expires_at == CREATED + RETENTION
@@ -306,8 +390,8 @@ def test_cli_migrate_upgrades_a_data_dir(tmp_path):
     # When a user migrates it, then again
     first, second = clipline_migrate(), clipline_migrate()
     # Then the first run says what it applied and the second that there was nothing to do
-    assert first.strip() == "database at version 4 (applied 1, 2, 3, 4)"
-    assert second.strip() == "database at version 4 (already up to date)"
+    assert first.strip() == "database at version 5 (applied 1, 2, 3, 4, 5)"
+    assert second.strip() == "database at version 5 (already up to date)"
     # And the job expires after the configured retention
     expiry = SqliteJobRepository(data_dir / "clipline.sqlite3", FixedClock().now).get(job_id).expires_at
     assert expiry == CREATED + timedelta(days=2)

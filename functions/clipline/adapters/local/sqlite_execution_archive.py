@@ -46,23 +46,29 @@ class SqliteExecutionArchive:
         """Store the ended execution of ``job_id`` (its ``describe_execution`` answer) and its history.
 
         Saving the same job again replaces its record, so a repeated save is harmless.
+        The history takes its job's expiry; without a job it is expired at once.
 
         Raises:
             sqlite3.Error: the file could not be written.
         """
         with self._database.write() as db:
+            archived_at = self._now().isoformat()
             db.execute(
-                """INSERT INTO execution_histories (job_id, execution_arn, status, execution, events, archived_at)
-                   VALUES (?, ?, ?, ?, ?, ?)
+                """INSERT INTO execution_histories
+                       (job_id, execution_arn, status, execution, events, archived_at, expires_at)
+                   VALUES (?, ?, ?, ?, ?, ?, coalesce((SELECT expires_at FROM jobs WHERE id = ?), ?))
                    ON CONFLICT (job_id) DO UPDATE SET execution_arn = excluded.execution_arn, status = excluded.status,
-                       execution = excluded.execution, events = excluded.events, archived_at = excluded.archived_at""",
+                       execution = excluded.execution, events = excluded.events, archived_at = excluded.archived_at,
+                       expires_at = excluded.expires_at""",
                 (
                     job_id,
                     execution["executionArn"],
                     execution["status"],
                     _to_json(execution),
                     _to_json(events),
-                    self._now().isoformat(),
+                    archived_at,
+                    job_id,
+                    archived_at,
                 ),
             )
 
@@ -86,23 +92,21 @@ class SqliteExecutionArchive:
         )
 
     def list_expired(self, now: datetime, limit: int) -> list[str]:
-        """Job ids of the histories whose job has expired at ``now`` or is gone: a history lives as long as its job.
+        """Job ids of the histories expired at ``now``, oldest first: a history lives as long as its job.
 
-        The jobs are in the same file, so this reads their expiry directly.
+        Each history carries its job's expiry, copied when it is saved, so this reads
+        an index rather than every history and its job.
         """
         # ISO-8601 UTC timestamps of one format compare correctly as text.
         with self._database.connection() as db:
             rows = db.execute(
-                """SELECT history.job_id FROM execution_histories AS history
-                   LEFT JOIN jobs ON jobs.id = history.job_id
-                   WHERE jobs.id IS NULL OR jobs.expires_at <= ?
-                   ORDER BY history.archived_at LIMIT ?""",
+                "SELECT job_id FROM execution_histories WHERE expires_at <= ? ORDER BY expires_at LIMIT ?",
                 (now.isoformat(), limit),
             ).fetchall()
         return [row[0] for row in rows]
 
     def remove_expired(self, now: datetime, limit: int, dry_run: bool = False) -> list[str]:
-        """Delete up to ``limit`` histories whose job has expired or is gone (none in a dry run); their job ids."""
+        """Delete up to ``limit`` expired histories (none in a dry run); their job ids."""
         expired = self.list_expired(now, limit)
         if not dry_run:
             for job_id in expired:
