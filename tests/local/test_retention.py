@@ -44,9 +44,14 @@ def test_cleanup_removes_the_expired_and_keeps_the_live(tmp_path, media_server):
         jobs = {job_id: running.client.wait(job_id) for job_id in (live_reuser, plain_short, alone_short, live_plain)}
         assert all(job["status"] == "succeeded" for job in jobs.values()), jobs
         assert jobs[live_reuser]["transcript"]["cacheHit"] is True
-        # And files that no record points to, as a crash would leave them
+        # And files that no record points to, as a crash would leave them, two of them in one job's folder
         artifacts = running.service.data.artifacts
-        for orphan in ("jobs/0123456789abcdef0123456789abcdef/clip.mp4", "transcripts/v-1/hash/gone/transcript.json"):
+        orphans = (
+            "jobs/0123456789abcdef0123456789abcdef/clip.mp4",
+            "jobs/0123456789abcdef0123456789abcdef/subtitles.srt",
+            "transcripts/v-1/hash/gone/transcript.json",
+        )
+        for orphan in orphans:
             (artifacts / orphan).parent.mkdir(parents=True, exist_ok=True)
             (artifacts / orphan).write_bytes(b"left behind")
         time.sleep(SHORT + 0.5)
@@ -82,6 +87,7 @@ def test_cleanup_removes_the_expired_and_keeps_the_live(tmp_path, media_server):
         assert sum(key.startswith("transcripts/") for key in remaining) == 1, (remaining, rows, done)
         assert any(f"/{entry_id}/" in key for key in remaining if key.startswith("transcripts/"))
         # And no file is left that no record points to
+        assert all(f"removed orphaned file {orphan}" in done for orphan in orphans), done
         live_ids = {live_reuser, live_plain}
         for key in remaining:
             parts = key.split("/")

@@ -74,15 +74,27 @@ def _orphaned_keys(services: Services, expired: set[str]) -> list[str]:
     (it writes, then finishes) or done; failed, reused and superseded records own none.
     """
     orphans = []
-    for key in services.artifacts.list_keys(JOBS_PREFIX):
-        job_id = key.split("/")[1]
-        if job_id not in expired and not _job_exists(services, job_id):
-            orphans.append(key)
-    for key in services.artifacts.list_keys(TRANSCRIPTS_PREFIX):
-        parts = key.split("/")
-        if len(parts) < 5 or (parts[3] not in expired and not _owns_transcript(services, parts[3])):
-            orphans.append(key)
+    # A sweep reads every file kept, so each record is looked up once, not once per file.
+    for job_id, keys in _by_owner(services.artifacts.list_keys(JOBS_PREFIX), 1).items():
+        if job_id is None or (job_id not in expired and not _job_exists(services, job_id)):
+            orphans.extend(keys)
+    for asr_job_id, keys in _by_owner(services.artifacts.list_keys(TRANSCRIPTS_PREFIX), 3).items():
+        if asr_job_id is None or (asr_job_id not in expired and not _owns_transcript(services, asr_job_id)):
+            orphans.extend(keys)
     return orphans
+
+
+def _by_owner(keys: list[str], owner_part: int) -> dict[str | None, list[str]]:
+    """``keys`` grouped by the record id at ``owner_part`` of their path; None for keys too short to name one.
+
+    Job files are ``jobs/<job id>/<name>``, transcripts ``transcripts/<media hash>/<model>/<ASR record id>/<name>``.
+    """
+    owners: dict[str | None, list[str]] = {}
+    for key in keys:
+        parts = key.split("/")
+        owner = parts[owner_part] if len(parts) > owner_part + 1 else None
+        owners.setdefault(owner, []).append(key)
+    return owners
 
 
 def _job_exists(services: Services, job_id: str) -> bool:
