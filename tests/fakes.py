@@ -8,6 +8,7 @@ import logging
 import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Collection
 
 from clipline.domain.asr_jobs import AsrJob, AsrStatus, new_asr_job_id
 from clipline.domain.errors import (
@@ -100,6 +101,9 @@ class InMemoryJobRepository:
             job = apply_change(self.get(job_id), change, self._now())
             self._jobs[job_id] = job
             return job
+
+    def missing(self, job_ids: Collection[str]) -> set[str]:
+        return set(job_ids) - self._jobs.keys()
 
     def list_expired(self, now: datetime, limit: int) -> list[Job]:
         return [job for job in list(self._jobs.values()) if job.expires_at <= now][:limit]

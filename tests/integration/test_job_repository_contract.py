@@ -4,6 +4,7 @@ from datetime import timedelta
 
 import boto3
 import pytest
+from botocore.stub import Stubber
 from moto import mock_aws
 
 from clipline.adapters.aws.dynamo_job_repository import DynamoJobRepository
@@ -58,6 +59,18 @@ def test_list_expired_finds_only_jobs_past_their_expiry(repository, clock):
     assert repository.list_expired(clock.now(), 10) == []
     clock.advance(hours=2)
     assert [job.id for job in repository.list_expired(clock.now(), 10)] == [hour.id]
+
+
+def test_missing_names_the_ids_without_a_job_among_many(repository, clock):
+    # Given three jobs, one of them deleted
+    kept, other, deleted = (repository.create(a_job(clock, end=61 + i)) for i in range(3))
+    repository.delete(deleted.id)
+    # When more ids are asked for than one request or statement takes
+    unknown = {f"{number:032x}" for number in range(1200)}
+    # Then exactly those without a job are named
+    assert repository.missing([kept.id, other.id, deleted.id, *unknown, kept.id]) == unknown | {deleted.id}
+    assert repository.missing([kept.id]) == set()
+    assert repository.missing([]) == set()
 
 
 def test_list_unfinished_finds_queued_and_running_jobs_only(repository, clock):
@@ -139,3 +152,29 @@ def test_delete_removes_the_job_and_its_claim(repository, clock):
         repository.get(job.id)
     again = repository.create(a_job(clock, end=80), claim(clock, request_hash="h2"))
     assert again.id != job.id
+
+
+def test_dynamodb_missing_asks_again_for_the_keys_it_left_unprocessed(monkeypatch):
+    # Given a table that answers for one key and leaves the other unprocessed, as a busy table does
+    # A session of its own: the default one would keep these credentials for later tests.
+    session = boto3.session.Session(aws_access_key_id="test", aws_secret_access_key="test", region_name="us-east-1")
+    client = session.client("dynamodb")
+    repository = DynamoJobRepository(client, "jobs", FixedClock().now)
+    monkeypatch.setattr("clipline.adapters.aws.dynamo_job_repository.time.sleep", lambda seconds: None)
+    key = {"pk": {"S": "JOB#b"}}
+    with Stubber(client) as stubber:
+        stubber.add_response(
+            "batch_get_item",
+            {"Responses": {"jobs": [{"pk": {"S": "JOB#a"}}]},
+             "UnprocessedKeys": {"jobs": {"Keys": [key], "ProjectionExpression": "pk", "ConsistentRead": True}}},
+        )  # fmt: skip
+        stubber.add_response(
+            "batch_get_item",
+            {"Responses": {"jobs": []}},
+            {"RequestItems": {"jobs": {"Keys": [key], "ProjectionExpression": "pk", "ConsistentRead": True}}},
+        )
+        # When the missing ones among both are asked for
+        missing = repository.missing(["a", "b"])
+        # Then the second call asked for the unprocessed key alone, and its answer counts
+        stubber.assert_no_pending_responses()
+    assert missing == {"b"}

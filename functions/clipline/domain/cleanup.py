@@ -74,9 +74,11 @@ def _orphaned_keys(services: Services, expired: set[str]) -> list[str]:
     (it writes, then finishes) or done; failed, reused and superseded records own none.
     """
     orphans = []
-    # A sweep reads every file kept, so each record is looked up once, not once per file.
-    for job_id, keys in _by_owner(services.artifacts.list_keys(JOBS_PREFIX), 1).items():
-        if job_id is None or (job_id not in expired and not _job_exists(services, job_id)):
+    # A sweep sees every job kept, so their records are asked for together, not one read per file.
+    job_files = _by_owner(services.artifacts.list_keys(JOBS_PREFIX), 1)
+    unrecorded = services.jobs.missing([job_id for job_id in job_files if job_id is not None and job_id not in expired])
+    for job_id, keys in job_files.items():
+        if job_id is None or job_id in unrecorded:
             orphans.extend(keys)
     for asr_job_id, keys in _by_owner(services.artifacts.list_keys(TRANSCRIPTS_PREFIX), 3).items():
         if asr_job_id is None or (asr_job_id not in expired and not _owns_transcript(services, asr_job_id)):
@@ -95,14 +97,6 @@ def _by_owner(keys: list[str], owner_part: int) -> dict[str | None, list[str]]:
         owner = parts[owner_part] if len(parts) > owner_part + 1 else None
         owners.setdefault(owner, []).append(key)
     return owners
-
-
-def _job_exists(services: Services, job_id: str) -> bool:
-    try:
-        services.jobs.get(job_id)
-        return True
-    except errors.JobNotFoundError:
-        return False
 
 
 def _owns_transcript(services: Services, asr_job_id: str) -> bool:

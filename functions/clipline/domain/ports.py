@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Callable, Protocol, Sequence
+from typing import Callable, Collection, Protocol, Sequence
 
 from .asr_jobs import AsrJob
 from .jobs import ClipInfo, ClipRequest, Job, JobChange, JobError, SourceInfo, SubtitleStyle
@@ -65,6 +65,14 @@ class JobRepository(Protocol):
 
     def list_expired(self, now: datetime, limit: int) -> list[Job]:
         """Up to ``limit`` jobs whose ``expires_at`` has passed, whatever their status."""
+        ...
+
+    def missing(self, job_ids: Collection[str]) -> set[str]:
+        """The ids among ``job_ids`` that name no job: one read for many, for the cleanup's search for orphaned files.
+
+        Raises:
+            StorageUnavailableError: the store could not be reached.
+        """
         ...
 
     def list_unfinished(self, limit: int) -> list[Job]:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from datetime import datetime, timedelta
-from typing import Any, Callable
+from typing import Any, Callable, Collection
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -17,6 +18,9 @@ from .dynamo_migrations import current_document
 SCHEMA_VERSION = CURRENT_SCHEMA_VERSION
 # Optimistic-concurrency retries of one update before giving up; contention is two steps at most.
 _UPDATE_ATTEMPTS = 8
+# BatchGetItem's limit on keys per call, and its calls for one batch while keys come back unprocessed.
+_KEYS_PER_BATCH_GET = 100
+_BATCH_GET_ATTEMPTS = 8
 
 
 def _job_pk(job_id: str) -> str:
@@ -161,6 +165,26 @@ class DynamoJobRepository:
         except (ClientError, BotoCoreError) as error:
             raise _unavailable(error) from error
 
+    def missing(self, job_ids: Collection[str]) -> set[str]:
+        wanted = sorted(set(job_ids))
+        found: set[str] = set()
+        try:
+            for start in range(0, len(wanted), _KEYS_PER_BATCH_GET):
+                keys = [{"pk": {"S": _job_pk(job_id)}} for job_id in wanted[start : start + _KEYS_PER_BATCH_GET]]
+                request = {self._table: {"Keys": keys, "ProjectionExpression": "pk", "ConsistentRead": True}}
+                for attempt in range(_BATCH_GET_ATTEMPTS):
+                    reply = self._client.batch_get_item(RequestItems=request)
+                    found.update(item["pk"]["S"].removeprefix("JOB#") for item in reply["Responses"].get(self._table, []))
+                    request = reply.get("UnprocessedKeys") or {}
+                    if not request:
+                        break
+                    # Keys come back unprocessed when the table is busy; AWS asks for backoff before trying them again.
+                    time.sleep(min(0.05 * 2**attempt, 2))
+                else:
+                    raise StorageUnavailableError("DynamoDB left keys unprocessed through every retry")
+        except (ClientError, BotoCoreError) as error:
+            raise _unavailable(error) from error
+        return set(wanted) - found
 
     def list_expired(self, now: datetime, limit: int) -> list[Job]:
         items = scan_expired(self._client, self._table, "job", now, limit)

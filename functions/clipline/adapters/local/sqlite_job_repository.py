@@ -5,13 +5,17 @@ from __future__ import annotations
 import sqlite3
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Collection
 
 from ...domain.errors import IdempotencyKeyReusedError, JobNotFoundError
 from ...domain.jobs import Job, JobChange, JobStatus, apply_change
 from ...domain.ports import IdempotencyClaim
 from ...domain.record_versions import DEFAULT_RETENTION
 from .sqlite_database import SqliteDatabase
+
+# Ids asked for in one statement: well below SQLite's cap on a statement's parameters (999 before 3.32).
+_IDS_PER_QUERY = 500
+
 
 class SqliteJobRepository:
     """JobRepository on SQLite; see SqliteDatabase for how threads share the file.
@@ -86,6 +90,16 @@ class SqliteJobRepository:
                 "SELECT document FROM jobs WHERE expires_at <= ? ORDER BY expires_at LIMIT ?", (now.isoformat(), limit)
             ).fetchall()
         return [Job.model_validate_json(row[0]) for row in rows]
+
+    def missing(self, job_ids: Collection[str]) -> set[str]:
+        wanted = list(set(job_ids))
+        found: set[str] = set()
+        with self._database.connection() as db:
+            for start in range(0, len(wanted), _IDS_PER_QUERY):
+                chunk = wanted[start : start + _IDS_PER_QUERY]
+                marks = ", ".join("?" * len(chunk))
+                found.update(row[0] for row in db.execute(f"SELECT id FROM jobs WHERE id IN ({marks})", chunk))
+        return set(wanted) - found
 
     def list_unfinished(self, limit: int) -> list[Job]:
         with self._database.connection() as db:
