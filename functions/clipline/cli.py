@@ -154,15 +154,11 @@ def _sample_media(args: argparse.Namespace) -> int:
 
 def _cleanup(args: argparse.Namespace) -> int:
     from .composition import SystemClock
-    from .domain.cleanup import BATCH, clean_up
-    from .local.service import DataDir, cleanup_services
+    from .local.service import DataDir, cleanup_services, sweep
 
     settings = _settings(args.data_dir)
-    report = clean_up(cleanup_services(settings), dry_run=args.dry_run)
-    data = DataDir.of(settings)
-    clock = SystemClock()
-    # After the jobs: a history goes with its job, so the jobs removed just now take theirs along.
-    histories = data.execution_archive(clock).remove_expired(clock.now(), BATCH, dry_run=args.dry_run)
+    archive = DataDir.of(settings).execution_archive(SystemClock())
+    report, histories = sweep(cleanup_services(settings), archive, dry_run=args.dry_run)
     verb = "would remove" if args.dry_run else "removed"
     for job_id in report.expired_jobs:
         print(f"{verb} expired job {job_id}")

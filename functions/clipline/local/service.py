@@ -21,7 +21,7 @@ from ..adapters.local.sqlite_job_repository import SqliteJobRepository
 from ..adapters.local.sqlite_rate_limiter import SqliteRateLimiter
 from ..adapters.timed_artifact_store import TimedArtifactStore
 from ..composition import SystemClock, install, limits_from, media_services, transcriber_for
-from ..domain.cleanup import BATCH, clean_up
+from ..domain.cleanup import BATCH, CleanupReport, clean_up
 from ..domain.errors import JobInterruptedError
 from ..domain.ports import Transcriber
 from ..domain.rate_limits import UsagePlan
@@ -95,6 +95,18 @@ class DataDir:
         }
 
 
+def sweep(
+    services: Services, archive: SqliteExecutionArchive, dry_run: bool = False
+) -> tuple[CleanupReport, list[str]]:
+    """One cleanup pass over a data dir, as the sweeper and `clipline cleanup` run it.
+
+    What clean_up removes, then the expired execution histories, whose job ids it
+    returns. Histories go after the jobs, so the jobs removed just now take theirs along.
+    """
+    report = clean_up(services, dry_run=dry_run)
+    return report, archive.remove_expired(services.clock.now(), BATCH, dry_run=dry_run)
+
+
 def cleanup_services(settings: Settings) -> Services:
     """What `clipline cleanup` needs: the data dir's stores and a clock, no engine or media."""
     clock = SystemClock()
@@ -133,9 +145,7 @@ class Sweeper:
     def _run(self) -> None:
         while not self._stop.wait(self._interval):
             try:
-                report = clean_up(self._services)
-                # After the jobs: the jobs removed just now take their histories along.
-                histories = self._archive.remove_expired(self._services.clock.now(), BATCH)
+                report, histories = sweep(self._services, self._archive)
             except Exception:  # noqa: BLE001 - a sweep that fails is tried again at the next interval
                 logger.exception("cleanup failed")
                 continue
