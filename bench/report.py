@@ -32,6 +32,7 @@ BENCHMARKS = {
     "overhead": "service overhead",
     "asr": "ASR",
     "load": "load",
+    "sweep": "cleanup sweep",
 }
 DOC = REPO_ROOT / "docs" / "performance.md"
 RESULTS_MARKERS = ("<!-- bench:results:begin -->", "<!-- bench:results:end -->")
