@@ -94,6 +94,12 @@ def make_old_release_database(path):
     return job["id"], record["id"]
 
 
+def a_job(retention=RETENTION):
+    """A job this release makes, created at CREATED."""
+    request = ClipRequest(source_url="https://example.com/a.mp4", start_seconds=1, end_seconds=5)
+    return new_job(request, owner="key-1", correlation_id="cid", now=CREATED, retention=retention)
+
+
 def user_version(path):
     with sqlite3.connect(path) as db:
         return db.execute("PRAGMA user_version").fetchone()[0]
@@ -167,8 +173,7 @@ def test_database_made_by_todays_code_opens_fine(tmp_path):
     # Given a file the release before versioning made: today's tables, a job, a key, user_version 0
     path = tmp_path / "clipline.sqlite3"
     clock = FixedClock(CREATED)
-    request = ClipRequest(source_url="https://example.com/a.mp4", start_seconds=1, end_seconds=5)
-    job = new_job(request, owner="key-1", correlation_id="cid", now=CREATED, retention=timedelta(days=7))
+    job = a_job(timedelta(days=7))
     hashing_key, api_key = b"k" * 32, "cl_the-key"
     db = sqlite3.connect(path)
     db.executescript(
@@ -211,8 +216,7 @@ def test_database_made_by_todays_code_opens_fine(tmp_path):
 def test_a_file_from_before_execution_histories_gains_their_archive(tmp_path):
     # Given a file the release before archived histories left: at version 3, with a job in it
     path = tmp_path / "clipline.sqlite3"
-    request = ClipRequest(source_url="https://example.com/a.mp4", start_seconds=1, end_seconds=5)
-    job = new_job(request, owner="key-1", correlation_id="cid", now=CREATED, retention=RETENTION)
+    job = a_job()
     with sqlite3.connect(path, isolation_level=None) as db:
         assert migrate(db, RETENTION, MIGRATIONS[:3]).version == 3
         db.execute(
@@ -236,11 +240,6 @@ def test_a_file_from_before_execution_histories_gains_their_archive(tmp_path):
     # And the history lives as long as its job
     assert archive.list_expired(job.expires_at - timedelta(seconds=1), 10) == []
     assert archive.list_expired(job.expires_at, 10) == [job.id]
-
-
-def a_job(retention=RETENTION):
-    request = ClipRequest(source_url="https://example.com/a.mp4", start_seconds=1, end_seconds=5)
-    return new_job(request, owner="key-1", correlation_id="cid", now=CREATED, retention=retention)
 
 
 def test_a_file_from_before_the_cleanup_indexes_dates_its_histories_by_their_jobs(tmp_path):
@@ -298,8 +297,10 @@ def test_the_sweepers_statements_find_their_rows_by_index(tmp_path, monkeypatch)
     asr_jobs.create(an_asr_record(CREATED, job_id=job.id))
     archive.save(job.id, {"executionArn": "arn", "status": "SUCCEEDED"}, [])
     statements = traced_statements(monkeypatch)
-    # When the sweeper finds and removes what has expired, and a start-up looks for unfinished jobs
+    # When the sweeper asks which jobs its files belong to exist, finds and removes what has expired,
+    # and a start-up looks for unfinished jobs
     later = CREATED + timedelta(days=30)
+    assert jobs.missing([job.id, "gone"]) == {"gone"}
     for expired_job in jobs.list_expired(later, 10):
         jobs.delete(expired_job.id)
     for record in asr_jobs.list_expired(later, 10):
@@ -316,7 +317,7 @@ def test_the_sweepers_statements_find_their_rows_by_index(tmp_path, monkeypatch)
             for statement in statements
             if statement.startswith(("SELECT", "DELETE", "UPDATE"))
         }
-    assert len(plans) == 8
+    assert len(plans) == 9
     assert {statement: plan for statement, plan in plans.items() if any(step.startswith("SCAN") for step in plan)} == {}
 
 
@@ -467,8 +468,7 @@ def test_backfill_upgrades_old_items_and_is_idempotent(dynamodb):
     put_old_item(dynamodb, f"ASR#{record['id']}", "asrJob", record, jobId={"S": record["job_id"]})
     claim = {"pk": {"S": "IDEMPOTENCY#key-1#k"}, "type": {"S": "idempotencyClaim"}, "expiresAt": {"N": "1"}}
     dynamodb.put_item(TableName="jobs", Item=claim)
-    request = ClipRequest(source_url="https://example.com/a.mp4", start_seconds=1, end_seconds=5)
-    current = new_job(request, owner="key-1", correlation_id="cid", now=CREATED, retention=timedelta(days=1))
+    current = a_job(timedelta(days=1))
     DynamoJobRepository(dynamodb, "jobs", FixedClock().now).create(current)
     current_item = item(dynamodb, f"JOB#{current.id}")
     # When the backfill runs
