@@ -29,36 +29,32 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import Row, write_summary  # noqa: E402
 
-from clipline.composition import SystemClock, limits_from  # noqa: E402
 from clipline.domain.cleanup import JOBS_PREFIX  # noqa: E402
 from clipline.domain.jobs import ClipRequest, new_job  # noqa: E402
 from clipline.domain.ports import IdempotencyClaim  # noqa: E402
-from clipline.domain.use_cases import Services, artifact_key  # noqa: E402
-from clipline.local.service import DataDir, sweep  # noqa: E402
-from clipline.observability import PowertoolsTelemetry  # noqa: E402
+from clipline.domain.use_cases import artifact_key  # noqa: E402
+from clipline.local.service import DataDir, cleanup_services, sweep  # noqa: E402
 from clipline.settings import Settings  # noqa: E402
 
-RETENTION = timedelta(days=7)
+# Within the service's retention, so these jobs are kept.
+KEPT = timedelta(days=1)
 
 
 class SeededDataDir:
-    """A data dir with jobs kept for the retention period, their files and execution histories."""
+    """A data dir with live jobs, their claims, files and execution histories, as `clipline cleanup` opens it."""
 
     def __init__(self, root: Path, history_kib: int) -> None:
-        self.clock = SystemClock()
-        self.data = DataDir(root, RETENTION)
-        self.services = Services(
-            **self.data.stores(self.clock, "http://127.0.0.1"),
-            workflow=None, source_guard=None, prober=None, clipper=None,
-            telemetry=PowertoolsTelemetry(), clock=self.clock, limits=limits_from(Settings()),
-        )  # fmt: skip
-        self.archive = self.data.execution_archive(self.clock)
+        settings = Settings(data_dir=root)
+        # The stores `clipline cleanup` opens.
+        self.services = cleanup_services(settings)
+        self.clock = self.services.clock
+        self.archive = DataDir.of(settings).execution_archive(self.clock)
         # One event's worth of a real history: a state's entry or exit, with its input or output.
         event = {"type": "TaskStateExited", "timestamp": "", "stateExitedEventDetails": {"output": "x" * 200}}
         self.events = [{**event, "id": number} for number in range(max(1, history_kib * 1024 // 280))]
         self.kept = 0
 
-    def add_jobs(self, count: int, retention: timedelta = RETENTION) -> None:
+    def add_jobs(self, count: int, retention: timedelta = KEPT) -> None:
         request = ClipRequest(source_url="https://example.com/a.mp4", start_seconds=1, end_seconds=3)
         for _ in range(count):
             now = self.clock.now()
@@ -68,7 +64,7 @@ class SeededDataDir:
             self.services.artifacts.put_bytes(artifact_key(job.id, "clip.mp4"), b"\0" * 1024, "video/mp4")
             described = {"executionArn": f"arn:aws:states:us-east-1:1:execution:bench:{job.id}", "status": "SUCCEEDED"}
             self.archive.save(job.id, described, self.events)
-        if retention == RETENTION:
+        if retention == KEPT:
             self.kept += count
 
     def time_sweep(self) -> float:
