@@ -22,6 +22,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -333,6 +334,14 @@ def test_a_killed_service_fails_every_running_job_on_restart_and_keeps_the_rest(
         first.wait_for(burning, _in_stage("burnIn"), "into burn-in")
         assert _job_files(data_dir, waiting), "the waiting job should have stored its clip"
         succeeded_files = _job_files(data_dir, succeeded)
+        # And the partial files of two uploads in progress, as the store names them while it writes
+        uploads = [
+            data_dir / "artifacts" / "jobs" / job_id / f".{name}.{uuid.uuid4().hex}.partial"
+            for job_id, name in ((succeeded, "subtitles.srt"), (clipping, "clip.mp4"))
+        ]
+        for upload in uploads:
+            upload.parent.mkdir(parents=True, exist_ok=True)
+            upload.write_bytes(b"half an upload")
         for prefix, job_id in (("clip", clipping), ("asr", transcribing), ("burn", burning)):
             assert list(work_dir.glob(f"{prefix}-{job_id}-*")), f"the {prefix} step should be at work in the work dir"
         # When a second service starts on the same data dir while the first still runs
@@ -340,6 +349,8 @@ def test_a_killed_service_fails_every_running_job_on_restart_and_keeps_the_rest(
         _kill(process)
         # Then it leaves the first one's jobs running: they are not interrupted, only owned elsewhere
         assert {first.job(job_id)["status"] for job_id in (probing, clipping, transcribing, waiting, burning)} == {"running"}
+        # And the uploads, which may still be going on
+        assert all(upload.exists() for upload in uploads)
         assert "another clipline serve is using this data dir" in (data_dir / "beside.log").read_text()
         # When the service is killed outright, leaving also a job stored but never started
         _kill(first.process)
@@ -356,8 +367,9 @@ def test_a_killed_service_fails_every_running_job_on_restart_and_keeps_the_rest(
         assert (first_answer["status"], first_answer["error"]["code"]) == ("failed", "INTERRUPTED")
         # And the recovery left the transcript cache as it found it
         assert _tables(data_dir)[1] == asr_before
-        # And removed what the killed steps left in the work dir
+        # And removed what the killed steps left in the work dir, and the uploads the kill cut short
         assert [path.name for path in work_dir.iterdir() if any(i in path.name for i in interrupted.values())] == []
+        assert not any(upload.exists() for upload in uploads)
 
         # And every interrupted job failed with INTERRUPTED, at the stage it was in, its files gone
         for why, job_id in interrupted.items():
@@ -387,6 +399,8 @@ def test_a_killed_service_fails_every_running_job_on_restart_and_keeps_the_rest(
         assert {stage: failures[job_id]["failedStage"] for stage, job_id in in_stage.items()} == {
             stage: stage for stage in in_stage
         }
+        abandoned = [line["paths"] for line in lines if "abandonedWrites" in line]
+        assert abandoned == [sorted(upload.relative_to(data_dir / "artifacts").as_posix() for upload in uploads)]
         summary = [line for line in lines if "interruptedJobs" in line]
         assert [(line["interruptedJobs"], line["restartedJobs"], line["unrecoveredJobs"]) for line in summary] == [
             (5, 1, 0)

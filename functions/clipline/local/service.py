@@ -253,6 +253,8 @@ class LocalService:
         install(services)
         with self._serve_lock.claim() as alone:
             if alone:
+                # First: the jobs recovery starts again write to the store at once.
+                self._remove_abandoned_writes(stores["artifacts"])
                 self._recover_unfinished_jobs(services)
             else:
                 logger.warning(
@@ -286,6 +288,16 @@ class LocalService:
             logger.warning(
                 "CLIPLINE_ALLOW_PRIVATE_SOURCES is on: sources on loopback and private networks will be fetched; "
                 "use it only for local development and tests"
+            )
+
+    @staticmethod
+    def _remove_abandoned_writes(artifacts: FilesystemArtifactStore) -> None:
+        """Delete the partial files of the writes a previous run was killed in: they would never be finished or removed."""
+        removed = artifacts.remove_abandoned_writes()
+        if removed:
+            logger.warning(
+                "removed the partial files of writes a previous run left unfinished",
+                extra={"abandonedWrites": len(removed), "paths": removed},
             )
 
     @staticmethod

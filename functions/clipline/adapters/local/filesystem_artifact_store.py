@@ -40,6 +40,10 @@ class LocalUrlSigner:
             raise LinkExpiredError("the link has expired; ask GET /api/jobs/{id}/result for a new one")
 
 
+# A write in progress: a hidden name in the target's folder, renamed into place when complete.
+_PARTIAL = ".partial"
+
+
 class FilesystemArtifactStore:
     """ArtifactStore on a folder. Writes go to a temporary name and are renamed into place."""
 
@@ -64,7 +68,7 @@ class FilesystemArtifactStore:
 
     def _write(self, key: str, write_to: Callable[[Path], object], content_type: str) -> StoredArtifact:
         target = self.path_of(key)
-        partial = target.with_name(f".{target.name}.{uuid.uuid4().hex}.partial")
+        partial = target.with_name(f".{target.name}.{uuid.uuid4().hex}{_PARTIAL}")
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
             write_to(partial)
@@ -104,7 +108,7 @@ class FilesystemArtifactStore:
             key
             for path in folder.rglob("*")
             if path.is_file()
-            and not path.name.endswith(".partial")
+            and not path.name.endswith(_PARTIAL)
             and (key := path.relative_to(self._root).as_posix()).startswith(prefix)
         )
 
@@ -115,6 +119,22 @@ class FilesystemArtifactStore:
             self.path_of(key).unlink(missing_ok=True)
         self._prune_empty_folders(self.path_of(prefix.rstrip("/")))
         return len(keys)
+
+    def remove_abandoned_writes(self) -> list[str]:
+        """Delete the partial files of writes that never finished, and the folders that leaves empty; their paths.
+
+        A write killed with its process leaves its partial file behind, which no listing
+        shows and so no removal by prefix reaches. Only safe while nothing writes to the
+        store: local mode calls it when it starts alone on its data dir. The local
+        stand-in for the bucket's rule that aborts incomplete multipart uploads.
+        """
+        removed = []
+        for path in sorted(self._root.rglob(f"*{_PARTIAL}")):
+            if path.is_file():
+                path.unlink(missing_ok=True)
+                self._prune_empty_folders(path.parent)
+                removed.append(path.relative_to(self._root).as_posix())
+        return removed
 
     def _prune_empty_folders(self, start: Path) -> None:
         folder = start if start.is_dir() else start.parent
