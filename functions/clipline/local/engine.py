@@ -78,8 +78,9 @@ def _release_what_moto_keeps_for_ever() -> None:
 
     Without this, a long serve grew by about 19 KiB a job.
     """
-    # Removed one by one, from a copy: execution threads append to the list meanwhile.
-    for thread in [thread for thread in list(MOTO_ENGINE_THREADS) if not thread.is_alive()]:
+    # Removed one by one, after the finished ones are picked out: execution threads append to the list meanwhile.
+    finished = [thread for thread in MOTO_ENGINE_THREADS if not thread.is_alive()]
+    for thread in finished:
         MOTO_ENGINE_THREADS.remove(thread)
     reset_model_data()
 
