@@ -167,9 +167,9 @@ def exclusive_lock(lock_path: Path) -> Iterator[None]:
 def function_code_excludes() -> list[str]:
     """Patterns for ``Code.from_asset("functions", exclude=...)`` (CDK's default glob ignore mode).
 
-    Local mode (``clipline.local``, ``clipline.adapters.local``) is reached only
-    from the CLI; no handler and nothing ``composition.build_aws_services`` builds
-    imports it, which tests/infrastructure/test_assets.py checks by importing
+    Local mode (``clipline.local``, ``clipline.adapters.local``) and the simulated
+    AWS account (``clipline.aws_sim``) are reached only from the CLI; no handler and
+    nothing ``composition.build_aws_services`` builds imports them, which tests/infrastructure/test_assets.py checks by importing
     every handler from the asset in an environment without it.
     """
     return [
@@ -178,6 +178,7 @@ def function_code_excludes() -> list[str]:
         "*.egg-info",
         "clipline/local",
         "clipline/adapters/local",
+        "clipline/aws_sim",
     ]
 
 

@@ -85,7 +85,7 @@ def _release_what_moto_keeps_for_ever() -> None:
     reset_model_data()
 
 
-def _send_task_failure_with_cause(self: StepFunctionResponse) -> EmptyResult:
+def send_task_failure_with_cause(self: StepFunctionResponse) -> EmptyResult:
     """SendTaskFailure as AWS does it: moto 5.2's response layer drops ``cause``, which carries our message."""
     self.stepfunction_backend.send_task_failure(
         self._get_param("taskToken"), error=self._get_param("error"), cause=self._get_param("cause")
@@ -124,7 +124,7 @@ class EngineHost:
         for handler_module in (*TASK_HANDLERS.values(), EXECUTION_END_HANDLER):
             _handlers_by_function[lambda_runtime.function_name_for(handler_module)] = handler_module
         LambdaSimpleBackend.invoke = _invoke_in_process  # type: ignore[method-assign]
-        StepFunctionResponse.send_task_failure = _send_task_failure_with_cause  # type: ignore[method-assign]
+        StepFunctionResponse.send_task_failure = send_task_failure_with_cause  # type: ignore[method-assign]
 
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         self._server.start()

@@ -9,13 +9,11 @@ and serves signed artifact links. Without a key it also answers ``/health``,
 
 from __future__ import annotations
 
-import base64
 import json
 import mimetypes
 import re
 import shutil
 import threading
-import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -36,6 +34,7 @@ from ..domain.rate_limits import RequestLimiter, UsagePlan
 from ..observability import logger
 from . import lambda_runtime
 from .prometheus_metrics import PrometheusMetrics
+from .proxy_events import ProxyRequest, proxy_response_parts, rest_proxy_event
 
 # API Gateway refuses payloads over 10 MB; ours are small JSON documents.
 MAX_BODY_BYTES = 1024 * 1024
@@ -204,75 +203,35 @@ class _GatewayRequestHandler(BaseHTTPRequestHandler):
         except errors.TooManyRequestsError:
             dependencies.telemetry.count("RateLimitRefusals")
             raise
-        event = self._proxy_event(route, path, path_parameters, query, body, request_id, api_key, key.id)
+        request = ProxyRequest(
+            method=self.command,
+            resource=route.resource,
+            path=path,
+            path_parameters=path_parameters,
+            query=query,
+            headers=self.headers,
+            body=body,
+            source_ip=self.client_address[0],
+            protocol=self.request_version,
+            request_id=request_id,
+        )
+        event = rest_proxy_event(
+            request,
+            stage="local",
+            account_id=lambda_runtime.LOCAL_ACCOUNT,
+            api_id="local",
+            api_key=api_key,
+            api_key_id=key.id,
+        )
         with _API_HANDLER_TURN:
             response = lambda_runtime.invoke(route.handler, event)
         self._send_proxy_response(response)
 
-    def _proxy_event(
-        self,
-        route: ApiRoute,
-        path: str,
-        path_parameters: dict[str, str],
-        query: str,
-        body: bytes,
-        request_id: str,
-        api_key: str | None,
-        key_id: str,
-    ) -> dict:
-        headers: dict[str, str] = {}
-        multi_headers: dict[str, list[str]] = {}
-        for name, value in self.headers.items():
-            headers[name] = value
-            multi_headers.setdefault(name, []).append(value)
-        query_values = parse_qs(query, keep_blank_values=True)
-        try:
-            text_body, is_base64 = (body.decode("utf-8"), False) if body else (None, False)
-        except UnicodeDecodeError:
-            text_body, is_base64 = base64.b64encode(body).decode(), True
-        return {
-            "resource": route.resource,
-            "path": path,
-            "httpMethod": self.command,
-            "headers": headers,
-            "multiValueHeaders": multi_headers,
-            "queryStringParameters": {k: v[-1] for k, v in query_values.items()} or None,
-            "multiValueQueryStringParameters": query_values or None,
-            "pathParameters": path_parameters or None,
-            "stageVariables": None,
-            "requestContext": {
-                "resourcePath": route.resource,
-                "httpMethod": self.command,
-                "path": path,
-                "stage": "local",
-                "requestId": request_id,
-                "requestTimeEpoch": int(time.time() * 1000),
-                "accountId": lambda_runtime.LOCAL_ACCOUNT,
-                "apiId": "local",
-                "protocol": self.request_version,
-                "identity": {
-                    "sourceIp": self.client_address[0],
-                    "userAgent": self.headers.get("User-Agent"),
-                    "apiKey": api_key,
-                    "apiKeyId": key_id,
-                },
-            },
-            "body": text_body,
-            "isBase64Encoded": is_base64,
-        }
-
     def _send_proxy_response(self, response: dict) -> None:
-        body = response.get("body") or ""
-        payload = base64.b64decode(body) if response.get("isBase64Encoded") else body.encode()
-        self.send_response(int(response.get("statusCode", 500)))
-        sent = set()
-        for name, values in (response.get("multiValueHeaders") or {}).items():
-            for value in values:
-                self.send_header(name, value)
-            sent.add(name.lower())
-        for name, value in (response.get("headers") or {}).items():
-            if name.lower() not in sent:
-                self.send_header(name, value)
+        status, headers, payload = proxy_response_parts(response)
+        self.send_response(status)
+        for name, value in headers:
+            self.send_header(name, value)
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
         if self.command != "HEAD":
