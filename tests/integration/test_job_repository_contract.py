@@ -1,12 +1,14 @@
 """One contract for every JobRepository: SQLite (local), DynamoDB (moto) and the in-memory fake."""
 
 from datetime import timedelta
+from types import SimpleNamespace
 
 import boto3
 import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
 
+from clipline.adapters.aws import dynamo_job_repository
 from clipline.adapters.aws.dynamo_job_repository import DynamoJobRepository
 from clipline.adapters.local.sqlite_job_repository import SqliteJobRepository
 from clipline.domain.errors import IdempotencyKeyReusedError, JobFinishedError, JobNotFoundError
@@ -160,7 +162,8 @@ def test_dynamodb_missing_asks_again_for_the_keys_it_left_unprocessed(monkeypatc
     session = boto3.session.Session(aws_access_key_id="test", aws_secret_access_key="test", region_name="us-east-1")
     client = session.client("dynamodb")
     repository = DynamoJobRepository(client, "jobs", FixedClock().now)
-    monkeypatch.setattr("clipline.adapters.aws.dynamo_job_repository.time.sleep", lambda seconds: None)
+    # The module's own name for time, not time.sleep itself, which every thread in this process shares.
+    monkeypatch.setattr(dynamo_job_repository, "time", SimpleNamespace(sleep=lambda seconds: None))
     key = {"pk": {"S": "JOB#b"}}
     with Stubber(client) as stubber:
         stubber.add_response(

@@ -270,18 +270,26 @@ def test_a_file_from_before_the_cleanup_indexes_dates_its_histories_by_their_job
     assert archive.find(job.id).status == "SUCCEEDED"
 
 
-def traced_statements(monkeypatch):
-    """Every SQL statement the stores run from now on, with its parameters filled in."""
+def traced_statements(monkeypatch, *stores):
+    """Every SQL statement these stores run from now on, with its parameters filled in.
+
+    Traced on each store's own database, not on SqliteDatabase: a thread an earlier test
+    left in this process (a sweeper, a service) would put its statements in the list too.
+    """
     statements = []
-    open_connection = SqliteDatabase.connection
 
-    @contextmanager
-    def traced(database):
-        with open_connection(database) as db:
-            db.set_trace_callback(statements.append)
-            yield db
+    def tracing(open_connection):
+        @contextmanager
+        def traced():
+            with open_connection() as db:
+                db.set_trace_callback(statements.append)
+                yield db
 
-    monkeypatch.setattr(SqliteDatabase, "connection", traced)
+        return traced
+
+    for store in stores:
+        # write() opens its connection through connection(), so it is traced as well.
+        monkeypatch.setattr(store._database, "connection", tracing(store._database.connection))
     return statements
 
 
@@ -296,7 +304,7 @@ def test_the_sweepers_statements_find_their_rows_by_index(tmp_path, monkeypatch)
     jobs.create(job, IdempotencyClaim("key-1", "k", "hash", CREATED + timedelta(days=1)))
     asr_jobs.create(an_asr_record(CREATED, job_id=job.id))
     archive.save(job.id, {"executionArn": "arn", "status": "SUCCEEDED"}, [])
-    statements = traced_statements(monkeypatch)
+    statements = traced_statements(monkeypatch, jobs, asr_jobs, archive)
     # When the sweeper asks which jobs its files belong to exist, finds and removes what has expired,
     # and a start-up looks for unfinished jobs
     later = CREATED + timedelta(days=30)
