@@ -31,6 +31,15 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--port", type=int, default=8080, help="0 picks a free port")
     serve.add_argument("--data-dir", type=Path, default=None, help="default: CLIPLINE_DATA_DIR or ./data")
     serve.add_argument("--ready-file", type=Path, help="write the base URL here once serving")
+    serve.add_argument(
+        "--aws-sim",
+        action="store_true",
+        help="instead of local mode: synthesize the CDK stack, deploy it into a simulated AWS account "
+        "(moto, on loopback) and serve its API",
+    )
+    from .aws_sim.options import add_arguments as add_aws_sim_arguments
+
+    add_aws_sim_arguments(serve.add_argument_group("with --aws-sim"))
     serve.set_defaults(run=_serve)
 
     clip = commands.add_parser("clip", help="cut one clip end to end through a private local server")
@@ -305,6 +314,10 @@ def _settings(data_dir: Path | None):  # noqa: ANN202 - Settings is imported laz
 
 
 def _serve(args: argparse.Namespace) -> int:
+    if args.aws_sim:
+        from .aws_sim.server import serve_from_arguments
+
+        return serve_from_arguments(args)
     from .local.service import LocalService
 
     service = LocalService(_settings(args.data_dir), host=args.host, port=args.port)

@@ -87,6 +87,7 @@ class SimulatedAccount:
         api_port: int = 0,
         endpoint_port: int = 0,
         ttl_interval_seconds: float = 5.0,
+        ttl_delay_seconds: float = 0.0,
     ) -> None:
         self._stack = stack
         self._work_dir = work_dir
@@ -94,6 +95,7 @@ class SimulatedAccount:
         self._api_port = api_port
         self._endpoint_port = endpoint_port
         self._ttl_interval = ttl_interval_seconds
+        self._ttl_delay = ttl_delay_seconds
         self._stop = threading.Event()
         self._ttl: dict[str, TimeToLive] = {}
         self.lambdas = LambdaHost(work_dir / "lambda", self._function_code)
@@ -220,7 +222,7 @@ class SimulatedAccount:
             ttl = dynamodb.describe_time_to_live(TableName=table)["TimeToLiveDescription"]
             if ttl.get("TimeToLiveStatus") == "ENABLED":
                 self._ttl[table] = TimeToLive(
-                    table, ttl["AttributeName"], self.client, self._stop, self._ttl_interval
+                    table, ttl["AttributeName"], self.client, self._stop, self._ttl_interval, self._ttl_delay
                 )
         pages = self.client("lambda").get_paginator("list_event_source_mappings").paginate()
         for mapping in (item for page in pages for item in page["EventSourceMappings"]):

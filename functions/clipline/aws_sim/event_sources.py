@@ -8,8 +8,9 @@
   records kept only if they match ``FilterCriteria``; a failed batch is retried
   from its first failed record ``MaximumRetryAttempts`` times, then sent to the
   ``OnFailure`` destination.
-- Time to live: items whose TTL attribute has passed are deleted, and their
-  stream records carry DynamoDB's service identity, as TTL's do.
+- Time to live: items whose TTL attribute passed at least ``delay`` seconds ago
+  are deleted (DynamoDB takes up to a few days), and their stream records carry
+  DynamoDB's service identity, as TTL's do.
 - EventBridge rules with Lambda targets (moto's EventBridge does not deliver to
   Lambda): each execution that ends is an "Execution Status Change" event,
   matched against every rule and delivered to its Lambda targets.
@@ -33,7 +34,7 @@ log = logging.getLogger("clipline.aws_sim")
 Invoke = Callable[[str, bytes], InvocationResult]
 ClientFactory = Callable[[str], Any]
 
-_POLL_PAUSE_SECONDS = 0.2
+_POLL_PAUSE_SECONDS = 0.5
 _TTL_IDENTITY = {"type": "Service", "principalId": "dynamodb.amazonaws.com"}
 _ENDED = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
 
@@ -130,8 +131,11 @@ class SqsEventSource:
 class TimeToLive:
     """DynamoDB's TTL process for one table: expired items are deleted, as the service principal."""
 
-    def __init__(self, table: str, attribute: str, clients: ClientFactory, stop: threading.Event, interval: float):
+    def __init__(
+        self, table: str, attribute: str, clients: ClientFactory, stop: threading.Event, interval: float, delay: float
+    ):
         self._table = table
+        self._delay = delay
         self._attribute = attribute
         self._dynamodb = clients("dynamodb")
         self._interval = interval
@@ -149,7 +153,7 @@ class TimeToLive:
         if time.monotonic() - self._last < self._interval:
             return False
         self._last = time.monotonic()
-        now = str(int(time.time()))
+        now = str(int(time.time() - self._delay))
         pages = self._dynamodb.get_paginator("scan").paginate(
             TableName=self._table,
             FilterExpression="#ttl < :now",

@@ -79,11 +79,13 @@ class FaultInjector:
     def _control(self, environ: dict, start_response: Callable[..., Any]) -> Iterable[bytes]:
         method = environ.get("REQUEST_METHOD")
         with self._lock:
+            # Every call answers with the rules as they stand, DELETE with those it removed.
+            answer = json.dumps([rule.__dict__ for rule in self._rules]).encode()
             if method == "POST":
                 length = int(environ.get("CONTENT_LENGTH") or 0)
                 self._rules.append(FaultRule(**json.loads(environ["wsgi.input"].read(length) or b"{}")))
+                answer = json.dumps([rule.__dict__ for rule in self._rules]).encode()
             elif method == "DELETE":
                 self._rules.clear()
-            answer = json.dumps([rule.__dict__ for rule in self._rules]).encode()
         start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(answer)))])
         return [answer]

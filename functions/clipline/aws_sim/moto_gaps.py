@@ -11,6 +11,7 @@ never by changing what the stack asks for:
 - **Functions from CloudFormation** lose ``Layers``, ``EphemeralStorage`` and
   ``Architectures``, and layer versions have no physical id for ``Ref``; the
   function keeps what the template gave it, and a layer's ``Ref`` is its version ARN.
+- **Tables from CloudFormation** lose ``TimeToLiveSpecification``; it is applied.
 - **Lambda invocations** go to the simulated execution environments.
 - **Event source mappings** were served by moto itself, synchronously on each
   ``SendMessage`` and stream write, in a container. The simulated account's own
@@ -26,6 +27,7 @@ from typing import Any, Callable
 
 from moto.awslambda.models import LambdaFunction, LayerVersion
 from moto.dynamodb.models import dynamodb_backends
+from moto.dynamodb.models.table import Table
 from moto.awslambda_simple.models import LambdaSimpleBackend
 from moto.s3.models import s3_backends
 from moto.sqs.models import sqs_backends
@@ -66,21 +68,34 @@ def _state_machine_from_cloudformation(
     )
 
 
-_create_function_from_cloudformation = LambdaFunction.create_from_cloudformation_json
-
-
-def _function_from_cloudformation(
-    cls: type, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str, **kwargs: Any
-) -> LambdaFunction:
-    function = _create_function_from_cloudformation.__func__(  # type: ignore[attr-defined]
-        cls, resource_name, cloudformation_json, account_id, region_name, **kwargs
-    )
-    properties = cloudformation_json["Properties"]
+def _keep_lost_function_properties(function: LambdaFunction, properties: dict[str, Any], account_id: str, region: str) -> None:
     function.layers = function._get_layers_data(properties.get("Layers", []))
     if "EphemeralStorage" in properties:
         function.ephemeral_storage = properties["EphemeralStorage"]["Size"]
     function.architectures = properties.get("Architectures", function.architectures)
-    return function
+
+
+def _keep_time_to_live(table: Table, properties: dict[str, Any], account_id: str, region: str) -> None:
+    specification = properties.get("TimeToLiveSpecification")
+    if specification:
+        dynamodb_backends[account_id][region].update_time_to_live(table.name, specification)
+
+
+def _completing(model: type, finish: Callable[[Any, dict[str, Any], str, str], None]) -> None:
+    """Make ``model``'s CloudFormation create also apply what moto's leaves out (``finish``)."""
+    create = model.create_from_cloudformation_json.__func__  # type: ignore[attr-defined]
+    if getattr(create, "completed_by_simulation", False):
+        return
+
+    def create_completely(
+        cls: type, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str, **kwargs: Any
+    ) -> Any:
+        resource = create(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs)
+        finish(resource, cloudformation_json.get("Properties", {}), account_id, region_name)
+        return resource
+
+    create_completely.completed_by_simulation = True  # type: ignore[attr-defined]
+    model.create_from_cloudformation_json = classmethod(create_completely)  # type: ignore[attr-defined]
 
 
 def close_gaps(invoke: Invoker) -> None:
@@ -89,9 +104,8 @@ def close_gaps(invoke: Invoker) -> None:
         _state_machine_from_cloudformation
     )
     LayerVersion.physical_resource_id = property(lambda self: self.arn)  # type: ignore[attr-defined]
-    LambdaFunction.create_from_cloudformation_json = classmethod(  # type: ignore[method-assign]
-        _function_from_cloudformation
-    )
+    _completing(LambdaFunction, _keep_lost_function_properties)
+    _completing(Table, _keep_time_to_live)
     StepFunctionResponse.send_task_failure = send_task_failure_with_cause  # type: ignore[method-assign]
 
     def invoke_in_environment(

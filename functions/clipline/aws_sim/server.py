@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import signal
 import tempfile
 import threading
@@ -28,6 +29,7 @@ class SimulationOptions:
     assembly_dir: Path | None = None
     settings: dict[str, Any] | None = None
     ttl_interval_seconds: float = 5.0
+    ttl_delay_seconds: float = 0.0
 
 
 def stage_context(cdk_json: dict[str, Any], stage: str, settings: dict[str, Any]) -> dict[str, Any]:
@@ -56,6 +58,7 @@ def deploy(options: SimulationOptions) -> SimulatedAccount:
         api_port=options.api_port,
         endpoint_port=options.endpoint_port,
         ttl_interval_seconds=options.ttl_interval_seconds,
+        ttl_delay_seconds=options.ttl_delay_seconds,
     )
     try:
         account.start()
@@ -66,6 +69,8 @@ def deploy(options: SimulationOptions) -> SimulatedAccount:
 
 
 def serve(options: SimulationOptions, ready_file: Path | None = None) -> int:
+    # The simulation's own warnings (a poller's failed round, a failed rule target) go to stderr.
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     account = deploy(options)
     deployment = account.deployment
     assert deployment is not None
@@ -79,3 +84,20 @@ def serve(options: SimulationOptions, ready_file: Path | None = None) -> int:
     stopped.wait()
     account.stop()
     return 0
+
+
+def serve_from_arguments(args: Any) -> int:
+    """``clipline serve --aws-sim`` with its parsed options."""
+    options = SimulationOptions(
+        app_dir=args.app_dir.resolve(),
+        stage=args.stage,
+        host=args.host,
+        api_port=args.port,
+        endpoint_port=args.endpoint_port,
+        work_dir=args.work_dir,
+        assembly_dir=args.assembly,
+        settings=dict(args.setting),
+        ttl_interval_seconds=args.ttl_interval,
+        ttl_delay_seconds=args.ttl_delay,
+    )
+    return serve(options, args.ready_file)

@@ -1,0 +1,205 @@
+"""Whole jobs through the stack as deployed: API Gateway's methods, the functions' own environments, the
+state machine with its substituted ARNs, the ASR queue's mapping, presigned links, TTL and the stream."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from clipline.media.ffmpeg_binary import find_ffmpeg
+from clipline.media.probe import FfmpegProber
+
+from .conftest import HEARTBEAT_SECONDS, SimulatedStack
+
+pytestmark = pytest.mark.slow
+
+
+def _download(url: str, path: Path) -> Path:
+    with urllib.request.urlopen(url, timeout=30) as response:
+        path.write_bytes(response.read())
+    return path
+
+
+def _duration(path: Path) -> float:
+    return FfmpegProber(find_ffmpeg(None), timeout_seconds=30).probe_file(path).duration_seconds
+
+
+def _failed_tasks(stack: SimulatedStack, job_id: str) -> list[tuple[str, str]]:
+    """(state, error) of every failed task attempt of the job's execution, in order."""
+    arn = f"{stack.output('StateMachineArn').replace(':stateMachine:', ':execution:')}:{job_id}"
+    state, failed = None, []
+    for event in stack.aws("stepfunctions").get_execution_history(executionArn=arn)["events"]:
+        state = event.get("stateEnteredEventDetails", {}).get("name", state)
+        if event["type"] in ("TaskFailed", "TaskTimedOut"):
+            details = event.get("taskFailedEventDetails") or event.get("taskTimedOutEventDetails") or {}
+            failed.append((state, details.get("error")))
+    return failed
+
+
+def test_the_deployment_reports_what_it_could_not_simulate(dev_stack):
+    # Given the dev stage deployed, Then every function came from the template, and what moto lacks is listed
+    assert len(dev_stack.summary["functions"]) == 11
+    not_simulated = "\n".join(dev_stack.summary["notSimulated"])
+    for kind in ("AWS::ApiGateway::UsagePlan", "AWS::WAFv2::WebACL", "AWS::CloudWatch::Alarm", "AWS::ApiGateway::Stage"):
+        assert kind in not_simulated
+    # And the state machine runs the deployed definition, its placeholders filled from the created resources
+    sfn = dev_stack.aws("stepfunctions")
+    definition = sfn.describe_state_machine(stateMachineArn=dev_stack.output("StateMachineArn"))["definition"]
+    assert "${" not in definition
+    assert dev_stack.function_name("ProbeSource") in definition
+
+
+def test_a_frame_accurate_clip_then_its_presigned_result(dev_stack, source, tmp_path):
+    # Given a job for 10.3 s to 14 s of a source
+    created = dev_stack.client.create(source.url("long.mp4"), 10.3, 14)
+    assert created.status == 202, created.body
+    # When the deployed pipeline runs it
+    job = dev_stack.client.wait(created.body["id"], timeout=90)
+    # Then it succeeded with a smart cut, and the job is an item of the deployed table
+    assert job["status"] == "succeeded", job
+    assert job["clip"]["method"] == "smart"
+    item = dev_stack.aws("dynamodb").get_item(
+        TableName=dev_stack.output("JobsTableName"), Key={"pk": {"S": f"JOB#{job['id']}"}}
+    )["Item"]
+    assert item["status"]["S"] == "succeeded"
+    # And its link is presigned by S3 and downloads over HTTP as the exact range
+    result = dev_stack.client.request("GET", f"/api/jobs/{job['id']}/result")
+    assert result.status == 200
+    (link,) = result.body["artifacts"]
+    assert link["url"].startswith(f"{dev_stack.summary['endpointUrl']}/{dev_stack.output('ArtifactsBucketName')}/")
+    assert "X-Amz-Signature=" in link["url"]
+    clip = _download(link["url"], tmp_path / "clip.mp4")
+    assert clip.stat().st_size == job["clip"]["sizeBytes"]
+    assert _duration(clip) == pytest.approx(3.7, abs=0.05)
+    # And `clipline executions show --aws` reads the execution from the account
+    shown = subprocess.run(
+        [str(Path(sys.executable).parent / "clipline"), "executions", "show", job["id"], "--aws",
+         "--state-machine-arn", dev_stack.output("StateMachineArn")],
+        env={**os.environ, "AWS_ENDPOINT_URL": dev_stack.summary["endpointUrl"]},
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert shown.returncode == 0, shown.stderr
+    for state in ("ProbeSource", "ClipSource", "FinalizeJob"):
+        assert state in shown.stdout
+
+
+def test_a_source_that_fails_ends_the_job_failed_with_its_code(dev_stack, source):
+    # Given a job whose source does not exist
+    created = dev_stack.client.create(source.url("missing.mp4"), 1, 3)
+    # When the pipeline probes it, Then the job fails with the source's own code
+    job = dev_stack.client.wait(created.body["id"], timeout=60)
+    assert job["status"] == "failed" and job["error"]["code"] == "SOURCE_NOT_FOUND", job
+    # And it has no result
+    assert dev_stack.client.request("GET", f"/api/jobs/{job['id']}/result").code == "JOB_FAILED"
+
+
+def test_a_storage_failure_is_retried_by_the_state_machine(dev_stack, source):
+    # Given S3 refuses every attempt the clip's upload makes in one invocation
+    bucket = dev_stack.output("ArtifactsBucketName")
+    dev_stack.inject_faults(service="s3", method="PUT", path_prefix=f"/{bucket}/jobs/", count=5)
+    try:
+        created = dev_stack.client.create(source.url("long.mp4"), 20, 22)
+        # When the pipeline runs, Then the job still succeeds
+        job = dev_stack.client.wait(created.body["id"], timeout=120)
+    finally:
+        rules = dev_stack.clear_faults()
+    assert job["status"] == "succeeded", job
+    assert rules[0]["matched"] == 5
+    # Because ClipSource failed with StorageUnavailableError and its Retry ran it again
+    assert _failed_tasks(dev_stack, job["id"]) == [("ClipSource", "StorageUnavailableError")]
+
+
+def test_an_idempotency_key_replay_returns_the_same_job(dev_stack, source):
+    url = source.url("long.mp4")
+    first = dev_stack.client.create(url, 1, 3, **{"Idempotency-Key": "aws-order-1"})
+    again = dev_stack.client.create(url, 1, 3, **{"Idempotency-Key": "aws-order-1"})
+    other = dev_stack.client.create(url, 1, 4, **{"Idempotency-Key": "aws-order-1"})
+    assert first.status == again.status == 202 and first.body["id"] == again.body["id"]
+    assert other.status == 409 and other.code == "IDEMPOTENCY_KEY_REUSED"
+    # And only one execution was started for it
+    executions = dev_stack.aws("stepfunctions").list_executions(stateMachineArn=dev_stack.output("StateMachineArn"))
+    assert [e["name"] for e in executions["executions"]].count(first.body["id"]) == 1
+
+
+def test_an_expired_job_is_410_and_ttl_removes_its_files_through_the_stream(dev_stack, source):
+    # Given a finished job kept for 5 seconds
+    reply = dev_stack.client.request(
+        "POST", "/api/jobs", {"sourceUrl": source.url("long.mp4"), "start": 2, "end": 4, "retentionSeconds": 5}
+    )
+    job = dev_stack.client.wait(reply.body["id"], timeout=60)
+    assert job["status"] == "succeeded", job
+    bucket, prefix = dev_stack.output("ArtifactsBucketName"), f"jobs/{job['id']}/"
+    s3 = dev_stack.aws("s3")
+    assert s3.list_objects_v2(Bucket=bucket, Prefix=prefix)["KeyCount"] == 1
+    # When its retention passes, Then the result is gone with 410
+    deadline = time.monotonic() + 15
+    while (expired := dev_stack.client.request("GET", f"/api/jobs/{job['id']}/result")).status != 410:
+        assert time.monotonic() < deadline, expired.body
+        time.sleep(0.5)
+    assert expired.code == "RESULT_EXPIRED"
+    # And TTL deletes the item, whose REMOVE record reaches the cleanup function, which deletes the files
+    deadline = time.monotonic() + 30
+    while s3.list_objects_v2(Bucket=bucket, Prefix=prefix)["KeyCount"]:
+        assert time.monotonic() < deadline, "the expired job's files were not removed"
+        time.sleep(0.5)
+    table = dev_stack.output("JobsTableName")
+    assert "Item" not in dev_stack.aws("dynamodb").get_item(TableName=table, Key={"pk": {"S": f"JOB#{job['id']}"}})
+    log = (dev_stack.work_dir / "lambda" / "logs" / f"{dev_stack.function_name('RemoveExpiredArtifacts')}.log").read_text()
+    removal = [json.loads(line) for line in log.splitlines() if job["id"] in line and '"removedBy"' in line]
+    assert removal and removal[0]["removedBy"] == "ttl"
+
+
+def test_an_asr_worker_that_stops_heartbeating_ends_in_the_heartbeat_timeout(dev_stack, source):
+    # Given every ASR worker environment is frozen as soon as it exists, as a hung Lambda would be
+    worker = dev_stack.function_name("TranscribeClip")
+    frozen: set[int] = set()
+    reply = dev_stack.client.request(
+        "POST", "/api/jobs", {"sourceUrl": source.url("long.mp4"), "start": 5, "end": 8, "transcribe": True}
+    )
+    try:
+        deadline = time.monotonic() + 8 * HEARTBEAT_SECONDS + 30
+        while True:
+            for pid in set(dev_stack.function_processes(worker)) - frozen:
+                os.kill(pid, signal.SIGSTOP)
+                frozen.add(pid)
+            job = dev_stack.client.request("GET", f"/api/jobs/{reply.body['id']}").body
+            if job["status"] in ("succeeded", "failed"):
+                break
+            assert time.monotonic() < deadline, job
+            time.sleep(0.05)
+    finally:
+        for pid in frozen:
+            os.kill(pid, signal.SIGKILL)
+    # Then the job failed with the transcription timeout, after the state's one retry
+    assert job["status"] == "failed" and job["error"]["code"] == "TIMEOUT", job
+    # (moto names a heartbeat timeout States.Timeout; the definition catches both names.)
+    assert [state for state, _ in _failed_tasks(dev_stack, job["id"])] == ["Transcribe", "Transcribe"]
+    assert frozen
+
+
+def test_the_openai_provider_transcribes_and_burns_in_through_its_deployed_secret(openai_stack, openai_api, source, tmp_path):
+    # Given the provider's key in the account's Secrets Manager, where the stage says it is
+    openai_stack.aws("secretsmanager").create_secret(Name="clipline/openai-api-key", SecretString="sk-simulated")
+    # When a job asks for a transcript burned into the clip
+    reply = openai_stack.client.request(
+        "POST", "/api/jobs",
+        {"sourceUrl": source.url("long.mp4"), "start": 30, "end": 36, "transcribe": True, "burnSubtitles": True},
+    )  # fmt: skip
+    job = openai_stack.client.wait(reply.body["id"], timeout=120)
+    # Then it succeeded, the worker called the server with the secret's key, and every artifact links
+    assert job["status"] == "succeeded", job
+    assert openai_api.requests[-1]["authorization"] == "Bearer sk-simulated"
+    links = {a["name"]: a["url"] for a in openai_stack.client.request("GET", f"/api/jobs/{job['id']}/result").body["artifacts"]}
+    assert set(links) == {"clip", "burned", "srt", "vtt", "txt", "json"}
+    srt = _download(links["srt"], tmp_path / "transcript.srt").read_text("utf-8")
+    assert "quick brown fox" in srt
+    burned = _download(links["burned"], tmp_path / "burned.mp4")
+    assert _duration(burned) == pytest.approx(6.0, abs=0.1)
