@@ -200,7 +200,8 @@ class StreamEventSource:
         self._patterns = [
             EventPattern.load(item["Pattern"]) for item in (mapping.get("FilterCriteria") or {}).get("Filters", [])
         ]
-        self._iterators: dict[str, str | None] = {}
+        # The sequence number of the last record read, per shard.
+        self._last_read: dict[str, str] = {}
         self._pending: list[dict] = []
         self._attempts = 0
         self.loop = _Loop(f"stream-poller-{self._table}", self._step, stop)
@@ -230,22 +231,28 @@ class StreamEventSource:
         return True
 
     def _read(self) -> list[dict]:
+        """The records after the last one read, from a fresh iterator each round.
+
+        Lambda's pollers renew iterators too (they expire after 15 minutes). Here it also
+        matters because moto restores a table from a copy when a transaction is cancelled,
+        and an old iterator keeps reading the shard of the copy that was replaced.
+        """
         records: list[dict] = []
         shards = self._streams.describe_stream(StreamArn=self._stream_arn)["StreamDescription"]["Shards"]
         for shard in shards:
             shard_id = shard["ShardId"]
-            if shard_id not in self._iterators:
-                self._iterators[shard_id] = self._streams.get_shard_iterator(
-                    StreamArn=self._stream_arn,
-                    ShardId=shard_id,
-                    ShardIteratorType=self._mapping.get("StartingPosition", "LATEST"),
-                )["ShardIterator"]
-            iterator = self._iterators[shard_id]
-            if iterator is None:
-                continue
-            answer = self._streams.get_records(ShardIterator=iterator)
-            self._iterators[shard_id] = answer.get("NextShardIterator")
-            records.extend(self._event_record(record) for record in answer.get("Records", []))
+            # Until a first record is read, a LATEST mapping starts afresh each round; ours read from TRIM_HORIZON.
+            last = self._last_read.get(shard_id)
+            position = (
+                {"ShardIteratorType": "AFTER_SEQUENCE_NUMBER", "SequenceNumber": last}
+                if last
+                else {"ShardIteratorType": self._mapping.get("StartingPosition", "LATEST")}
+            )
+            iterator = self._streams.get_shard_iterator(StreamArn=self._stream_arn, ShardId=shard_id, **position)
+            read = self._streams.get_records(ShardIterator=iterator["ShardIterator"]).get("Records", [])
+            if read:
+                self._last_read[shard_id] = read[-1]["dynamodb"]["SequenceNumber"]
+            records.extend(self._event_record(record) for record in read)
         return records
 
     def _event_record(self, record: dict) -> dict:
