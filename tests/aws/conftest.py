@@ -24,6 +24,7 @@ import pytest
 
 from clipline.local.media_server import MediaServer
 
+from ..conftest import offline_whisper_model
 from ..local.conftest import Client
 from ..openai_server import TranscriptionApi
 
@@ -128,10 +129,13 @@ def assembly(tmp_path_factory: pytest.TempPathFactory, source: MediaServer, open
 
 def _deploy(assembly: Path, stage: str, work_dir: Path) -> SimulatedStack:
     ready = work_dir / "ready.json"
+    model = offline_whisper_model()
+    # The simulated Amazon Transcribe recognizes with the offline model; without it, its jobs fail.
+    recognizer = ["--transcribe-model", model] if model else []
     log = (work_dir / "serve.log").open("wb")
     process = subprocess.Popen(
         [str(Path(sys.executable).parent / "clipline"), "serve", "--aws-sim", "--assembly", str(assembly), "--stage", stage,
-         "--port", "0", "--ready-file", str(ready), "--work-dir", str(work_dir), "--ttl-interval", "1", "--ttl-delay", str(TTL_DELAY_SECONDS)],
+         "--port", "0", "--ready-file", str(ready), "--work-dir", str(work_dir), "--ttl-interval", "1", "--ttl-delay", str(TTL_DELAY_SECONDS), *recognizer],
         cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )  # fmt: skip
     deadline = time.monotonic() + DEPLOY_TIMEOUT_SECONDS

@@ -17,6 +17,7 @@ import pytest
 from clipline.media.ffmpeg_binary import find_ffmpeg
 from clipline.media.probe import FfmpegProber
 
+from ..conftest import SPEECH_REFERENCE, word_error_rate
 from .conftest import HEARTBEAT_SECONDS, SimulatedStack
 
 pytestmark = pytest.mark.slow
@@ -183,6 +184,30 @@ def test_an_asr_worker_that_stops_heartbeating_ends_in_the_heartbeat_timeout(dev
     # (moto names a heartbeat timeout States.Timeout; the definition catches both names.)
     assert [state for state, _ in _failed_tasks(dev_stack, job["id"])] == ["Transcribe", "Transcribe"]
     assert frozen
+
+
+def test_amazon_transcribe_transcribes_and_the_subtitles_are_burned_in(dev_stack, source, whisper_model, tmp_path):
+    # Given the dev stage, whose worker uses Amazon Transcribe, and a clip of speech
+    reply = dev_stack.client.request(
+        "POST", "/api/jobs",
+        {"sourceUrl": source.url("speech.mp4"), "start": 0, "end": 13, "transcribe": True, "language": "en",
+         "burnSubtitles": True},
+    )  # fmt: skip
+    # When the worker uploads the audio, starts a Transcribe job and reads its output back
+    job = dev_stack.client.wait(reply.body["id"], timeout=180)
+    # Then the job has the transcript's words in every format, and the burned-in clip
+    assert job["status"] == "succeeded", job
+    assert job["transcript"]["provider"] == "transcribe"
+    links = {a["name"]: a["url"] for a in dev_stack.client.request("GET", f"/api/jobs/{job['id']}/result").body["artifacts"]}
+    assert set(links) == {"clip", "burned", "srt", "vtt", "txt", "json"}
+    text = _download(links["txt"], tmp_path / "transcript.txt").read_text("utf-8")
+    assert word_error_rate(SPEECH_REFERENCE.read_text("utf-8"), text) < 0.35, text
+    assert _duration(_download(links["burned"], tmp_path / "burned.mp4")) == pytest.approx(13.0, abs=0.1)
+    # And the worker cleaned up after Transcribe: no staging objects, no job left
+    bucket = dev_stack.output("ArtifactsBucketName")
+    staged = dev_stack.aws("s3").list_objects_v2(Bucket=bucket, Prefix="asr-")["KeyCount"]
+    assert staged == 0
+    assert dev_stack.aws("transcribe").list_transcription_jobs()["TranscriptionJobSummaries"] == []
 
 
 def test_the_openai_provider_transcribes_and_burns_in_through_its_deployed_secret(openai_stack, openai_api, source, tmp_path):

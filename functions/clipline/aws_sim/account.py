@@ -33,6 +33,7 @@ from .faults import FaultInjector
 from .lambda_host import FunctionCode, InvocationResult, LambdaHost
 from .moto_gaps import close_gaps, detach_moto_pollers
 from .template import SimulatedTemplate, simulated_template
+from .transcribe_service import SimulatedTranscribe
 
 ACCOUNT_ID = "123456789012"
 REGION = "us-east-1"
@@ -88,6 +89,7 @@ class SimulatedAccount:
         endpoint_port: int = 0,
         ttl_interval_seconds: float = 5.0,
         ttl_delay_seconds: float = 0.0,
+        transcribe_model: str | None = None,
     ) -> None:
         self._stack = stack
         self._work_dir = work_dir
@@ -96,6 +98,7 @@ class SimulatedAccount:
         self._endpoint_port = endpoint_port
         self._ttl_interval = ttl_interval_seconds
         self._ttl_delay = ttl_delay_seconds
+        self._transcribe_model = transcribe_model
         self._stop = threading.Event()
         self._ttl: dict[str, TimeToLive] = {}
         self.lambdas = LambdaHost(work_dir / "lambda", self._function_code)
@@ -233,6 +236,7 @@ class SimulatedAccount:
             elif ":dynamodb:" in mapping["EventSourceArn"]:
                 StreamEventSource(mapping, self.client, self.invoke, REGION, self._stop, self._ttl.get)
         ExecutionStatusEvents(self.client, self.invoke, ACCOUNT_ID, REGION, self._stop)
+        SimulatedTranscribe(self.client, self._transcribe_model, ACCOUNT_ID, REGION, self._stop)
 
     def _create_api_key(self) -> str:
         answer = self.client("apigateway").create_api_key(name="aws-sim", enabled=True)

@@ -35,6 +35,10 @@ def add_arguments(group: argparse._ArgumentGroup) -> None:
         "--ttl-interval", type=float, default=5.0, help="seconds between the simulated DynamoDB TTL's sweeps"
     )
     group.add_argument(
+        "--transcribe-model",
+        help="faster-whisper model (a name, or a CTranslate2 folder) the simulated Amazon Transcribe transcribes with",
+    )
+    group.add_argument(
         "--ttl-delay",
         type=float,
         default=0.0,

@@ -30,6 +30,7 @@ class SimulationOptions:
     settings: dict[str, Any] | None = None
     ttl_interval_seconds: float = 5.0
     ttl_delay_seconds: float = 0.0
+    transcribe_model: str | None = None
 
 
 def stage_context(cdk_json: dict[str, Any], stage: str, settings: dict[str, Any]) -> dict[str, Any]:
@@ -59,6 +60,7 @@ def deploy(options: SimulationOptions) -> SimulatedAccount:
         endpoint_port=options.endpoint_port,
         ttl_interval_seconds=options.ttl_interval_seconds,
         ttl_delay_seconds=options.ttl_delay_seconds,
+        transcribe_model=options.transcribe_model,
     )
     try:
         account.start()
@@ -99,5 +101,6 @@ def serve_from_arguments(args: Any) -> int:
         settings=dict(args.setting),
         ttl_interval_seconds=args.ttl_interval,
         ttl_delay_seconds=args.ttl_delay,
+        transcribe_model=args.transcribe_model,
     )
     return serve(options, args.ready_file)
