@@ -59,12 +59,6 @@ class Deployment:
     endpoint_url: str
     functions: dict[str, str] = field(default_factory=dict)  # logical id -> function name
 
-    def physical_id(self, resource_type: str) -> str:
-        matches = [r["PhysicalResourceId"] for r in self.resources if r["ResourceType"] == resource_type]
-        if len(matches) != 1:
-            raise LookupError(f"the stack has {len(matches)} resources of type {resource_type}")
-        return matches[0]
-
     def summary(self) -> dict[str, Any]:
         return {
             "stack": self.stack_name,

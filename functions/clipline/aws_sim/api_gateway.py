@@ -14,11 +14,11 @@ import re
 import threading
 import uuid
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any, Callable
 from urllib.parse import unquote, urlsplit
 
-from ..local.proxy_events import ProxyRequest, proxy_response_parts, rest_proxy_event
+from ..local.proxy_events import ProxyRequest, ProxyRequestHandler, proxy_response_parts, rest_proxy_event
 from .lambda_host import InvocationResult
 
 MAX_BODY_BYTES = 10 * 1024 * 1024
@@ -97,31 +97,9 @@ class SimulatedApiGateway(ThreadingHTTPServer):
         return thread
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(ProxyRequestHandler):
     server: SimulatedApiGateway
-    protocol_version = "HTTP/1.1"
     server_version = "clipline-aws-sim"
-
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - BaseHTTPRequestHandler's name
-        pass
-
-    def do_GET(self) -> None:  # noqa: N802 - BaseHTTPRequestHandler's naming
-        self._dispatch()
-
-    def do_HEAD(self) -> None:  # noqa: N802
-        self._dispatch()
-
-    def do_POST(self) -> None:  # noqa: N802
-        self._dispatch()
-
-    def do_PUT(self) -> None:  # noqa: N802
-        self._dispatch()
-
-    def do_DELETE(self) -> None:  # noqa: N802
-        self._dispatch()
-
-    def do_PATCH(self) -> None:  # noqa: N802
-        self._dispatch()
 
     def _dispatch(self) -> None:
         request_id = str(uuid.uuid4())

@@ -18,7 +18,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Callable
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -34,7 +34,7 @@ from ..domain.rate_limits import RequestLimiter, UsagePlan
 from ..observability import logger
 from . import lambda_runtime
 from .prometheus_metrics import PrometheusMetrics
-from .proxy_events import ProxyRequest, proxy_response_parts, rest_proxy_event
+from .proxy_events import ProxyRequest, ProxyRequestHandler, proxy_response_parts, rest_proxy_event
 
 # API Gateway refuses payloads over 10 MB; ours are small JSON documents.
 MAX_BODY_BYTES = 1024 * 1024
@@ -85,32 +85,9 @@ class LocalGateway(ThreadingHTTPServer):
         return f"http://{host}:{port}"
 
 
-class _GatewayRequestHandler(BaseHTTPRequestHandler):
+class _GatewayRequestHandler(ProxyRequestHandler):
     server: LocalGateway
-    protocol_version = "HTTP/1.1"
     server_version = "clipline-local"
-
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - BaseHTTPRequestHandler's name
-        # Requests are logged as structured JSON by the handlers; the default line would be noise.
-        pass
-
-    def do_GET(self) -> None:  # noqa: N802 - BaseHTTPRequestHandler's naming
-        self._dispatch()
-
-    def do_HEAD(self) -> None:  # noqa: N802
-        self._dispatch()
-
-    def do_POST(self) -> None:  # noqa: N802
-        self._dispatch()
-
-    def do_PUT(self) -> None:  # noqa: N802
-        self._dispatch()
-
-    def do_DELETE(self) -> None:  # noqa: N802
-        self._dispatch()
-
-    def do_PATCH(self) -> None:  # noqa: N802
-        self._dispatch()
 
     def _dispatch(self) -> None:
         request_id = str(uuid.uuid4())

@@ -10,6 +10,7 @@ import base64
 import time
 from dataclasses import dataclass
 from email.message import Message
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs
 
 
@@ -90,3 +91,34 @@ def proxy_response_parts(response: dict) -> tuple[int, list[tuple[str, str]], by
         if name.lower() not in sent:
             headers.append((name, value))
     return int(response.get("statusCode", 500)), headers, payload
+
+
+class ProxyRequestHandler(BaseHTTPRequestHandler):
+    """Every method goes to ``_dispatch``, which a gateway defines; HTTP/1.1, without the default log line."""
+
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - BaseHTTPRequestHandler's name
+        # Requests are logged as structured JSON by the handlers; the default line would be noise.
+        pass
+
+    def do_GET(self) -> None:  # noqa: N802 - BaseHTTPRequestHandler's naming
+        self._dispatch()
+
+    def do_HEAD(self) -> None:  # noqa: N802
+        self._dispatch()
+
+    def do_POST(self) -> None:  # noqa: N802
+        self._dispatch()
+
+    def do_PUT(self) -> None:  # noqa: N802
+        self._dispatch()
+
+    def do_DELETE(self) -> None:  # noqa: N802
+        self._dispatch()
+
+    def do_PATCH(self) -> None:  # noqa: N802
+        self._dispatch()
+
+    def _dispatch(self) -> None:
+        raise NotImplementedError
