@@ -131,17 +131,17 @@ def test_an_idempotency_key_replay_returns_the_same_job(dev_stack, source):
 
 
 def test_an_expired_job_is_410_and_ttl_removes_its_files_through_the_stream(dev_stack, source):
-    # Given a finished job kept for 5 seconds
+    # Given a finished job kept for 10 seconds
     reply = dev_stack.client.request(
-        "POST", "/api/jobs", {"sourceUrl": source.url("long.mp4"), "start": 2, "end": 4, "retentionSeconds": 5}
+        "POST", "/api/jobs", {"sourceUrl": source.url("long.mp4"), "start": 2, "end": 4, "retentionSeconds": 10}
     )
     job = dev_stack.client.wait(reply.body["id"], timeout=60)
     assert job["status"] == "succeeded", job
     bucket, prefix = dev_stack.output("ArtifactsBucketName"), f"jobs/{job['id']}/"
     s3 = dev_stack.aws("s3")
     assert s3.list_objects_v2(Bucket=bucket, Prefix=prefix)["KeyCount"] == 1
-    # When its retention passes, Then the result is gone with 410
-    deadline = time.monotonic() + 15
+    # When its retention passes, Then the result is gone with 410 (TTL deletes it some seconds later)
+    deadline = time.monotonic() + 25
     while (expired := dev_stack.client.request("GET", f"/api/jobs/{job['id']}/result")).status != 410:
         assert time.monotonic() < deadline, expired.body
         time.sleep(0.5)
@@ -159,18 +159,24 @@ def test_an_expired_job_is_410_and_ttl_removes_its_files_through_the_stream(dev_
 
 
 def test_an_asr_worker_that_stops_heartbeating_ends_in_the_heartbeat_timeout(dev_stack, source):
-    # Given every ASR worker environment is frozen as soon as it exists, as a hung Lambda would be
+    # Given every ASR worker environment is frozen as soon as it exists, as a hung Lambda would be,
+    # warm ones first
     worker = dev_stack.function_name("TranscribeClip")
     frozen: set[int] = set()
+
+    def freeze_new_workers() -> None:
+        for pid in set(dev_stack.function_processes(worker)) - frozen:
+            os.kill(pid, signal.SIGSTOP)
+            frozen.add(pid)
+
+    freeze_new_workers()
     reply = dev_stack.client.request(
         "POST", "/api/jobs", {"sourceUrl": source.url("long.mp4"), "start": 5, "end": 8, "transcribe": True}
     )
     try:
         deadline = time.monotonic() + 8 * HEARTBEAT_SECONDS + 30
         while True:
-            for pid in set(dev_stack.function_processes(worker)) - frozen:
-                os.kill(pid, signal.SIGSTOP)
-                frozen.add(pid)
+            freeze_new_workers()
             job = dev_stack.client.request("GET", f"/api/jobs/{reply.body['id']}").body
             if job["status"] in ("succeeded", "failed"):
                 break

@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,8 @@ class Deployment:
     api_key: str
     endpoint_url: str
     functions: dict[str, str] = field(default_factory=dict)  # logical id -> function name
+    # Seconds each deploy step took: publishing the assets, creating the stack.
+    seconds: dict[str, float] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -69,6 +72,7 @@ class Deployment:
             "outputs": self.outputs,
             "functions": sorted(self.functions.values()),
             "notSimulated": self.not_simulated,
+            "seconds": self.seconds,
         }
 
 
@@ -154,9 +158,11 @@ class SimulatedAccount:
     # -- bootstrap and deploy
 
     def start(self) -> Deployment:
+        started = time.monotonic()
         self._start_endpoint()
         self._bootstrap()
         self._publish_assets()
+        published = time.monotonic()
         self.simulated = simulated_template(self._stack.template, lambda kind: kind in get_model_map())
         cloudformation = self.client("cloudformation")
         cloudformation.create_stack(
@@ -189,6 +195,7 @@ class SimulatedAccount:
                 for r in resources
                 if r["ResourceType"] == "AWS::Lambda::Function"
             },
+            seconds={"publishAssets": round(published - started, 2), "createStack": round(time.monotonic() - published, 2)},
         )
         return self.deployment
 
@@ -257,8 +264,9 @@ class SimulatedAccount:
         return gateway
 
     def stop(self) -> None:
+        """Stop what started; safe after a start that failed half-way."""
         self._stop.set()
-        if self.deployment is not None:
-            self._gateway.shutdown()
+        for server in (getattr(self, "_gateway", None), getattr(self, "_endpoint", None)):
+            if server is not None:
+                server.shutdown()
         self.lambdas.stop()
-        self._endpoint.shutdown()

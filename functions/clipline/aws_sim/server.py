@@ -7,6 +7,7 @@ import logging
 import signal
 import tempfile
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,7 +51,9 @@ def deploy(options: SimulationOptions) -> SimulatedAccount:
     if assembly is None:
         cdk_json = json.loads((options.app_dir / "cdk.json").read_text("utf-8"))
         context = stage_context(cdk_json, options.stage, {**LOOPBACK_SOURCES, **(options.settings or {})})
+        started = time.monotonic()
         assembly = synthesize(options.app_dir, work_dir / "cdk.out", context)
+        synthesis_seconds = round(time.monotonic() - started, 2)
     stack = read_stack(assembly, f"Clipline-{options.stage}")
     account = SimulatedAccount(
         stack,
@@ -63,10 +66,12 @@ def deploy(options: SimulationOptions) -> SimulatedAccount:
         transcribe_model=options.transcribe_model,
     )
     try:
-        account.start()
+        deployment = account.start()
     except BaseException:
         account.stop()
         raise
+    if options.assembly_dir is None:
+        deployment.seconds["synthesize"] = synthesis_seconds
     return account
 
 

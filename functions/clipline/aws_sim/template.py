@@ -59,7 +59,8 @@ def simulated_template(template: dict[str, Any], is_modelled: Callable[[str], bo
             else:
                 del item["DependsOn"]
         # Any other mention (an ARN joined from a stage's name, a dashboard naming an alarm) becomes a marker.
-        item["Properties"] = _without_references(item.get("Properties", {}), left_out, logical_id, report)
+        if "Properties" in item:
+            item["Properties"] = _without_references(item["Properties"], left_out, logical_id, report)
 
     outputs = result.get("Outputs", {})
     for name in [name for name, output in outputs.items() if _names_any(output, left_out)]:
