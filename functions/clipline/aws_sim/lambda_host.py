@@ -175,7 +175,10 @@ class ExecutionEnvironment:
         self._current: _Invocation | None = None
         self._lock = threading.Lock()
         self._api = _RuntimeApi(self)
-        threading.Thread(target=self._api.serve_forever, name=f"runtime-api-{code.name}", daemon=True).start()
+        # Shutting the API down waits for its loop's next look; a short interval keeps stopping many environments quick.
+        threading.Thread(
+            target=self._api.serve_forever, args=(0.05,), name=f"runtime-api-{code.name}", daemon=True
+        ).start()
         host, port = self._api.server_address[:2]
         self._log = log_path.open("ab")
         self._process = subprocess.Popen(
