@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
@@ -62,16 +63,13 @@ class SimulatedStack:
         return next(name for name in self.summary["functions"] if name.endswith(f"-{suffix}"))
 
     def inject_faults(self, **rule: Any) -> None:
-        import urllib.request
-
         request = urllib.request.Request(
             self.summary["endpointUrl"] + "/_sim/faults", data=json.dumps(rule).encode(), method="POST"
         )
         urllib.request.urlopen(request, timeout=10).read()
 
     def clear_faults(self) -> list[dict]:
-        import urllib.request
-
+        """Remove every fault rule; the rules as they were, with how often each matched."""
         request = urllib.request.Request(self.summary["endpointUrl"] + "/_sim/faults", method="DELETE")
         return json.loads(urllib.request.urlopen(request, timeout=10).read())
 
