@@ -91,8 +91,13 @@ class SimulatedStack:
 
 
 @pytest.fixture(scope="session")
-def source(media_dir: Path) -> Iterator[MediaServer]:
-    with MediaServer(media_dir) as server:
+def source(media_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[MediaServer]:
+    """The session's media, and the README tour's ``sample.mp4`` (the long one), on one server whose port is allowed."""
+    served = tmp_path_factory.mktemp("aws-media")
+    for path in media_dir.iterdir():
+        (served / path.name).symlink_to(path)
+    (served / "sample.mp4").symlink_to(media_dir / "long.mp4")
+    with MediaServer(served) as server:
         yield server
 
 

@@ -18,9 +18,12 @@ from clipline.media.ffmpeg_binary import find_ffmpeg
 from clipline.media.probe import FfmpegProber
 
 from ..conftest import SPEECH_REFERENCE, word_error_rate
+from ..doc_examples import examples_in, problems, requests_in, run_example
 from .conftest import HEARTBEAT_SECONDS, SimulatedStack
 
 pytestmark = pytest.mark.slow
+
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def _download(url: str, path: Path) -> Path:
@@ -234,3 +237,22 @@ def test_the_openai_provider_transcribes_and_burns_in_through_its_deployed_secre
     assert "quick brown fox" in srt
     burned = _download(links["burned"], tmp_path / "burned.mp4")
     assert _duration(burned) == pytest.approx(6.0, abs=0.1)
+
+
+def test_the_readme_tours_api_examples_answer_as_shown_on_the_aws_host(dev_stack, source, tmp_path):
+    # Given the README tour's examples that use the API and its links (the rest are local mode's own pages)
+    tour = [example for example in examples_in(README.read_text("utf-8")) if example.heading == "A five-minute local tour"]
+    job = dev_stack.client.create(source.url("sample.mp4"), "00:01:00", 70.5)
+    assert dev_stack.client.wait(job.body["id"], timeout=90)["status"] == "succeeded"
+    links = dev_stack.client.request("GET", f"/api/jobs/{job.body['id']}/result").body["artifacts"]
+    env = {"PATH": os.environ["PATH"], "LC_ALL": "C", "KEY": dev_stack.summary["apiKey"], "JOB_ID": job.body["id"],
+           "CLIP_URL": links[0]["url"]}  # fmt: skip
+    on_the_api = [
+        example for example in tour
+        if all("/api/" in url or url == env["CLIP_URL"] for _, url in requests_in(example.script, env))
+    ]  # fmt: skip
+    assert len(on_the_api) == 5, [example.id for example in tour]
+    # When each runs with curl against the deployed API, Then it answers as the README shows
+    for example in on_the_api:
+        outcome = run_example(example, dev_stack.summary["apiUrl"], source.url("sample.mp4"), env, tmp_path)
+        assert not problems(example, outcome), f"README line {example.line}: {problems(example, outcome)}"

@@ -110,6 +110,8 @@ def test_s3_presigned_url_lasts_until_the_expiry(clock, clip_file):
         url = store.signed_url("jobs/j1/clip.mp4", clock.now() + timedelta(minutes=30))
     query = parse_qs(urlsplit(url).query)
     assert query["X-Amz-Expires"] == ["1800"] and "X-Amz-Signature" in query
+    # And it downloads under the file's own name, as local mode's links do
+    assert query["response-content-disposition"] == ['attachment; filename="clip.mp4"']
 
 
 def test_s3_upload_failure_is_storage_unavailable(clock, clip_file):

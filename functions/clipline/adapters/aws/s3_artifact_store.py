@@ -99,8 +99,10 @@ class S3ArtifactStore:
 
     def signed_url(self, key: str, expires_at: datetime) -> str:
         seconds = int((expires_at - self._now()).total_seconds())
+        # Downloaded under its own name, as local mode's links are, not shown inline under the key's.
+        disposition = f'attachment; filename="{key.rsplit("/", 1)[-1]}"'
         return self._client.generate_presigned_url(
             "get_object",
-            Params={"Bucket": self._bucket, "Key": key},
+            Params={"Bucket": self._bucket, "Key": key, "ResponseContentDisposition": disposition},
             ExpiresIn=max(1, min(seconds, _MAX_PRESIGN_SECONDS)),
         )
