@@ -24,6 +24,14 @@ from .conftest import HEARTBEAT_SECONDS, SimulatedStack
 pytestmark = pytest.mark.slow
 
 README = Path(__file__).resolve().parents[2] / "README.md"
+# What Lambda sets in every function's environment, and the simulation's endpoint.
+LAMBDA_RESERVED_VARIABLES = {
+    "AWS_LAMBDA_RUNTIME_API", "AWS_LAMBDA_FUNCTION_NAME", "AWS_LAMBDA_FUNCTION_VERSION", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+    "AWS_LAMBDA_LOG_GROUP_NAME", "AWS_LAMBDA_LOG_STREAM_NAME", "AWS_LAMBDA_INITIALIZATION_TYPE", "AWS_REGION",
+    "AWS_DEFAULT_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_XRAY_CONTEXT_MISSING",
+    "AWS_XRAY_DAEMON_ADDRESS", "LAMBDA_TASK_ROOT", "LAMBDA_RUNTIME_DIR", "_HANDLER", "_X_AMZN_TRACE_ID", "PYTHONPATH",
+    "PATH", "LANG", "TZ", "HOME", "TMPDIR", "AWS_ENDPOINT_URL",
+}  # fmt: skip
 
 
 def _download(url: str, path: Path) -> Path:
@@ -93,6 +101,25 @@ def test_a_frame_accurate_clip_then_its_presigned_result(dev_stack, source, tmp_
     assert shown.returncode == 0, shown.stderr
     for state in ("ProbeSource", "ClipSource", "FinalizeJob"):
         assert state in shown.stdout
+
+
+def test_each_function_runs_with_its_deployed_environment_and_nothing_of_the_host(dev_stack):
+    # Given a warm environment of the API's CreateJob function (an earlier request started it)
+    name = dev_stack.function_name("CreateJob")
+    assert dev_stack.client.request("POST", "/api/jobs", {}).status == 400
+    (pid, *_) = dev_stack.function_processes(name)
+    environ = dict(
+        entry.split("=", 1) for entry in Path(f"/proc/{pid}/environ").read_text().split("\0") if "=" in entry
+    )
+    # Then it has every variable the function was deployed with, as deployed
+    deployed = dev_stack.aws("lambda").get_function_configuration(FunctionName=name)["Environment"]["Variables"]
+    assert {key: environ.get(key) for key in deployed} == deployed
+    assert environ["CLIPLINE_STATE_MACHINE_ARN"] == dev_stack.output("StateMachineArn")
+    # And Lambda's own, but nothing of the process that started the account (pytest's, its credentials)
+    assert environ["AWS_LAMBDA_FUNCTION_NAME"] == name and environ["_HANDLER"] == "clipline.handlers.create_job.lambda_handler"
+    assert not any(key.startswith("PYTEST") for key in environ)
+    assert environ["AWS_ACCESS_KEY_ID"] != os.environ["AWS_ACCESS_KEY_ID"]
+    assert environ.keys() <= {*deployed, *LAMBDA_RESERVED_VARIABLES}
 
 
 def test_a_source_that_fails_ends_the_job_failed_with_its_code(dev_stack, source):
