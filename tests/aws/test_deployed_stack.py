@@ -19,6 +19,7 @@ from clipline.media.probe import FfmpegProber
 
 from ..conftest import SPEECH_REFERENCE, word_error_rate
 from ..doc_examples import examples_in, problems, requests_in, run_example
+from ..local.conftest import Client
 from .conftest import HEARTBEAT_SECONDS, SimulatedStack
 
 pytestmark = pytest.mark.slow
@@ -146,6 +147,16 @@ def test_a_storage_failure_is_retried_by_the_state_machine(dev_stack, source):
     assert rules[0]["matched"] == 5
     # Because ClipSource failed with StorageUnavailableError and its Retry ran it again
     assert _failed_tasks(dev_stack, job["id"]) == [("ClipSource", "StorageUnavailableError")]
+
+
+def test_api_gateways_own_refusals_are_shaped_by_the_stacks_gateway_responses(dev_stack):
+    # Given requests API Gateway refuses itself: no key, a wrong key, a path the API does not have
+    for key, path, status, code in ((None, "/api/jobs/x", 403, "FORBIDDEN"), ("wrong", "/api/jobs/x", 403, "FORBIDDEN"),
+                                    (dev_stack.summary["apiKey"], "/nowhere", 404, "NOT_FOUND")):  # fmt: skip
+        reply = Client(dev_stack.summary["apiUrl"], key).request("GET", path)
+        # Then each has clipline's envelope and code, with API Gateway's request id as its correlation id
+        assert (reply.status, reply.code) == (status, code), reply.body
+        assert reply.body["error"]["correlationId"] == reply.headers["x-amzn-RequestId"]
 
 
 def test_an_idempotency_key_replay_returns_the_same_job(dev_stack, source):

@@ -27,7 +27,7 @@ from moto.moto_api._internal.models import moto_api_backend
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import make_server
 
-from .api_gateway import SimulatedApiGateway, deployed_routes
+from .api_gateway import SimulatedApiGateway, deployed_routes, gateway_responses
 from .assembly import StackArtifact
 from .event_sources import ExecutionStatusEvents, SqsEventSource, StreamEventSource, TimeToLive
 from .faults import FaultInjector
@@ -255,6 +255,8 @@ class SimulatedAccount:
             routes=deployed_routes(self.client("apigateway"), rest_api_id),
             api_keys=self.api_keys,
             invoke=self.invoke,
+            # moto keeps none of them; the deployed template's own definitions shape the gateway's answers.
+            responses=gateway_responses(self._stack.template),
             account_id=ACCOUNT_ID,
             rest_api_id=rest_api_id,
             stage=STAGE_NAME,

@@ -2,9 +2,11 @@
 
 Routes, their methods, whether they need an API key and which function they
 integrate with are read from the simulated API Gateway, as deployed. API keys are
-the account's own (``apigateway get-api-keys``). Answers that API Gateway makes
-itself use its default bodies: the stack's gateway responses, usage plans and
-WAF are not simulated (the account lists them).
+the account's own (``apigateway get-api-keys``). moto does not model gateway
+responses, so the answers API Gateway makes itself (an unknown route, a missing
+key, a failed integration) are shaped by the template's own
+``AWS::ApiGateway::GatewayResponse`` definitions, as API Gateway would shape them.
+Usage plans and WAF are not simulated (the account lists them).
 """
 
 from __future__ import annotations
@@ -22,6 +24,12 @@ from ..local.proxy_events import ProxyRequest, ProxyRequestHandler, proxy_respon
 from .lambda_host import InvocationResult
 
 MAX_BODY_BYTES = 10 * 1024 * 1024
+# The x-amzn-ErrorType API Gateway sends with each of its own answers.
+_ERROR_TYPES = {
+    "MISSING_AUTHENTICATION_TOKEN": "MissingAuthenticationTokenException",
+    "INVALID_API_KEY": "ForbiddenException",
+    "REQUEST_TOO_LARGE": "RequestEntityTooLargeException",
+}
 _INTEGRATION_FUNCTION = re.compile(r"/functions/(arn:[^/]+)/invocations$")
 
 
@@ -32,6 +40,36 @@ class Route:
     pattern: re.Pattern[str]
     function_arn: str
     api_key_required: bool
+
+
+@dataclass(frozen=True)
+class GatewayResponse:
+    """One of the API's gateway responses: its status (None keeps the type's own) and JSON body template."""
+
+    status: int | None
+    template: str | None
+
+    def render(self, message: str, request_id: str, response_type: str) -> bytes | None:
+        if self.template is None:
+            return None
+        # The few $context variables these templates use; messageString is already a quoted JSON string.
+        body = self.template.replace("$context.error.messageString", json.dumps(message))
+        body = body.replace("$context.error.message", message).replace("$context.error.responseType", response_type)
+        return body.replace("$context.requestId", request_id).encode()
+
+
+def gateway_responses(template: dict[str, Any]) -> dict[str, GatewayResponse]:
+    """The template's gateway responses by response type."""
+    found = {}
+    for resource in template.get("Resources", {}).values():
+        if resource.get("Type") != "AWS::ApiGateway::GatewayResponse":
+            continue
+        properties = resource.get("Properties", {})
+        status = properties.get("StatusCode")
+        found[properties["ResponseType"]] = GatewayResponse(
+            int(status) if status else None, (properties.get("ResponseTemplates") or {}).get("application/json")
+        )
+    return found
 
 
 def _pattern(resource: str) -> re.Pattern[str]:
@@ -74,6 +112,7 @@ class SimulatedApiGateway(ThreadingHTTPServer):
         routes: list[Route],
         api_keys: Callable[[], dict[str, str]],
         invoke: Callable[[str, bytes], InvocationResult],
+        responses: dict[str, GatewayResponse],
         account_id: str,
         rest_api_id: str,
         stage: str,
@@ -82,6 +121,7 @@ class SimulatedApiGateway(ThreadingHTTPServer):
         self.routes = routes
         self.api_keys = api_keys
         self.invoke = invoke
+        self.responses = responses
         self.account_id = account_id
         self.rest_api_id = rest_api_id
         self.stage = stage
@@ -106,18 +146,18 @@ class _Handler(ProxyRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         if length > MAX_BODY_BYTES:
             self.close_connection = True
-            return self._answer(413, {"message": "Request Too Long"}, request_id)
+            return self._refuse("REQUEST_TOO_LARGE", 413, "Request Too Long", request_id)
         body = self.rfile.read(length) if length else b""
         url = urlsplit(self.path)
         path = unquote(url.path)
         route, parameters = self._match(path)
         if route is None:
             # What API Gateway answers for a path or method the API does not have.
-            return self._answer(403, {"message": "Missing Authentication Token"}, request_id)
+            return self._refuse("MISSING_AUTHENTICATION_TOKEN", 403, "Missing Authentication Token", request_id)
         api_key = self.headers.get("x-api-key")
         keys = self.server.api_keys()
         if route.api_key_required and api_key not in keys:
-            return self._answer(403, {"message": "Forbidden"}, request_id)
+            return self._refuse("INVALID_API_KEY", 403, "Forbidden", request_id)
         request = ProxyRequest(
             method=self.command,
             resource=route.resource,
@@ -140,11 +180,11 @@ class _Handler(ProxyRequestHandler):
         )
         result = self.server.invoke(route.function_arn, json.dumps(event).encode())
         if result.failed:
-            return self._answer(502, {"message": "Internal server error"}, request_id)
+            return self._refuse("INTEGRATION_FAILURE", 502, "Internal server error", request_id)
         try:
             status, headers, payload = proxy_response_parts(json.loads(result.payload))
         except (ValueError, TypeError, AttributeError):
-            return self._answer(502, {"message": "Internal server error"}, request_id)
+            return self._refuse("INTEGRATION_FAILURE", 502, "Internal server error", request_id)
         self.send_response(status)
         for name, value in headers:
             self.send_header(name, value)
@@ -161,12 +201,20 @@ class _Handler(ProxyRequestHandler):
                 return route, match.groupdict()
         return None, {}
 
-    def _answer(self, status: int, body: dict, request_id: str) -> None:
-        payload = json.dumps(body).encode()
+    def _refuse(self, response_type: str, status: int, message: str, request_id: str) -> None:
+        """API Gateway's own answer of ``response_type``, through the API's gateway response for it if any.
+
+        Like API Gateway, a type the API does not customise falls back to its DEFAULT_4XX or DEFAULT_5XX.
+        """
+        family = "DEFAULT_4XX" if status < 500 else "DEFAULT_5XX"
+        response = self.server.responses.get(response_type) or self.server.responses.get(family)
+        body = response.render(message, request_id, response_type) if response else None
+        status = (response.status if response else None) or status
+        payload = body if body is not None else json.dumps({"message": message}).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("x-amzn-RequestId", request_id)
-        self.send_header("x-amzn-ErrorType", "ForbiddenException" if status == 403 else "InternalServerErrorException")
+        self.send_header("x-amzn-ErrorType", _ERROR_TYPES.get(response_type, "InternalServerErrorException"))
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
         if self.command != "HEAD":
