@@ -33,6 +33,7 @@ BENCHMARKS = {
     "asr": "ASR",
     "load": "load",
     "sweep": "cleanup sweep",
+    "aws_host": "AWS host (simulated)",
 }
 DOC = REPO_ROOT / "docs" / "performance.md"
 RESULTS_MARKERS = ("<!-- bench:results:begin -->", "<!-- bench:results:end -->")
