@@ -117,8 +117,9 @@ class SqsEventSource:
             "receiptHandle": message["ReceiptHandle"],
             "body": message["Body"],
             "attributes": message.get("Attributes", {}),
+            # Lambda's records spell the attribute fields in camel case (stringValue, dataType).
             "messageAttributes": {
-                name: {**{key[0].lower() + key[1:]: value for key, value in attribute.items()}}
+                name: {key[0].lower() + key[1:]: value for key, value in attribute.items()}
                 for name, attribute in (message.get("MessageAttributes") or {}).items()
             },
             "md5OfBody": message["MD5OfBody"],

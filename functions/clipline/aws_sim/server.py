@@ -17,6 +17,8 @@ from .assembly import read_stack, synthesize
 
 # Runtime settings a stage gets in the simulation unless told otherwise: its sources are on this machine.
 LOOPBACK_SOURCES = {"allow_private_sources": True}
+# How the CDK app names a stage's stack (infra.app.stack_name; the runtime package never imports infra).
+STACK_NAME = "Clipline-{stage}"
 
 
 @dataclass(frozen=True)
@@ -54,7 +56,7 @@ def deploy(options: SimulationOptions) -> SimulatedAccount:
         started = time.monotonic()
         assembly = synthesize(options.app_dir, work_dir / "cdk.out", context)
         synthesis_seconds = round(time.monotonic() - started, 2)
-    stack = read_stack(assembly, f"Clipline-{options.stage}")
+    stack = read_stack(assembly, STACK_NAME.format(stage=options.stage))
     account = SimulatedAccount(
         stack,
         work_dir,
