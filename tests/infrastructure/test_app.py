@@ -83,3 +83,11 @@ def test_a_changed_request_model_makes_a_new_deployment(monkeypatch: pytest.Monk
     # And the same model keeps the same deployment (no redeploy on every synth)
     monkeypatch.undo()
     assert _deployment_id(_api_template()) == _deployment_id(before)
+
+
+def test_the_simulated_account_names_each_stage_stack_as_the_app_does() -> None:
+    from clipline.aws_sim.server import STACK_NAME
+    from infra.app import stack_name
+
+    for stage in CDK_CONTEXT["stages"]:
+        assert STACK_NAME.format(stage=stage) == stack_name(stage)
