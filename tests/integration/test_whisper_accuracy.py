@@ -89,14 +89,29 @@ def test_model_version_names_the_weights(transcriber, model):
     assert transcriber.model_version() == f"whisper-ct2/sha256-{digest[:16]}/int8"
 
 
-def test_timeout_is_enforced_between_segments(detected, model):
-    # Given the model already loaded (by the shared transcription) and a limit that covers
-    # decoding the file (about 10 ms, with room for a busy machine) but not recognising its
-    # first segment (about a second: the whole fixture is one window)
-    hurried = WhisperTranscriber(model, cpu_threads=0, timeout_seconds=0.5)
-    # When it transcribes, Then it stops with TIMEOUT after a segment instead of finishing
+class SegmentClock:
+    """Time that passes only when a segment is reported, one second a segment: where the limit falls
+    does not depend on how busy the machine is."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+
+    def __call__(self) -> float:
+        return self.seconds
+
+    def segment_reported(self, progress: float) -> None:
+        self.seconds += 1.0
+
+
+def test_timeout_is_enforced_between_segments(model):
+    # Given a 0.5 s limit, and a clock on which loading and decoding take no time but each
+    # recognised segment takes a second
+    clock = SegmentClock()
+    hurried = WhisperTranscriber(model, cpu_threads=0, timeout_seconds=0.5, now=clock)
+    # When it transcribes, Then it stops with TIMEOUT after the first segment instead of finishing
     with pytest.raises(TranscriptionTimeoutError, match=r"within 0.5 s \(reached"):
-        hurried.transcribe(SPEECH_WAV, "en", lambda _: None)
+        hurried.transcribe(SPEECH_WAV, "en", clock.segment_reported)
+    assert clock.seconds == 1.0
 
 
 def test_audio_that_cannot_be_decoded_is_rejected(transcriber, tmp_path):

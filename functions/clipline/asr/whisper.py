@@ -10,7 +10,7 @@ import hashlib
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from ..domain.errors import (
     ClipLineError,
@@ -96,6 +96,7 @@ class WhisperTranscriber:
     ``model`` is a faster-whisper model name (downloaded on first use) or the
     path of a CTranslate2 model folder. The model loads on the first call and is
     then shared by every transcriber in the process with the same model and threads.
+    ``now`` is the clock ``timeout_seconds`` is measured on.
 
     Raises (from ``transcribe``):
         TranscriptionUpstreamError: the model cannot be found or loaded, or inference failed.
@@ -106,10 +107,13 @@ class WhisperTranscriber:
 
     provider = "whisper"
 
-    def __init__(self, model: str, cpu_threads: int, timeout_seconds: float) -> None:
+    def __init__(
+        self, model: str, cpu_threads: int, timeout_seconds: float, now: Callable[[], float] = time.monotonic
+    ) -> None:
         self._model_ref = model
         self._cpu_threads = cpu_threads
         self._timeout_seconds = timeout_seconds
+        self._now = now
         self.model = Path(model).name if _is_path(model) else model
 
     def model_version(self) -> str:
@@ -133,12 +137,12 @@ class WhisperTranscriber:
         return f"faster-whisper/{self._model_ref}@{library_version}/{COMPUTE_TYPE}"
 
     def transcribe(self, audio: Path, language: str | None, on_progress: ProgressCallback) -> Transcript:
-        deadline = time.monotonic() + self._timeout_seconds
+        deadline = self._now() + self._timeout_seconds
         model = _load_model(self._model_ref, self._cpu_threads)
         if language is not None and language not in model.supported_languages:
             raise TranscriptionRejectedError(f"whisper model {self.model} does not support language {language!r}")
         samples = self._decode(audio, model.feature_extractor.sampling_rate)
-        if time.monotonic() > deadline:
+        if self._now() > deadline:
             # A first load (or download) can use up the whole limit on its own.
             raise TranscriptionTimeoutError(f"whisper did not start within {self._timeout_seconds:g} s (model loading)")
         try:
@@ -156,7 +160,7 @@ class WhisperTranscriber:
                 found.append(_segment(segment))
                 if info.duration > 0:
                     on_progress(min(1.0, float(segment.end) / float(info.duration)))
-                if time.monotonic() > deadline:
+                if self._now() > deadline:
                     raise TranscriptionTimeoutError(
                         f"whisper did not finish within {self._timeout_seconds:g} s "
                         f"(reached {segment.end:.1f} s of {info.duration:.1f} s)"
