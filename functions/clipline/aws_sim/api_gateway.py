@@ -20,7 +20,7 @@ from http.server import ThreadingHTTPServer
 from typing import Any, Callable
 from urllib.parse import unquote, urlsplit
 
-from ..local.proxy_events import ProxyRequest, ProxyRequestHandler, proxy_response_parts, rest_proxy_event
+from ..local.proxy_events import ProxyRequestHandler, proxy_response_parts, rest_proxy_event
 from .lambda_host import InvocationResult
 
 MAX_BODY_BYTES = 10 * 1024 * 1024
@@ -158,20 +158,8 @@ class _Handler(ProxyRequestHandler):
         keys = self.server.api_keys()
         if route.api_key_required and api_key not in keys:
             return self._refuse("INVALID_API_KEY", 403, "Forbidden", request_id)
-        request = ProxyRequest(
-            method=self.command,
-            resource=route.resource,
-            path=path,
-            path_parameters=parameters,
-            query=url.query,
-            headers=self.headers,
-            body=body,
-            source_ip=self.client_address[0],
-            protocol=self.request_version,
-            request_id=request_id,
-        )
         event = rest_proxy_event(
-            request,
+            self.proxy_request(route.resource, path, parameters, url.query, body, request_id),
             stage=self.server.stage,
             account_id=self.server.account_id,
             api_id=self.server.rest_api_id,

@@ -34,7 +34,7 @@ from ..domain.rate_limits import RequestLimiter, UsagePlan
 from ..observability import logger
 from . import lambda_runtime
 from .prometheus_metrics import PrometheusMetrics
-from .proxy_events import ProxyRequest, ProxyRequestHandler, proxy_response_parts, rest_proxy_event
+from .proxy_events import ProxyRequestHandler, proxy_response_parts, rest_proxy_event
 
 # API Gateway refuses payloads over 10 MB; ours are small JSON documents.
 MAX_BODY_BYTES = 1024 * 1024
@@ -180,20 +180,8 @@ class _GatewayRequestHandler(ProxyRequestHandler):
         except errors.TooManyRequestsError:
             dependencies.telemetry.count("RateLimitRefusals")
             raise
-        request = ProxyRequest(
-            method=self.command,
-            resource=route.resource,
-            path=path,
-            path_parameters=path_parameters,
-            query=query,
-            headers=self.headers,
-            body=body,
-            source_ip=self.client_address[0],
-            protocol=self.request_version,
-            request_id=request_id,
-        )
         event = rest_proxy_event(
-            request,
+            self.proxy_request(route.resource, path, path_parameters, query, body, request_id),
             stage="local",
             account_id=lambda_runtime.LOCAL_ACCOUNT,
             api_id="local",

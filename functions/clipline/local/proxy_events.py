@@ -122,3 +122,20 @@ class ProxyRequestHandler(BaseHTTPRequestHandler):
 
     def _dispatch(self) -> None:
         raise NotImplementedError
+
+    def proxy_request(
+        self, resource: str, path: str, path_parameters: dict[str, str], query: str, body: bytes, request_id: str
+    ) -> ProxyRequest:
+        """This request, matched to ``resource``, as a proxy integration sees it."""
+        return ProxyRequest(
+            method=self.command,
+            resource=resource,
+            path=path,
+            path_parameters=path_parameters,
+            query=query,
+            headers=self.headers,
+            body=body,
+            source_ip=self.client_address[0],
+            protocol=self.request_version,
+            request_id=request_id,
+        )
