@@ -33,7 +33,7 @@ from .event_sources import ExecutionStatusEvents, SqsEventSource, StreamEventSou
 from .faults import FaultInjector
 from .lambda_host import FunctionCode, InvocationResult, LambdaHost
 from .moto_gaps import close_gaps, detach_moto_pollers
-from .template import SimulatedTemplate, simulated_template
+from .template import simulated_template
 from .transcribe_service import SimulatedTranscribe
 
 ACCOUNT_ID = "123456789012"
@@ -53,7 +53,6 @@ class Deployment:
 
     stack_name: str
     outputs: dict[str, str]
-    resources: list[dict]
     not_simulated: list[str]
     api_url: str
     api_key: str
@@ -101,7 +100,6 @@ class SimulatedAccount:
         self._ttl: dict[str, TimeToLive] = {}
         self.lambdas = LambdaHost(work_dir / "lambda", self._function_code)
         self.deployment: Deployment | None = None
-        self.simulated: SimulatedTemplate | None = None
 
     # -- the endpoint every AWS call goes to
 
@@ -163,11 +161,11 @@ class SimulatedAccount:
         self._bootstrap()
         self._publish_assets()
         published = time.monotonic()
-        self.simulated = simulated_template(self._stack.template, lambda kind: kind in get_model_map())
+        simulated = simulated_template(self._stack.template, lambda kind: kind in get_model_map())
         cloudformation = self.client("cloudformation")
         cloudformation.create_stack(
             StackName=self._stack.name,
-            TemplateBody=json.dumps(self.simulated.template),
+            TemplateBody=json.dumps(simulated.template),
             Capabilities=["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"],
         )
         stack = cloudformation.describe_stacks(StackName=self._stack.name)["Stacks"][0]
@@ -185,8 +183,7 @@ class SimulatedAccount:
         self.deployment = Deployment(
             stack_name=self._stack.name,
             outputs={item["OutputKey"]: item["OutputValue"] for item in stack.get("Outputs", [])},
-            resources=resources,
-            not_simulated=self.simulated.report(),
+            not_simulated=simulated.report(),
             api_url=gateway.base_url,
             api_key=api_key,
             endpoint_url=self.endpoint_url,

@@ -82,9 +82,8 @@ class SqsEventSource:
         account, name = arn.split(":")[4], arn.split(":")[5]
         self._queue_url = clients("sqs").get_queue_url(QueueName=name, QueueOwnerAWSAccountId=account)["QueueUrl"]
         concurrency = (mapping.get("ScalingConfig") or {}).get("MaximumConcurrency") or 5
-        self.loops = [
-            _Loop(f"sqs-poller-{name}-{index}", self._poller(clients("sqs")), stop) for index in range(concurrency)
-        ]
+        for index in range(concurrency):
+            _Loop(f"sqs-poller-{name}-{index}", self._poller(clients("sqs")), stop)
 
     def _poller(self, sqs: Any) -> Callable[[], bool]:
         def step() -> bool:
@@ -141,14 +140,15 @@ class TimeToLive:
         self._dynamodb = clients("dynamodb")
         self._interval = interval
         self._last = 0.0
+        self._key_names = [key["AttributeName"] for key in self._dynamodb.describe_table(TableName=table)["Table"]["KeySchema"]]
         # Keys TTL removed, so their stream records can say who removed them.
-        self.removed: set[str] = set()
+        self._removed: set[str] = set()
         self._lock = threading.Lock()
-        self.loop = _Loop(f"ttl-{table}", self._step, stop)
+        _Loop(f"ttl-{table}", self._step, stop)
 
     def removed_by_ttl(self, keys: dict) -> bool:
         with self._lock:
-            return json.dumps(keys, sort_keys=True) in self.removed
+            return json.dumps(keys, sort_keys=True) in self._removed
 
     def _step(self) -> bool:
         if time.monotonic() - self._last < self._interval:
@@ -161,12 +161,11 @@ class TimeToLive:
             ExpressionAttributeNames={"#ttl": self._attribute},
             ExpressionAttributeValues={":now": {"N": now}},
         )
-        key_names = [key["AttributeName"] for key in self._dynamodb.describe_table(TableName=self._table)["Table"]["KeySchema"]]
         for page in pages:
             for item in page.get("Items", []):
-                keys = {name: item[name] for name in key_names}
+                keys = {name: item[name] for name in self._key_names}
                 with self._lock:
-                    self.removed.add(json.dumps(keys, sort_keys=True))
+                    self._removed.add(json.dumps(keys, sort_keys=True))
                 try:
                     self._dynamodb.delete_item(
                         TableName=self._table,
@@ -205,7 +204,7 @@ class StreamEventSource:
         self._last_read: dict[str, str] = {}
         self._pending: list[dict] = []
         self._attempts = 0
-        self.loop = _Loop(f"stream-poller-{self._table}", self._step, stop)
+        _Loop(f"stream-poller-{self._table}", self._step, stop)
 
     def _step(self) -> bool:
         if not self._pending:
@@ -312,7 +311,7 @@ class ExecutionStatusEvents:
         self._account_id = account_id
         self._region = region
         self._seen: set[str] = set()
-        self.loop = _Loop("execution-status-events", self._step, stop)
+        _Loop("execution-status-events", self._step, stop)
 
     def _step(self) -> bool:
         machines = [m["stateMachineArn"] for m in self._sfn.list_state_machines()["stateMachines"]]
