@@ -486,7 +486,7 @@ def test_interrupting_again_changes_and_counts_nothing(services, clock):
 
 def test_interrupting_reaches_jobs_beyond_one_batch(services, monkeypatch):
     # Given more unfinished jobs than one listing returns, running and queued
-    monkeypatch.setattr(use_cases, "INTERRUPT_BATCH", 2)
+    monkeypatch.setattr(use_cases.recovery, "INTERRUPT_BATCH", 2)
     running = [submit(services, end=61 + i) for i in range(5)]
     for job in running:
         enter_stage(services, job.id, Stage.PROBE)

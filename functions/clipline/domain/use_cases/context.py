@@ -1,0 +1,83 @@
+"""What every use case works with: the ports (Services), the service's limits, and where artifacts are kept."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+from ..ports import (
+    ArtifactStore,
+    AsrJobRepository,
+    AudioExtractor,
+    Clock,
+    JobRepository,
+    MediaClipper,
+    MediaProber,
+    SourceGuard,
+    SubtitleBurner,
+    TaskCallback,
+    Telemetry,
+    Transcriber,
+    WorkflowStarter,
+)
+
+CLIP_ARTIFACT = "clip"
+BURNED_CLIP_ARTIFACT = "burned"
+# The user's own subtitles, stored with the job when it is created.
+SUBTITLES_FILE = "subtitles.srt"
+# Inline subtitles travel in the request body; an hour of dense subtitles is about 100 KB.
+MAX_SUBTITLES_BYTES = 256 * 1024
+# Transcript artifacts by name, with their file name and content type.
+TRANSCRIPT_ARTIFACTS = {
+    "srt": ("transcript.srt", "application/x-subrip"),
+    "vtt": ("transcript.vtt", "text/vtt"),
+    "txt": ("transcript.txt", "text/plain; charset=utf-8"),
+    "json": ("transcript.json", "application/json"),
+}
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_clip_seconds: float
+    retention: timedelta
+    signed_url_ttl: timedelta
+    # How often a busy ASR worker reports that it is alive: well inside the Transcribe state's HeartbeatSeconds.
+    heartbeat_interval_seconds: float = 20.0
+
+
+@dataclass(frozen=True)
+class Services:
+    """Everything the use cases touch, built once by clipline.composition."""
+
+    jobs: JobRepository
+    artifacts: ArtifactStore
+    workflow: WorkflowStarter
+    source_guard: SourceGuard
+    prober: MediaProber
+    clipper: MediaClipper
+    telemetry: Telemetry
+    clock: Clock
+    limits: Limits
+    work_dir: Path | None = None
+    # Transcription; only the ASR worker uses these.
+    asr_jobs: AsrJobRepository | None = None
+    transcriber: Transcriber | None = None
+    audio_extractor: AudioExtractor | None = None
+    task_callback: TaskCallback | None = None
+    # Burn-in; only the BurnIn step uses it.
+    subtitle_burner: SubtitleBurner | None = None
+
+
+
+def content_type_of(path: Path) -> str:
+    """The media type of a clip file: ``clip.m4a`` for audio-only sources, else MP4 video."""
+    return "audio/mp4" if path.suffix == ".m4a" else "video/mp4"
+
+
+def artifact_key(job_id: str, file_name: str) -> str:
+    return f"{artifact_prefix(job_id)}{file_name}"
+
+
+def artifact_prefix(job_id: str) -> str:
+    return f"jobs/{job_id}/"
