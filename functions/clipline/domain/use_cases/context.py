@@ -26,8 +26,6 @@ CLIP_ARTIFACT = "clip"
 BURNED_CLIP_ARTIFACT = "burned"
 # The user's own subtitles, stored with the job when it is created.
 SUBTITLES_FILE = "subtitles.srt"
-# Inline subtitles travel in the request body; an hour of dense subtitles is about 100 KB.
-MAX_SUBTITLES_BYTES = 256 * 1024
 # Transcript artifacts by name, with their file name and content type.
 TRANSCRIPT_ARTIFACTS = {
     "srt": ("transcript.srt", "application/x-subrip"),
@@ -67,7 +65,6 @@ class Services:
     task_callback: TaskCallback | None = None
     # Burn-in; only the BurnIn step uses it.
     subtitle_burner: SubtitleBurner | None = None
-
 
 
 def content_type_of(path: Path) -> str:
