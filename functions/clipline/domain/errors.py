@@ -54,6 +54,24 @@ class SourceNotAllowedError(ClipLineError):
     code = "SOURCE_NOT_ALLOWED"
 
 
+class InvalidWebhookUrlError(ClipLineError):
+    """The webhook URL is not an https URL (http too, where private sources are allowed), or not a URL at all."""
+
+    code = "INVALID_WEBHOOK_URL"
+
+
+class WebhookUrlNotAllowedError(ClipLineError):
+    """The webhook URL's host is one the egress policy refuses: not on the allowlist, a port outside it, not public."""
+
+    code = "WEBHOOK_URL_NOT_ALLOWED"
+
+
+class NoWebhookError(ClipLineError):
+    """A webhook action on a job created without a webhookUrl."""
+
+    code = "NO_WEBHOOK"
+
+
 class InvalidSubtitlesError(ClipLineError):
     """The user's own subtitles are not valid SubRip, or exceed the size limit."""
 

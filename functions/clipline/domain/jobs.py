@@ -6,10 +6,11 @@ import uuid
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt
-from pydantic.alias_generators import to_camel
+from pydantic import ConfigDict, Field, StrictFloat, StrictInt
 
-from .errors import JobFinishedError
+from .errors import JobFinishedError, JobNotReadyError
+from .models import DomainModel
+from .webhooks import Webhook
 
 # How many events a status response shows; older ones stay in the execution history.
 RECENT_EVENTS = 20
@@ -70,11 +71,6 @@ def overall_progress(stage: Stage, stage_fraction: float, request: "ClipRequest"
     return int(start + (end - start) * min(max(stage_fraction, 0.0), 1.0))
 
 
-class _Model(BaseModel):
-    # camelCase aliases are the API's wire names; stored documents use the field names.
-    model_config = ConfigDict(frozen=True, populate_by_name=True, alias_generator=to_camel)
-
-
 # The pipeline.asl.json state that runs each stage: job events and the execution
 # history name steps alike, so a user can read one beside the other.
 STAGE_STATES = {
@@ -86,7 +82,7 @@ STAGE_STATES = {
 }
 
 
-class JobEvent(_Model):
+class JobEvent(DomainModel):
     at: datetime
     type: str = Field(description="stageEntered, stageExited, jobSucceeded or jobFailed")
     stage: Stage
@@ -97,12 +93,12 @@ class JobEvent(_Model):
     code: str | None = None
 
 
-class JobError(_Model):
+class JobError(DomainModel):
     code: str
     message: str
 
 
-class SourceInfo(_Model):
+class SourceInfo(DomainModel):
     duration_seconds: float
     has_video: bool
     has_audio: bool
@@ -117,7 +113,7 @@ class SourceInfo(_Model):
         return 1.0 / self.frame_rate if self.frame_rate else None
 
 
-class ClipInfo(_Model):
+class ClipInfo(DomainModel):
     duration_seconds: float
     size_bytes: int
     method: str = Field(description="copy (stream copy), smart (re-encoded head + copied rest) or reencode (H.264/AAC)")
@@ -144,11 +140,11 @@ STYLE_REFERENCE_HEIGHT = 1080
 _COLOUR = r"^#[0-9A-Fa-f]{6}$"
 
 
-class SubtitleStyle(_Model):
+class SubtitleStyle(DomainModel):
     """How burned-in subtitles look."""
 
     # A misspelt option must be refused, not silently ignored.
-    model_config = ConfigDict(frozen=True, populate_by_name=True, alias_generator=to_camel, extra="forbid")
+    model_config = ConfigDict(extra="forbid")
 
     # Strict, as the API's request fields are: a style arrives in job requests.
     font_size: StrictInt = Field(54, ge=12, le=200, description="Text height in pixels of a 1080-line frame")
@@ -159,7 +155,7 @@ class SubtitleStyle(_Model):
     position: SubtitlePosition = SubtitlePosition.BOTTOM
 
 
-class ClipRequest(_Model):
+class ClipRequest(DomainModel):
     source_url: str
     start_seconds: float
     end_seconds: float
@@ -177,7 +173,7 @@ class ClipRequest(_Model):
         return round(self.end_seconds - self.start_seconds, 6)
 
 
-class TranscriptInfo(_Model):
+class TranscriptInfo(DomainModel):
     """What the job's transcription produced; the transcript itself is an artifact."""
 
     asr_job_id: str
@@ -190,7 +186,7 @@ class TranscriptInfo(_Model):
     words: int
 
 
-class Job(_Model):
+class Job(DomainModel):
     id: str
     status: JobStatus
     stage: Stage
@@ -208,6 +204,7 @@ class Job(_Model):
     artifacts: dict[str, str] = Field(default_factory=dict, description="artifact name -> storage key")
     error: JobError | None = None
     events: tuple[JobEvent, ...] = ()
+    webhook: Webhook | None = Field(None, description="Where the job's end is announced, and how that went")
 
     @property
     def recent_events(self) -> tuple[JobEvent, ...]:
@@ -248,7 +245,14 @@ def new_job_id() -> str:
     return uuid.uuid4().hex
 
 
-def new_job(request: ClipRequest, owner: str, correlation_id: str, now: datetime, retention: timedelta) -> Job:
+def new_job(
+    request: ClipRequest,
+    owner: str,
+    correlation_id: str,
+    now: datetime,
+    retention: timedelta,
+    webhook_url: str | None = None,
+) -> Job:
     return Job(
         id=new_job_id(),
         status=JobStatus.QUEUED,
@@ -260,10 +264,11 @@ def new_job(request: ClipRequest, owner: str, correlation_id: str, now: datetime
         expires_at=now + retention,
         owner=owner,
         correlation_id=correlation_id,
+        webhook=Webhook(url=webhook_url) if webhook_url else None,
     )
 
 
-class JobChange(_Model):
+class JobChange(DomainModel):
     """One change to a job, applied atomically by a JobRepository.
 
     Fields left as None are not changed. ``event`` is appended to the job's events.
@@ -279,6 +284,8 @@ class JobChange(_Model):
     artifacts: dict[str, str] | None = None
     error: JobError | None = None
     event: JobEvent | None = None
+    # Set by the change that ends a job: its webhook's message, due now.
+    webhook: Webhook | None = None
 
 
 _ALLOWED_TRANSITIONS = {
@@ -303,10 +310,24 @@ def apply_change(job: Job, change: JobChange, now: datetime) -> Job:
         for name, value in change.model_dump(exclude={"event"}, exclude_none=True).items()
     }
     # model_dump turned nested models into dicts; take the originals back.
-    for name in ("source", "clip", "transcript", "error"):
+    for name in ("source", "clip", "transcript", "error", "webhook"):
         if getattr(change, name) is not None:
             updates[name] = getattr(change, name)
     updates["updated_at"] = now
     if change.event is not None:
         updates["events"] = (*job.events, change.event)
     return job.model_copy(update=updates)
+
+
+def with_webhook(job: Job, webhook: Webhook) -> Job:
+    """A finished job with its webhook record replaced: the one part of a finished job that changes.
+
+    ``updated_at`` stays as it is, so the job, and the event body made from it, read
+    the same on every attempt.
+
+    Raises:
+        JobNotReadyError: the job is still running (its webhook waits for its end).
+    """
+    if not job.status.is_terminal:
+        raise JobNotReadyError(f"job {job.id} is {job.status.value}; its webhook is sent when it ends")
+    return job.model_copy(update={"webhook": webhook})

@@ -12,9 +12,18 @@ from pathlib import Path
 from typing import Callable, Collection, Protocol, Sequence
 
 from .asr_jobs import AsrJob
-from .jobs import ClipInfo, ClipRequest, Job, JobChange, JobError, SourceInfo, SubtitleStyle
+from .jobs import (
+    ClipInfo,
+    ClipRequest,
+    Job,
+    JobChange,
+    JobError,
+    SourceInfo,
+    SubtitleStyle,
+)
 from .subtitles import Cue
 from .transcripts import Transcript
+from .webhooks import Webhook
 
 
 @dataclass(frozen=True)
@@ -72,6 +81,15 @@ class JobRepository(Protocol):
 
         Raises:
             StorageUnavailableError: the store could not be reached.
+        """
+        ...
+
+    def record_webhook(self, job_id: str, webhook: Webhook) -> Job:
+        """Replace a finished job's webhook record (the one part of a finished job that changes).
+
+        Raises:
+            JobNotFoundError: no such job.
+            JobNotReadyError: the job has not ended.
         """
         ...
 
@@ -350,6 +368,57 @@ class Telemetry(Protocol):
 
         Raises:
             ValueError: ``name`` is not a histogram of the catalog, or its dimensions differ.
+        """
+        ...
+
+
+@dataclass(frozen=True)
+class WebhookResponse:
+    """How one webhook attempt ended: the receiver's status, or why no answer came (``status`` None)."""
+
+    status: int | None
+    error: str | None = None
+
+
+class WebhookSender(Protocol):
+    """POSTs webhook messages under the egress policy."""
+
+    def post(self, url: str, headers: dict[str, str], body: bytes) -> WebhookResponse:
+        """Send ``body`` to ``url`` once and say how the receiver answered.
+
+        The host is resolved once and checked as sources are, and the connection goes
+        to the address that was checked; a redirect is an answer, never followed. The
+        whole exchange ends by the sender's timeout, and the answer's body is read only
+        to a small cap. The receiver's faults, and a refused address, are answers with
+        an ``error``, never exceptions.
+        """
+        ...
+
+
+class WebhookSecrets(Protocol):
+    """One signing secret (``whsec_...``) per API key id."""
+
+    def secret_for(self, owner: str) -> str:
+        """The key's secret, made on first use.
+
+        Raises:
+            ServiceUnavailableError: the secret store could not be reached.
+        """
+        ...
+
+    def rotate(self, owner: str) -> str:
+        """Replace the key's secret with a new one, and return it. Raises ServiceUnavailableError."""
+        ...
+
+
+class WebhookQueue(Protocol):
+    """Where a job's due webhook message is announced, to be delivered soon after."""
+
+    def announce(self, job_id: str, message_id: str, round: int) -> None:
+        """Say that ``message_id`` of ``job_id`` is due now, in its ``round`` (0, then one more per redelivery).
+
+        Raises:
+            ServiceUnavailableError: the queue could not be reached.
         """
         ...
 

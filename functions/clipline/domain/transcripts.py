@@ -6,29 +6,26 @@ they are already relative to the clip.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
-from pydantic.alias_generators import to_camel
+from pydantic import Field
+
+from .models import DomainModel
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, populate_by_name=True, alias_generator=to_camel)
-
-
-class Word(_Model):
+class Word(DomainModel):
     start: float = Field(ge=0)
     end: float = Field(ge=0)
     text: str = Field(description="The word as the provider wrote it, with its punctuation, without surrounding spaces")
     probability: float | None = Field(None, ge=0, le=1)
 
 
-class Segment(_Model):
+class Segment(DomainModel):
     start: float = Field(ge=0)
     end: float = Field(ge=0)
     text: str
     words: tuple[Word, ...] = ()
 
 
-class Transcript(_Model):
+class Transcript(DomainModel):
     language: str = Field(description="ISO 639-1 code the provider used or detected")
     duration_seconds: float = Field(ge=0, description="Length of the transcribed audio")
     provider: str = Field(description="whisper, openai, transcribe or fake")

@@ -45,6 +45,13 @@ from .steps import (
     probe_source,
     scratch_folder,
 )
+from .webhooks import (
+    DeliveryOutcome,
+    checked_webhook_url,
+    deliver_webhook,
+    event_body,
+    redeliver_webhook,
+)
 
 __all__ = [
     "BURNED_CLIP_ARTIFACT", "CLIP_ARTIFACT", "END_TOLERANCE_SECONDS", "IDEMPOTENCY_WINDOW", "INTERRUPT_BATCH",
@@ -52,5 +59,6 @@ __all__ = [
     "ArtifactLink", "JobResult", "Limits", "NewJobRequest", "ProgressReporter", "RecordedFailure", "Recovery",
     "Services", "artifact_key", "artifact_prefix", "clip_source", "content_type_of", "create_job", "enter_stage",
     "exit_stage", "exit_stage_with_artifact", "fail_job", "finalize_job", "get_job", "get_job_result",
-    "interrupt_unfinished_jobs", "probe_source", "record_execution_end", "remove_scratch_folders", "scratch_folder",
+    "interrupt_unfinished_jobs", "probe_source", "DeliveryOutcome", "checked_webhook_url", "deliver_webhook",
+    "event_body", "redeliver_webhook", "record_execution_end", "remove_scratch_folders", "scratch_folder",
 ]  # fmt: skip

@@ -19,8 +19,12 @@ from ..ports import (
     TaskCallback,
     Telemetry,
     Transcriber,
+    WebhookQueue,
+    WebhookSecrets,
+    WebhookSender,
     WorkflowStarter,
 )
+from ..webhooks import DEFAULT_WEBHOOK_SCHEDULE, RetrySchedule
 
 CLIP_ARTIFACT = "clip"
 BURNED_CLIP_ARTIFACT = "burned"
@@ -42,6 +46,10 @@ class Limits:
     signed_url_ttl: timedelta
     # How often a busy ASR worker reports that it is alive: well inside the Transcribe state's HeartbeatSeconds.
     heartbeat_interval_seconds: float = 20.0
+    # Waits between webhook attempts; the spec's schedule, about 27 hours in all.
+    webhook_schedule: RetrySchedule = DEFAULT_WEBHOOK_SCHEDULE
+    # Plain-http webhook URLs, as for private sources: local development and tests only.
+    allow_http_webhooks: bool = False
 
 
 @dataclass(frozen=True)
@@ -65,7 +73,10 @@ class Services:
     task_callback: TaskCallback | None = None
     # Burn-in; only the BurnIn step uses it.
     subtitle_burner: SubtitleBurner | None = None
-
+    # Webhooks: the steps that end a job announce its message; the delivery worker sends it.
+    webhook_queue: WebhookQueue | None = None
+    webhook_sender: WebhookSender | None = None
+    webhook_secrets: WebhookSecrets | None = None
 
 def content_type_of(path: Path) -> str:
     """The media type of a clip file: ``clip.m4a`` for audio-only sources, else MP4 video."""

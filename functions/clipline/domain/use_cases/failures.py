@@ -15,6 +15,7 @@ from ..jobs import (
 )
 from .context import Services, artifact_prefix
 from .steps import seconds_since
+from .webhooks import announce, ended_with
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,7 @@ def fail_job(services: Services, job_id: str, error_name: str, cause: str | None
     message = _failure_message(code, cause)
     job = services.jobs.get(job_id)
     if job.status.is_terminal:
+        _announce_again(services, job)
         return RecordedFailure(job, newly_failed=False)
     failed_stage = job.running_stage or (Stage.TRANSCRIBE if error_name in _TRANSCRIPTION_ERRORS else None)
     deleted = services.artifacts.delete_prefix(artifact_prefix(job_id))
@@ -67,18 +69,28 @@ def fail_job(services: Services, job_id: str, error_name: str, cause: str | None
                     code=code,
                     message=message if not deleted else f"{message} ({deleted} partial artifact(s) removed)",
                 ),
+                webhook=ended_with(job, JobStatus.FAILED, now),
             ),
         )
     except errors.JobFinishedError:
         return RecordedFailure(services.jobs.get(job_id), newly_failed=False)
     services.telemetry.count("JobsFailed", errorCode=code)
     services.telemetry.observe("JobDuration", seconds_since(job.created_at, now), outcome="failed")
+    announce(services, job)
     if failed_stage is Stage.TRANSCRIBE:
         # A worker counts its own success; failures, heartbeat timeouts included, all end here.
         services.telemetry.count("AsrTranscriptions", status=code.lower())
     return RecordedFailure(job, newly_failed=True, failed_stage=failed_stage)
 
 
+
+
+def _announce_again(services: Services, job: Job) -> None:
+    """Announce an ended job's message that was never tried: the step that ended the job may have
+    failed to announce it (its queue unreachable), which is what brought the job here. A message
+    announced twice is sent once, unless two deliveries race; receivers dedupe by webhook-id."""
+    if job.webhook is not None and job.webhook.is_due and job.webhook.attempt_count == 0:
+        announce(services, job)
 
 
 def _failure_message(code: str, cause: str | None) -> str:

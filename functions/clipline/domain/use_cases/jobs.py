@@ -22,6 +22,7 @@ from ..ports import (
 from ..subtitles import parse_srt, render_srt
 from ..timecodes import parse_position
 from .context import SUBTITLES_FILE, Services, artifact_key, artifact_prefix
+from .webhooks import checked_webhook_url
 
 # A repeated Idempotency-Key is recognised for this long, as Stripe and Powertools do by default.
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
@@ -41,6 +42,7 @@ class NewJobRequest:
     burn_subtitles: bool = False
     subtitle_style: SubtitleStyle = field(default_factory=SubtitleStyle)
     subtitles_srt: str | None = None  # the user's own subtitles, instead of a transcript
+    webhook_url: str | None = None  # announced to when the job ends
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,7 @@ def create_job(
     Raises:
         InvalidTimecodeError, InvalidTimeRangeError, ClipTooLongError,
         UnsupportedSourceUrlError, SourceNotAllowedError, IdempotencyKeyReusedError,
+        InvalidWebhookUrlError, WebhookUrlNotAllowedError,
         ValidationFailedError (a retention longer than the service's), ServiceUnavailableError.
     """
     start = parse_position(request.start, "start")
@@ -99,16 +102,17 @@ def create_job(
             f"the clip is {clip_request.duration_seconds:g}s; the maximum is {services.limits.max_clip_seconds:g}s"
         )
     services.source_guard.check(request.source_url)
+    webhook_url = checked_webhook_url(services, request.webhook_url) if request.webhook_url is not None else None
     retention = _retention(services, request.retention_seconds)
 
     now = services.clock.now()
-    job = new_job(clip_request, owner, correlation_id, now, retention)
+    job = new_job(clip_request, owner, correlation_id, now, retention, webhook_url)
     claim = None
     if idempotency_key is not None:
         claim = IdempotencyClaim(
             owner=owner,
             key=idempotency_key,
-            request_hash=_request_hash(clip_request, retention),
+            request_hash=_request_hash(clip_request, retention, webhook_url),
             expires_at=now + IDEMPOTENCY_WINDOW,
         )
     stored = services.jobs.create(job, claim)
@@ -172,9 +176,11 @@ def _retention(services: Services, asked_seconds: int | None) -> timedelta:
     return timedelta(seconds=asked_seconds)
 
 
-def _request_hash(request: ClipRequest, retention: timedelta) -> str:
+def _request_hash(request: ClipRequest, retention: timedelta, webhook_url: str | None) -> str:
     # Defaults left out: a field added later, at its default, leaves earlier requests' hashes as they were.
     document = {**request.model_dump(mode="json", exclude_defaults=True), "retentionSeconds": retention.total_seconds()}
+    if webhook_url is not None:
+        document["webhookUrl"] = webhook_url
     canonical = json.dumps(document, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 

@@ -25,6 +25,7 @@ from .context import (
     artifact_key,
     content_type_of,
 )
+from .webhooks import announce, ended_with
 
 # Duration slack when comparing the requested end with the probed source duration (container rounding).
 END_TOLERANCE_SECONDS = 0.001
@@ -168,8 +169,11 @@ def exit_stage_with_artifact(
 def finalize_job(services: Services, job_id: str) -> Job:
     """Pipeline step 3: check every artifact is in place and mark the job succeeded.
 
+    The same write makes the job's webhook message pending, which is then announced.
+
     Raises:
         StorageFailureError: an artifact the job records is missing.
+        ServiceUnavailableError: the webhook queue could not be reached (FailJob announces it again).
     """
     job = enter_stage(services, job_id, Stage.FINALIZE)
     expected = {
@@ -190,10 +194,12 @@ def finalize_job(services: Services, job_id: str) -> Job:
             progress=100,
             last_heartbeat_at=now,
             event=job.event("jobSucceeded", Stage.DONE, now, run_of=Stage.FINALIZE),
+            webhook=ended_with(job, JobStatus.SUCCEEDED, now),
         ),
     )
     services.telemetry.count("JobsSucceeded")
     services.telemetry.observe("JobDuration", seconds_since(job.created_at, now), outcome="succeeded")
+    announce(services, job)
     return job
 
 
