@@ -8,10 +8,15 @@ from typing import Any, Callable, Collection
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from ...domain.errors import IdempotencyKeyReusedError, JobNotFoundError, StorageUnavailableError
-from ...domain.jobs import Job, JobChange, JobStatus, apply_change
+from ...domain.errors import (
+    IdempotencyKeyReusedError,
+    JobNotFoundError,
+    StorageUnavailableError,
+)
+from ...domain.jobs import Job, JobChange, JobStatus, apply_change, with_webhook
 from ...domain.ports import IdempotencyClaim
 from ...domain.record_versions import CURRENT_SCHEMA_VERSION, DEFAULT_RETENTION
+from ...domain.webhooks import Webhook
 from .dynamo_migrations import current_document
 
 # Version 2: the document always has expires_at. Older items are upgraded as they are read.
@@ -134,9 +139,16 @@ class DynamoJobRepository:
         return self._read(job_id)[0]
 
     def update(self, job_id: str, change: JobChange) -> Job:
+        return self._rewrite(job_id, lambda job: apply_change(job, change, self._now()))
+
+    def record_webhook(self, job_id: str, webhook: Webhook) -> Job:
+        return self._rewrite(job_id, lambda job: with_webhook(job, webhook))
+
+    def _rewrite(self, job_id: str, change: Callable[[Job], Job]) -> Job:
+        """Read, change and write the job back under its version, again if another write came between."""
         for _ in range(_UPDATE_ATTEMPTS):
             job, version, claim_pk = self._read(job_id)
-            updated = apply_change(job, change, self._now())
+            updated = change(job)
             try:
                 self._client.put_item(
                     TableName=self._table,

@@ -8,9 +8,10 @@ from pathlib import Path
 from typing import Callable, Collection
 
 from ...domain.errors import IdempotencyKeyReusedError, JobNotFoundError
-from ...domain.jobs import Job, JobChange, JobStatus, apply_change
+from ...domain.jobs import Job, JobChange, JobStatus, apply_change, with_webhook
 from ...domain.ports import IdempotencyClaim
 from ...domain.record_versions import DEFAULT_RETENTION
+from ...domain.webhooks import Webhook
 from .sqlite_database import SqliteDatabase
 
 # Ids asked for in one statement: well below SQLite's cap on a statement's parameters (999 before 3.32).
@@ -72,15 +73,37 @@ class SqliteJobRepository:
             if job is None:
                 raise JobNotFoundError(f"job {job_id} not found")
             job = apply_change(job, change, self._now())
-            db.execute(
-                "UPDATE jobs SET status = ?, document = ? WHERE id = ?",
-                (job.status.value, job.model_dump_json(), job_id),
-            )
+            self._write(db, job)
         return job
+
+    def record_webhook(self, job_id: str, webhook: Webhook) -> Job:
+        with self._database.write() as db:
+            job = self._read(db, job_id)
+            if job is None:
+                raise JobNotFoundError(f"job {job_id} not found")
+            job = with_webhook(job, webhook)
+            self._write(db, job)
+        return job
+
+    @staticmethod
+    def _write(db: sqlite3.Connection, job: Job) -> None:
+        """Write ``job`` and, in the same transaction, its row in the webhook outbox: there while its message is due."""
+        db.execute(
+            "UPDATE jobs SET status = ?, document = ? WHERE id = ?", (job.status.value, job.model_dump_json(), job.id)
+        )
+        webhook = job.webhook
+        if webhook is not None and webhook.is_due and webhook.next_attempt_at is not None:
+            db.execute(
+                "INSERT OR REPLACE INTO webhook_outbox (job_id, message_id, due_at) VALUES (?, ?, ?)",
+                (job.id, webhook.message_id, webhook.next_attempt_at.isoformat()),
+            )
+        else:
+            db.execute("DELETE FROM webhook_outbox WHERE job_id = ?", (job.id,))
 
     def delete(self, job_id: str) -> None:
         with self._database.write() as db:
             db.execute("DELETE FROM idempotency_claims WHERE job_id = ?", (job_id,))
+            db.execute("DELETE FROM webhook_outbox WHERE job_id = ?", (job_id,))
             db.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
 
     def list_expired(self, now: datetime, limit: int) -> list[Job]:

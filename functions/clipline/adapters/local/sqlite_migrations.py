@@ -187,12 +187,31 @@ def _index_what_cleanup_reads(db: sqlite3.Connection, retention: timedelta) -> N
     db.execute("CREATE INDEX IF NOT EXISTS execution_histories_by_expiry ON execution_histories (expires_at)")
 
 
+# The webhook outbox: a row per ended job whose message is due, written in the job's own
+# transaction, so a service killed before sending finds it at its next start. Secrets are
+# one per API key, kept readable: they sign, so they cannot be hashed as the keys are.
+_ADD_WEBHOOKS = _statements(
+    """CREATE TABLE IF NOT EXISTS webhook_outbox (
+        job_id TEXT PRIMARY KEY,
+        message_id TEXT NOT NULL,
+        due_at TEXT NOT NULL
+    )""",
+    "CREATE INDEX IF NOT EXISTS webhook_outbox_by_due ON webhook_outbox (due_at)",
+    """CREATE TABLE IF NOT EXISTS webhook_secrets (
+        key_id TEXT PRIMARY KEY,
+        secret TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    )""",
+)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "baseline: jobs, idempotency claims, ASR records and the transcript cache, API keys", _BASELINE),
     Migration(2, "backfill expires_at on jobs and ASR records written before retention existed", _backfill_expiry),
     Migration(3, "usage plans on API keys; token buckets and quota counters", _add_usage_plans),
     Migration(4, "execution histories, archived by local mode's engine when an execution ends", _ADD_EXECUTION_HISTORIES),
     Migration(5, "indexes for the cleanup sweep; execution histories take their job's expiry", _index_what_cleanup_reads),
+    Migration(6, "the webhook outbox and the webhook signing secrets", _ADD_WEBHOOKS),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 
