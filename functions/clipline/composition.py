@@ -30,16 +30,19 @@ def limits_from(settings: Settings) -> Limits:
         signed_url_ttl=timedelta(seconds=settings.signed_url_ttl_seconds),
         # Three beats per HeartbeatSeconds, so one slow or lost beat does not fail the task.
         heartbeat_interval_seconds=settings.asr_heartbeat_seconds / 3,
+        webhook_schedule=settings.webhook_schedule,
+        allow_http_webhooks=settings.allow_private_sources,
     )
 
 
 def media_services(settings: Settings) -> dict[str, Any]:
-    """The source guard, prober, clipper, audio extractor and subtitle burner; the same in both modes.
+    """The source guard, prober, clipper, audio extractor, subtitle burner and webhook sender; the same in both modes.
 
     ffmpeg reaches sources only through the egress proxy, which applies the
     same guard to every connection (redirects included) and connects to the
     address it checked. It starts on first use, once per graph.
     """
+    from .adapters.http_webhook_sender import HttpWebhookSender
     from .media.audio import FfmpegAudioExtractor
     from .media.burn_in import FfmpegSubtitleBurner, default_fonts_dir
     from .media.clip import FfmpegClipper
@@ -61,6 +64,8 @@ def media_services(settings: Settings) -> dict[str, Any]:
     fonts_dir = settings.fonts_dir or default_fonts_dir()
     return {
         "source_guard": guard,
+        # Webhooks leave through the same policy as sources: the guard checks the address each POST goes to.
+        "webhook_sender": HttpWebhookSender(guard, settings.webhook_timeout_seconds),
         "prober": prober,
         "clipper": FfmpegClipper(ffmpeg, prober, settings.clip_timeout_seconds, settings.ffmpeg_threads, access),
         "audio_extractor": FfmpegAudioExtractor(ffmpeg, AUDIO_EXTRACTION_TIMEOUT_SECONDS),
@@ -141,6 +146,10 @@ def build_aws_services(settings: Settings) -> Services:
     from .adapters.aws.dynamo_asr_job_repository import DynamoAsrJobRepository
     from .adapters.aws.dynamo_job_repository import DynamoJobRepository
     from .adapters.aws.s3_artifact_store import S3ArtifactStore
+    from .adapters.aws.secrets_manager_webhook_secrets import (
+        SecretsManagerWebhookSecrets,
+    )
+    from .adapters.aws.sqs_webhook_queue import SqsWebhookQueue
     from .adapters.aws.step_functions_task_callback import StepFunctionsTaskCallback
     from .adapters.aws.step_functions_workflow import StepFunctionsWorkflow
     from .adapters.timed_artifact_store import TimedArtifactStore
@@ -160,6 +169,13 @@ def build_aws_services(settings: Settings) -> Services:
         asr_jobs=DynamoAsrJobRepository(dynamodb, settings.jobs_table, retention=limits.retention),
         transcriber=transcriber_for(settings),
         task_callback=StepFunctionsTaskCallback(stepfunctions),
+        # Only the functions the stack gives the queue's URL announce; only the delivery function's role may read secrets.
+        webhook_queue=SqsWebhookQueue(
+            aws_client("sqs", settings), settings.webhook_queue_url, settings.webhook_dead_letter_queue_url
+        )
+        if settings.webhook_queue_url
+        else None,
+        webhook_secrets=SecretsManagerWebhookSecrets(aws_client("secretsmanager", settings), settings.webhook_secrets_prefix),
         telemetry=telemetry,
         clock=clock,
         limits=limits,

@@ -91,6 +91,23 @@ CATALOG: tuple[MetricDefinition, ...] = (
         dimensions=("errorCode",),
     ),
     MetricDefinition(
+        "WebhookDeliveries", MetricKind.COUNTER, MetricUnit.COUNT,
+        "Webhook attempts by outcome: delivered (2xx), retrying, stopped (410) or failed (the schedule ran out).",
+        "failed above zero: a receiver never answered 2xx for a whole schedule; its messages are dead-lettered.",
+        dimensions=("outcome",),
+    ),
+    MetricDefinition(
+        "WebhookLatency", MetricKind.HISTOGRAM, MetricUnit.SECONDS,
+        "Seconds from a job's end to its webhook's delivery, retries included.",
+        "p99 above a minute: receivers are failing first attempts, or the delivery workers are behind.",
+        buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600),
+    ),
+    MetricDefinition(
+        "WebhookRedeliveries", MetricKind.COUNTER, MetricUnit.COUNT,
+        "Redeliveries asked for through POST /api/jobs/{id}/webhook/redeliver.",
+        "None: a count of what callers asked for.",
+    ),
+    MetricDefinition(
         "ProcessedClipSeconds", MetricKind.COUNTER, MetricUnit.SECONDS,
         "Seconds of media cut into clips: the service's unit of work.",
         "None; it is for capacity planning and cost.",

@@ -14,6 +14,8 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from .domain.webhooks import RetrySchedule
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CLIPLINE_", extra="ignore")
@@ -228,6 +230,31 @@ class Settings(BaseSettings):
         json_schema_extra={"group": "Speech recognition"},
     )
 
+    # Webhooks.
+    webhook_retry_schedule: str = Field(
+        "5,300,1800,7200,18000,36000,36000",
+        pattern=r"^\s*\d+(\.\d+)?(\s*,\s*\d+(\.\d+)?)*\s*$",
+        description="Seconds to wait before each retry of an undelivered webhook, comma-separated, each spread "
+        "by up to 20% of jitter; after the last, the message is given up on. The default is the Standard "
+        "Webhooks schedule: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h (8 attempts over about 27 hours).",
+        json_schema_extra={"group": "Webhooks"},
+    )
+    webhook_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        le=30,
+        description="How long one webhook attempt may take, connection to last byte; a receiver still "
+        "answering then counts as a failed attempt.",
+        json_schema_extra={"group": "Webhooks"},
+    )
+    webhook_workers: int = Field(
+        4,
+        ge=1,
+        le=32,
+        description="Local mode: threads sending webhooks from the outbox.",
+        json_schema_extra={"group": "Webhooks"},
+    )
+
     # Local mode.
     data_dir: Path = Field(
         Path("./data"),
@@ -269,6 +296,29 @@ class Settings(BaseSettings):
         description="Attempts per storage call (botocore standard retries, jittered backoff).",
         json_schema_extra={"group": "AWS"},
     )
+    webhook_queue_url: str = Field(
+        "", description="AWS: the SQS queue of due webhook messages; the stack sets it.", json_schema_extra={"group": "AWS"}
+    )
+    webhook_dead_letter_queue_url: str = Field(
+        "",
+        description="AWS: where the delivery function puts a message it gave up on; the stack sets it.",
+        json_schema_extra={"group": "AWS"},
+    )
+    webhook_secrets_prefix: str = Field(
+        "clipline/webhook-secrets",
+        description="AWS: the Secrets Manager name prefix of the webhook signing secrets, one per API key "
+        "(`<prefix>/<API key id>`); the stack sets it.",
+        json_schema_extra={"group": "AWS"},
+    )
+
+    @classmethod
+    def for_data_dir(cls, data_dir: Path | None) -> "Settings":
+        """The settings from the environment, with ``data_dir`` instead of its own when one is given."""
+        return cls(data_dir=data_dir) if data_dir else cls()
+
+    @property
+    def webhook_schedule(self) -> RetrySchedule:
+        return RetrySchedule.parse(self.webhook_retry_schedule)
 
     @property
     def source_port_set(self) -> frozenset[int]:

@@ -14,6 +14,7 @@ from clipline.domain.rate_limits import UsagePlan
 from clipline.metric_catalog import CATALOG, MetricKind
 from tests.fakes import CapturedLogs
 from tests.local.conftest import Client, start_service
+from tests.webhook_receiver import Receiver
 
 
 @pytest.fixture(scope="module")
@@ -45,15 +46,22 @@ def transcribed(client: Client, url: str, start: float, end: float, correlation_
 @pytest.fixture(scope="module")
 def after_jobs(observed, media_server):
     """A transcribed job, the same one again (a cache hit), a job that falls back to
-    re-encoding, a job whose source is missing, and a key pushed past its throttle."""
+    re-encoding and announces its end by webhook (twice), a job whose source is missing,
+    and a key pushed past its throttle."""
     running, _ = observed
     client = running.client
     first = transcribed(client, media_server.url("speech.mp4"), 0, 6, "metrics-1")
     assert client.wait(first)["status"] == "succeeded"
     again = transcribed(client, media_server.url("speech.mp4"), 0, 6, "metrics-2")
     assert client.wait(again)["status"] == "succeeded"
-    fallback = client.create(media_server.url("theora.ogv"), 2, 6).body["id"]
-    assert client.wait(fallback)["status"] == "succeeded"
+    with Receiver() as receiver:
+        fallback = client.request(
+            "POST", "/api/jobs", {"sourceUrl": media_server.url("theora.ogv"), "start": 2, "end": 6, "webhookUrl": receiver.url}
+        ).body["id"]
+        assert client.wait(fallback)["status"] == "succeeded"
+        receiver.wait_for(1)
+        assert client.request("POST", f"/api/jobs/{fallback}/webhook/redeliver").status == 202
+        receiver.wait_for(2)
     missing = client.create(media_server.url("missing.mp4"), 0, 5).body["id"]
     assert client.wait(missing)["status"] == "failed"
     _, tight_key = running.service.data.key_store(SystemClock()).create(
@@ -108,6 +116,10 @@ def test_metric_values_follow_the_jobs(after_jobs):
     assert value(
         "clipline_api_requests", "clipline_api_requests_total", route="/api/jobs", status_class="2xx"
     ) == 4
+    # The webhook job's end, announced and then redelivered: two deliveries, each timed from the job's end
+    assert value("clipline_webhook_deliveries", "clipline_webhook_deliveries_total", outcome="delivered") == 2
+    assert value("clipline_webhook_latency_seconds", "clipline_webhook_latency_seconds_count") == 2
+    assert value("clipline_webhook_redeliveries", "clipline_webhook_redeliveries_total") == 1
     # An upload per clip and per transcript format, each timed
     assert value("clipline_storage_upload_latency_seconds", "clipline_storage_upload_latency_seconds_count") >= 3 + 2 * 4
 

@@ -120,7 +120,8 @@ def test_the_lambda_table_sizes_every_handler_once_within_lambdas_limits():
     handlers = [size.handler for size in LAMBDA_SIZES.values()]
     # Every handler module is sized exactly once: the API routes, the tasks, the worker and the two event handlers
     expected = {route.handler for route in API_ROUTES} | set(TASK_HANDLERS.values()) | {ASR_WORKER_HANDLER} | {
-        "clipline.handlers.record_execution_end", "clipline.handlers.remove_expired_artifacts"
+        "clipline.handlers.record_execution_end", "clipline.handlers.remove_expired_artifacts",
+        "clipline.handlers.deliver_webhook",
     }  # fmt: skip
     assert sorted(handlers) == sorted(expected)
     settings = Settings(_env_file=None)

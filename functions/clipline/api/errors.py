@@ -18,6 +18,9 @@ HTTP_STATUS_BY_CODE: dict[str, int] = {
     errors.UnsupportedSourceUrlError.code: HTTPStatus.BAD_REQUEST,
     errors.SourceNotAllowedError.code: HTTPStatus.BAD_REQUEST,
     errors.InvalidSubtitlesError.code: HTTPStatus.BAD_REQUEST,
+    errors.InvalidWebhookUrlError.code: HTTPStatus.BAD_REQUEST,
+    errors.WebhookUrlNotAllowedError.code: HTTPStatus.BAD_REQUEST,
+    errors.NoWebhookError.code: HTTPStatus.CONFLICT,
     # Found when the source is probed, so they reach users as a failed job's code;
     # they are the request's fault, like the 400s above.
     errors.NoAudioError.code: HTTPStatus.BAD_REQUEST,

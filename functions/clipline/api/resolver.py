@@ -22,10 +22,22 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Pat
 
 from ..composition import services
 from ..domain import errors
-from ..domain.use_cases import NewJobRequest, create_job, get_job, get_job_result
+from ..domain.use_cases import (
+    NewJobRequest,
+    create_job,
+    get_job,
+    get_job_result,
+    redeliver_webhook,
+)
 from ..observability import log_context, logger
 from .correlation import CORRELATION_HEADER, choose_correlation_id
-from .errors import CORRELATION_RESPONSE_HEADER, RETRY_AFTER_HEADER, error_envelope, error_responses, http_status_for
+from .errors import (
+    CORRELATION_RESPONSE_HEADER,
+    RETRY_AFTER_HEADER,
+    error_envelope,
+    error_responses,
+    http_status_for,
+)
 from .schemas import CreateJobBody, JobView, ResultView, to_wire
 
 _IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")
@@ -124,6 +136,8 @@ def _json(status: int, body: dict, **headers: str) -> Response:
             errors.UnsupportedSourceUrlError,
             errors.SourceNotAllowedError,
             errors.InvalidSubtitlesError,
+            errors.InvalidWebhookUrlError,
+            errors.WebhookUrlNotAllowedError,
             errors.UnsupportedMediaTypeError,
             errors.IdempotencyKeyReusedError,
             errors.SourceUnreachableError,
@@ -159,6 +173,7 @@ def post_job(
             burn_subtitles=body.burn_subtitles,
             subtitle_style=body.subtitle_style,
             subtitles_srt=body.subtitles.srt if body.subtitles else None,
+            webhook_url=body.webhook_url,
         ),
         owner=_caller(),
         correlation_id=correlation_id(),
@@ -223,6 +238,29 @@ def get_job_status(id: JobId) -> Response[dict]:  # noqa: A002 - the route's par
 def get_result(id: JobId) -> Response[dict]:  # noqa: A002 - the route's parameter name
     job_id = _checked_job_id(id)
     return _json(200, to_wire(ResultView.of(get_job_result(services(), job_id, owner=_caller()))))
+
+
+@app.post(
+    "/api/jobs/<id>/webhook/redeliver",
+    operation_id="redeliverWebhook",
+    summary="Send an ended job's webhook again",
+    description="Queues the job's job.succeeded or job.failed message again, with the same webhook-id and body "
+    "and a fresh retry schedule, whatever became of the last round. 409 while the job runs or when it has no webhook.",
+    tags=["jobs"],
+    responses={
+        202: {
+            "description": "The job, its webhook pending again",
+            "headers": dict(CORRELATION_RESPONSE_HEADER),
+            "content": {"application/json": {"model": JobView}},
+        },
+        **error_responses(errors.JobNotFoundError, errors.JobNotReadyError, errors.NoWebhookError),
+    },
+)
+def post_webhook_redelivery(id: JobId) -> Response[dict]:  # noqa: A002 - the route's parameter name
+    job_id = _checked_job_id(id)
+    job = redeliver_webhook(services(), job_id, owner=_caller())
+    logger.info("webhook redelivery queued")
+    return _json(202, to_wire(JobView.of(job)))
 
 
 @app.exception_handler(errors.ClipLineError)

@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 from datetime import datetime
-
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StringConstraints
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StringConstraints,
+)
 from pydantic.alias_generators import to_camel
 
 from ..domain.jobs import (
@@ -23,7 +30,7 @@ from ..domain.jobs import (
     TranscriptInfo,
 )
 from ..domain.use_cases import JobResult
-
+from ..domain.webhooks import RECENT_ATTEMPTS, Webhook, WebhookAttempt, WebhookState
 
 # A timecode is short; anything longer is not one, and is refused before parsing.
 Timecode = Annotated[str, StringConstraints(max_length=32)]
@@ -77,6 +84,26 @@ class CreateJobBody(_Wire):
     )
     subtitle_style: SubtitleStyle = Field(default_factory=SubtitleStyle, description="How burned-in subtitles look")
     subtitles: OwnSubtitles | None = Field(None, description="Your own subtitles to burn in instead of a transcript")
+    webhook_url: str | None = Field(
+        None,
+        max_length=2048,
+        description="POSTed a signed job.succeeded or job.failed event (Standard Webhooks) when the job ends; "
+        "https, under the same egress policy as sources",
+        examples=["https://example.com/hooks/clipline"],
+    )
+
+
+class WebhookView(_Wire):
+    url: str
+    state: WebhookState = Field(
+        description="pending until the job has ended and a receiver answered 2xx (delivered), or until a 410 "
+        "or the end of the retry schedule (failed)"
+    )
+    attempts: list[WebhookAttempt] = Field(description=f"The last {RECENT_ATTEMPTS} attempts, oldest first")
+
+    @classmethod
+    def of(cls, webhook: Webhook) -> "WebhookView":
+        return cls(url=webhook.url, state=webhook.state, attempts=list(webhook.attempts))
 
 
 class JobLinks(_Wire):
@@ -107,6 +134,7 @@ class JobView(_Wire):
     result_burned_key: str | None = None
     error: JobError | None = None
     events: list[JobEvent] = Field(description="The most recent events, oldest first")
+    webhook: WebhookView | None = Field(None, description="Where the job's end is announced, and how that went")
     links: JobLinks
 
     @classmethod
@@ -128,6 +156,7 @@ class JobView(_Wire):
             **{f"result_{name}_key": key for name, key in job.artifacts.items()},
             error=job.error,
             events=list(job.recent_events),
+            webhook=WebhookView.of(job.webhook) if job.webhook else None,
             links=JobLinks(self_=f"/api/jobs/{job.id}", result=f"/api/jobs/{job.id}/result"),
         )
 
@@ -170,3 +199,8 @@ class ErrorEnvelope(_Wire):
 
 def to_wire(model: BaseModel) -> dict:
     return model.model_dump(mode="json", by_alias=True)
+
+
+def job_view_document(job: Job) -> dict:
+    """The job as GET /api/jobs/{id} shows it, as JSON-ready data: a webhook event's ``data``."""
+    return to_wire(JobView.of(job))

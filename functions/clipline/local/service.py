@@ -12,15 +12,26 @@ from typing import IO
 
 from ..adapters.aws.step_functions_task_callback import StepFunctionsTaskCallback
 from ..adapters.aws.step_functions_workflow import StepFunctionsWorkflow
-from ..adapters.local.filesystem_artifact_store import FilesystemArtifactStore, LocalUrlSigner
+from ..adapters.local.filesystem_artifact_store import (
+    FilesystemArtifactStore,
+    LocalUrlSigner,
+)
 from ..adapters.local.secret_file import derive_key, load_or_create_secret
 from ..adapters.local.sqlite_api_key_store import SqliteApiKeyStore
 from ..adapters.local.sqlite_asr_job_repository import SqliteAsrJobRepository
 from ..adapters.local.sqlite_execution_archive import SqliteExecutionArchive
 from ..adapters.local.sqlite_job_repository import SqliteJobRepository
 from ..adapters.local.sqlite_rate_limiter import SqliteRateLimiter
+from ..adapters.local.sqlite_webhook_outbox import SqliteWebhookOutbox
+from ..adapters.local.sqlite_webhook_secrets import SqliteWebhookSecrets
 from ..adapters.timed_artifact_store import TimedArtifactStore
-from ..composition import SystemClock, install, limits_from, media_services, transcriber_for
+from ..composition import (
+    SystemClock,
+    install,
+    limits_from,
+    media_services,
+    transcriber_for,
+)
 from ..domain.cleanup import BATCH, CleanupReport, clean_up
 from ..domain.errors import JobInterruptedError
 from ..domain.ports import Transcriber
@@ -34,7 +45,7 @@ from .asr_workers import AsrWorkers
 from .engine import EngineHost
 from .gateway import GatewayDependencies, LocalGateway
 from .prometheus_metrics import PrometheusMetrics
-
+from .webhook_worker import WebhookWorkers
 
 # What a job that was running when local mode stopped says, in error.message.
 INTERRUPTED_MESSAGE = "the service stopped while the job ran; nothing was kept: create the job again"
@@ -82,6 +93,12 @@ class DataDir:
         return SqliteRateLimiter(
             self.database, clock.now, job_creations_per_minute=job_creations_per_minute, retention=self.retention
         )
+
+    def webhook_secrets(self, clock: SystemClock) -> SqliteWebhookSecrets:
+        return SqliteWebhookSecrets(self.database, clock.now, retention=self.retention)
+
+    def webhook_outbox(self) -> SqliteWebhookOutbox:
+        return SqliteWebhookOutbox(self.database, retention=self.retention)
 
     def signer(self) -> LocalUrlSigner:
         return LocalUrlSigner(derive_key(load_or_create_secret(self.secret), "artifact-link"))
@@ -223,6 +240,7 @@ class LocalService:
         self.transcriber = transcriber or transcriber_for(settings)
         self.asr_workers: AsrWorkers | None = None
         self.sweeper: Sweeper | None = None
+        self.webhooks: WebhookWorkers | None = None
         self.metrics: PrometheusMetrics | None = None
         self._thread: threading.Thread | None = None
         self._serve_lock = ServeLock(self.data)
@@ -239,11 +257,14 @@ class LocalService:
         self.engine.start()
         self.metrics = PrometheusMetrics(queue_depth=self.engine.asr_queue_depth)
         telemetry = PowertoolsTelemetry(mirror=self.metrics)
+        self.webhooks = WebhookWorkers(self.data.webhook_outbox(), self.settings.webhook_workers)
         services = Services(
             **{**stores, "artifacts": TimedArtifactStore(stores["artifacts"], telemetry)},
             workflow=StepFunctionsWorkflow(self.engine.client("stepfunctions"), self.engine.state_machine_arn),
             transcriber=self.transcriber,
             task_callback=StepFunctionsTaskCallback(self.engine.client("stepfunctions")),
+            webhook_queue=self.webhooks,
+            webhook_secrets=self.data.webhook_secrets(clock),
             telemetry=telemetry,
             clock=clock,
             limits=limits_from(self.settings),
@@ -281,6 +302,8 @@ class LocalService:
         self.asr_workers.start()
         self.sweeper = Sweeper(services, self.settings.cleanup_interval_seconds, self.archive)
         self.sweeper.start()
+        # Messages a previous run left in the outbox go out now, with this run's.
+        self.webhooks.start(services)
         self._thread = threading.Thread(target=self.gateway.serve_forever, name="gateway", daemon=True)
         self._thread.start()
         logger.info("local mode started", extra={"url": self.base_url, "dataDir": str(self.data.root)})
@@ -333,6 +356,8 @@ class LocalService:
         self.gateway.server_close()
         if self.sweeper is not None:
             self.sweeper.stop()
+        if self.webhooks is not None:
+            self.webhooks.stop()
         if self.asr_workers is not None:
             self.asr_workers.stop()
         self.engine.stop()

@@ -25,6 +25,8 @@ TASK_HANDLERS: dict[str, str] = {
 # The ASR queue's URL; the worker behind it is an SQS consumer, not a task resource.
 ASR_QUEUE_PLACEHOLDER = "AsrQueueUrl"
 ASR_WORKER_HANDLER = "clipline.handlers.transcribe_clip"
+# The webhook queue's consumer.
+WEBHOOK_DELIVERY_HANDLER = "clipline.handlers.deliver_webhook"
 # Numeric placeholders and the settings that fill them.
 TIMEOUT_SETTINGS: dict[str, str] = {
     "JobTimeoutSeconds": "job_timeout_seconds",
@@ -125,6 +127,9 @@ LAMBDA_SIZES: dict[str, LambdaSize] = {
         ASR_WORKER_HANDLER, 3008, timeout_seconds=900, ephemeral_storage_mb=2048, uses_ffmpeg=True
     ),
     "RecordExecutionEnd": LambdaSize("clipline.handlers.record_execution_end", 256, timeout_seconds=30),
+    "RedeliverWebhook": LambdaSize("clipline.handlers.redeliver_webhook", 256, timeout_seconds=10),
+    # One message per invocation; its POST is bounded by webhook_timeout_seconds (at most 30 s).
+    "DeliverWebhook": LambdaSize(WEBHOOK_DELIVERY_HANDLER, 256, timeout_seconds=60),
     "RemoveExpiredArtifacts": LambdaSize("clipline.handlers.remove_expired_artifacts", 512, timeout_seconds=120),
 }
 

@@ -1,0 +1,119 @@
+"""Webhooks on the local host: signed, retried, stopped and refused as the API promises, seen by real receivers."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from standardwebhooks.webhooks import Webhook as Verifier
+
+from clipline.composition import SystemClock
+
+from ..webhook_receiver import Receiver
+from .conftest import start_service
+
+
+@pytest.fixture(scope="module")
+def hooked(tmp_path_factory):
+    running = start_service(tmp_path_factory.mktemp("webhooks"), webhook_retry_schedule="0.5,0.5")
+    yield running
+    running.service.stop()
+
+
+def _secret(running) -> str:
+    record = next(key for key in running.service.data.key_store(SystemClock()).list() if key.name == "tests")
+    return running.service.data.webhook_secrets(SystemClock()).secret_for(record.id)
+
+
+def _job_with_hook(running, media_server, url: str) -> dict:
+    reply = running.client.request(
+        "POST", "/api/jobs", {"sourceUrl": media_server.url("long.mp4"), "start": 1, "end": 2, "webhookUrl": url}
+    )
+    assert reply.status == 202, reply.body
+    return running.client.wait(reply.body["id"])
+
+
+def _wait_for_state(running, job_id: str, state: str, timeout: float = 30) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = running.client.request("GET", f"/api/jobs/{job_id}").body
+        if job["webhook"]["state"] == state:
+            return job
+        time.sleep(0.05)
+    raise AssertionError(f"webhook of {job_id} never became {state}: {job['webhook']}")
+
+
+def test_a_500_is_retried_and_every_attempt_is_the_same_signed_message(hooked, media_server):
+    receiver = Receiver(500)
+    try:
+        job = _job_with_hook(hooked, media_server, receiver.url)
+        finished = _wait_for_state(hooked, job["id"], "delivered")
+        receiver.wait_for(2)
+    finally:
+        receiver.close()
+    (first_headers, first_body), (headers, body) = receiver.received
+    # The same message both times: one id, the same bytes
+    assert first_headers["webhook-id"] == headers["webhook-id"] and first_body == body
+    event = Verifier(_secret(hooked)).verify(body, headers)
+    assert event["type"] == "job.succeeded" and event["data"]["id"] == job["id"]
+    assert event["data"]["status"] == "succeeded" and "webhook" not in event["data"]
+    assert [attempt["status"] for attempt in finished["webhook"]["attempts"]] == [500, 204]
+
+
+def test_a_410_stops_the_retries(hooked, media_server):
+    receiver = Receiver(410)
+    try:
+        job = _job_with_hook(hooked, media_server, receiver.url)
+        finished = _wait_for_state(hooked, job["id"], "failed")
+        time.sleep(1.5)  # longer than the whole compressed schedule
+    finally:
+        receiver.close()
+    assert len(receiver.received) == 1
+    assert [attempt["status"] for attempt in finished["webhook"]["attempts"]] == [410]
+
+
+def test_a_redirect_is_not_followed_and_the_schedule_runs_out(hooked, media_server):
+    target = Receiver()
+    receiver = Receiver(302, 302, 302, location=target.url)
+    try:
+        job = _job_with_hook(hooked, media_server, receiver.url)
+        finished = _wait_for_state(hooked, job["id"], "failed")
+    finally:
+        receiver.close()
+        target.close()
+    assert target.received == [] and len(receiver.received) == 3
+    assert [attempt["status"] for attempt in finished["webhook"]["attempts"]] == [302, 302, 302]
+
+
+def test_redelivery_sends_the_same_message_again(hooked, media_server):
+    receiver = Receiver()
+    try:
+        job = _job_with_hook(hooked, media_server, receiver.url)
+        _wait_for_state(hooked, job["id"], "delivered")
+        reply = hooked.client.request("POST", f"/api/jobs/{job['id']}/webhook/redeliver")
+        assert reply.status == 202, reply.body
+        receiver.wait_for(2)
+    finally:
+        receiver.close()
+    (first_headers, first_body), (headers, body) = receiver.received
+    assert first_headers["webhook-id"] == headers["webhook-id"] and first_body == body
+    Verifier(_secret(hooked)).verify(body, headers)
+
+
+def test_webhook_urls_the_egress_policy_refuses_are_400_at_create(tmp_path, media_server):
+    strict = start_service(tmp_path, allow_private_sources=False)
+    try:
+        for url, code in (
+            ("http://example.com/hooks", "INVALID_WEBHOOK_URL"),
+            ("https://127.0.0.1/hooks", "WEBHOOK_URL_NOT_ALLOWED"),
+            ("https://169.254.169.254/latest", "WEBHOOK_URL_NOT_ALLOWED"),
+        ):
+            # A public literal: the source passes without a lookup, so the webhook URL is what is refused
+            reply = strict.client.request(
+                "POST", "/api/jobs",
+                {"sourceUrl": "https://93.184.216.34/a.mp4", "start": 0, "end": 1, "webhookUrl": url},
+            )
+            assert (reply.status, reply.code) == (400, code), (url, reply.body)
+        assert strict.job_count() == 0
+    finally:
+        strict.service.stop()

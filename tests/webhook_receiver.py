@@ -1,0 +1,87 @@
+"""A real webhook receiver for tests: an HTTP server that answers each POST as scripted and keeps what it got."""
+
+from __future__ import annotations
+
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+class Receiver:
+    """Answers each POST with the next scripted status (204 once the script is used up).
+
+    ``location`` is sent with a 3xx, so a test can tell whether it was followed.
+    ``trickle_seconds`` makes every answer's body arrive a byte at a time over that
+    long, as a slow or hostile receiver would; ``body_bytes`` is the body's size.
+    """
+
+    def __init__(
+        self,
+        *answers: int,
+        location: str | None = None,
+        trickle_seconds: float = 0.0,
+        body_bytes: int = 0,
+        host: str = "127.0.0.1",
+    ) -> None:
+        self.received: list[tuple[dict[str, str], bytes]] = []
+        self._answers = list(answers)
+        self._lock = threading.Lock()
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - http.server's name
+                body = self.rfile.read(int(self.headers["content-length"]))
+                with owner._lock:
+                    owner.received.append(({k.lower(): v for k, v in self.headers.items()}, body))
+                    status = owner._answers.pop(0) if owner._answers else 204
+                self.send_response(status)
+                if location and 300 <= status < 400:
+                    self.send_header("location", location)
+                self.send_header("content-length", str(body_bytes))
+                self.end_headers()
+                self._answer_body()
+
+            def _answer_body(self) -> None:
+                if not body_bytes:
+                    return
+                if not trickle_seconds:
+                    self.wfile.write(b"x" * body_bytes)
+                    return
+                pause = trickle_seconds / body_bytes
+                try:
+                    for _ in range(body_bytes):
+                        self.wfile.write(b"x")
+                        self.wfile.flush()
+                        time.sleep(pause)
+                except OSError:
+                    pass  # the sender hung up, as it should once its timeout passed
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer((host, 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def port(self) -> int:
+        return self.server.server_address[1]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/hooks"
+
+    def wait_for(self, count: int, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while len(self.received) < count and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(self.received) >= count, self.received
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def __enter__(self) -> "Receiver":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
