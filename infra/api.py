@@ -21,8 +21,6 @@ from . import acknowledge
 from .config import StageConfig
 
 JSON = "application/json"
-# Methods that carry a body API Gateway checks against the request model.
-BODY_METHODS = {"POST", "PUT", "PATCH"}
 # One JSON object per request. requestId is the correlation id of every error envelope; apiKeyId
 # (never the key itself) tells which client it was; wafResponseCode shows the rate rule at work.
 ACCESS_LOG_FIELDS = {
@@ -168,7 +166,7 @@ class Api(Construct):
         self.methods: list[apigateway.Method] = []
         for route in API_ROUTES:
             resource = self.rest_api.root.resource_for_path(route.resource)
-            with_body = route.method in BODY_METHODS
+            with_body = route.takes_body
             method = resource.add_method(
                 route.method,
                 apigateway.LambdaIntegration(function_for_handler(route.handler)),
@@ -226,7 +224,7 @@ class Api(Construct):
         )
 
     def _job_creation_rate_rule(self, config: StageConfig) -> wafv2.CfnWebACL:
-        job_creation = next(route for route in API_ROUTES if route.method in BODY_METHODS)
+        job_creation = next(route for route in API_ROUTES if route.takes_body)
         metric_prefix = f"{config.name_prefix}-waf"
         # WAF's metrics are dimensioned by these names (WebACL, Rule); the dashboard reads them back.
         self.web_acl_metric_name = metric_prefix

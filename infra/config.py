@@ -33,11 +33,12 @@ STACK_SET_SETTINGS = frozenset({
     "job_timeout_seconds", "probe_timeout_seconds", "clip_timeout_seconds", "asr_timeout_seconds",
     "asr_heartbeat_seconds", "job_creations_per_ip_per_minute", "ffmpeg", "fonts_dir",
     "openai_api_key", "openai_api_key_secret", "openai_base_url", "openai_model",
+    "webhook_queue_url", "webhook_dead_letter_queue_url", "webhook_secrets_prefix",
 })  # fmt: skip
 NOT_IN_AWS_SETTINGS = frozenset(
     name
     for name, field in Settings.model_fields.items()
-    if (field.json_schema_extra or {}).get("group") == "Local mode" or name.startswith("key_") or name == "asr_workers"
+    if (field.json_schema_extra or {}).get("group") == "Local mode" or name.startswith("key_") or name in ("asr_workers", "webhook_workers")
 )
 
 
@@ -102,6 +103,8 @@ class StageConfig(_Strict):
         }
     )
     job_creations_per_ip_per_minute: int = Field(_runtime_default("job_creations_per_ip_per_minute"), gt=0)
+    # Webhook attempts in flight at once, each one POST of at most webhook_timeout_seconds.
+    webhook_max_concurrency: int = Field(10, ge=2, le=1000)
 
     functions: dict[str, FunctionSizeOverride] = Field(default_factory=dict)
     # Other runtime settings every function gets, by clipline.settings field name: the source allowlist,

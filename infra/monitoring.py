@@ -94,6 +94,7 @@ class Monitoring(Construct):
         asr_dead_letter_queue: sqs.IQueue,
         expiry_failures: sqs.IQueue,
         execution_end_dead_letters: sqs.IQueue,
+        webhook_dead_letters: sqs.IQueue,
         rest_api: apigateway.RestApi,
         job_creations_blocked: cloudwatch.IMetric,
     ) -> None:
@@ -111,6 +112,7 @@ class Monitoring(Construct):
 
         self.alarms = self._alarms(state_machine, asr_dead_letter_queue, expiry_failures, rest_api)
         self.alarms.append(self._execution_end_dead_letters_alarm(execution_end_dead_letters))
+        self.alarms.append(self._webhook_dead_letters_alarm(webhook_dead_letters))
         self.alarms.append(self._asr_queue_wait_alarm(asr_queue, config))
         alarm_action = actions.SnsAction(self.alarm_topic)
         for alarm in self.alarms:
@@ -194,6 +196,17 @@ class Monitoring(Construct):
         ).create_alarm(
             self, "ExecutionEndDeadLetters",
             alarm_description="Ended executions whose job could not be recorded as failed; they stay 'running'.",
+            threshold=0, evaluation_periods=1,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )  # fmt: skip
+
+    def _webhook_dead_letters_alarm(self, dead_letters: sqs.IQueue) -> cloudwatch.Alarm:
+        return dead_letters.metric_approximate_number_of_messages_visible(
+            period=Duration.minutes(5), statistic="Maximum"
+        ).create_alarm(
+            self, "WebhookDeadLetters",
+            alarm_description="Webhooks given up on after the whole retry schedule: their receivers never took them.",
             threshold=0, evaluation_periods=1,
             comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
             treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,

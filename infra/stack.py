@@ -9,7 +9,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from clipline.workflow import ASR_WORKER_HANDLER, TASK_HANDLERS
+from clipline.workflow import ASR_WORKER_HANDLER, TASK_HANDLERS, WEBHOOK_DELIVERY_HANDLER
 
 from . import acknowledge
 from .api import Api
@@ -20,9 +20,13 @@ from .monitoring import Monitoring
 from .pipeline import Pipeline
 from .queue import AsrQueue, grant_asr_provider
 from .storage import Storage
+from .webhooks import WebhookDelivery
 
 # API functions granted reads only, below; every other function may also write and delete.
 READ_ONLY_API_FUNCTIONS = frozenset({"GetJob", "GetJobResult"})
+JOBS_ONLY_FUNCTIONS = frozenset({"RedeliverWebhook", "DeliverWebhook"})
+# The functions that end a job, or announce its message again, and so queue its webhook.
+WEBHOOK_ANNOUNCERS = ("FinalizeJob", "FailJob", "RecordExecutionEnd", "RedeliverWebhook")
 
 
 class ClipStack(Stack):
@@ -59,9 +63,12 @@ class ClipStack(Stack):
         storage.jobs_table.grant_read_data(functions["GetJob"])
         storage.jobs_table.grant_read_data(functions["GetJobResult"])
         storage.artifacts_bucket.grant_read(functions["GetJobResult"])
+        # The webhook functions record attempts on jobs and never touch a file.
+        for name in JOBS_ONLY_FUNCTIONS:
+            storage.jobs_table.grant_read_write_data(functions[name])
         # The others read and write jobs and artifacts: steps store results, FailJob and retention delete files.
         for name, function in functions.functions.items():
-            if name in READ_ONLY_API_FUNCTIONS:
+            if name in READ_ONLY_API_FUNCTIONS | JOBS_ONLY_FUNCTIONS:
                 continue
             storage.jobs_table.grant_read_write_data(function)
             storage.artifacts_bucket.grant_read_write(function)
@@ -71,6 +78,12 @@ class ClipStack(Stack):
         asr.queue.grant_send_messages(state_machine)
         state_machine.grant_task_response(worker)
         grant_asr_provider(worker, config)
+
+        webhooks = WebhookDelivery(
+            self, "Webhooks", config=config, deliverer=functions.by_handler(WEBHOOK_DELIVERY_HANDLER)
+        )
+        for name in WEBHOOK_ANNOUNCERS:
+            webhooks.announce_from(functions[name])
 
         create_job = functions["CreateJob"]
         state_machine.grant_start_execution(create_job)
@@ -86,6 +99,7 @@ class ClipStack(Stack):
             asr_dead_letter_queue=asr.dead_letter_queue,
             expiry_failures=storage.expiry_failures,
             execution_end_dead_letters=pipeline.execution_end_dead_letters,
+            webhook_dead_letters=webhooks.dead_letter_queue,
             rest_api=api.rest_api,
             job_creations_blocked=api.metric_job_creations_blocked(),
         )
@@ -96,6 +110,7 @@ class ClipStack(Stack):
         CfnOutput(self, "StateMachineName", value=state_machine.state_machine_name)
         CfnOutput(self, "JobsTableName", value=storage.jobs_table.table_name)
         CfnOutput(self, "ArtifactsBucketName", value=storage.artifacts_bucket.bucket_name)
+        CfnOutput(self, "WebhookSecretsPrefix", value=webhooks.secrets_prefix)
         CfnOutput(self, "DashboardName", value=monitoring.dashboard.dashboard_name)
         CfnOutput(self, "AlarmTopicArn", value=monitoring.alarm_topic.topic_arn)
         for plan_name, plan in api.usage_plans.items():

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from clipline.media.ffmpeg_binary import find_ffmpeg
+from clipline.workflow import LAMBDA_SIZES
 from clipline.media.probe import FfmpegProber
 
 from ..conftest import SPEECH_REFERENCE, word_error_rate
@@ -59,7 +60,7 @@ def _failed_tasks(stack: SimulatedStack, job_id: str) -> list[tuple[str, str]]:
 
 def test_the_deployment_reports_what_it_could_not_simulate(dev_stack):
     # Given the dev stage deployed, Then every function came from the template, and what moto lacks is listed
-    assert len(dev_stack.summary["functions"]) == 11
+    assert len(dev_stack.summary["functions"]) == len(LAMBDA_SIZES)
     not_simulated = "\n".join(dev_stack.summary["notSimulated"])
     for kind in ("AWS::ApiGateway::UsagePlan", "AWS::WAFv2::WebACL", "AWS::CloudWatch::Alarm", "AWS::ApiGateway::Stage"):
         assert kind in not_simulated
