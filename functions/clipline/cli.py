@@ -1,4 +1,7 @@
-"""``clipline serve | clip | sample-media | keys | cleanup | migrate | executions``: local mode from the command line."""
+"""``clipline serve | clip | sample-media | keys | cleanup | migrate | executions``: local mode from the command line.
+
+The ``keys`` commands are in ``key_commands``.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +18,9 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
+
+from . import key_commands
+from .settings import Settings
 
 # Kept light at import: `clipline keys` should not pay for moto and the engine.
 
@@ -74,21 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     sample.add_argument("--port", type=int, default=8081, help="0 picks a free port")
     sample.set_defaults(run=_sample_media)
 
-    keys = commands.add_parser("keys", help="manage local API keys")
-    key_commands = keys.add_subparsers(dest="key_command", required=True)
-    create = key_commands.add_parser("create", help="create a key and print it once")
-    create.add_argument("--name", required=True)
-    plan = create.add_argument_group("usage plan", "each limit defaults to the service's (CLIPLINE_KEY_*)")
-    plan.add_argument("--rate", type=_positive(float), help="steady requests per second")
-    plan.add_argument("--burst", type=_positive(int), help="requests allowed at once (the token bucket's size)")
-    plan.add_argument("--quota", type=_positive(int), help="requests per quota period")
-    plan.add_argument("--period", choices=("day", "week", "month"), help="quota period, a calendar period in UTC")
-    listing = key_commands.add_parser("list", help="list keys (never the keys themselves)")
-    revoke = key_commands.add_parser("revoke", help="revoke a key at once")
-    revoke.add_argument("key_id")
-    for sub in (create, listing, revoke):
-        sub.add_argument("--data-dir", type=Path, default=None)
-    keys.set_defaults(run=_keys)
+    key_commands.add_to(commands)
 
     cleanup = commands.add_parser(
         "cleanup", help="remove expired jobs, transcripts and orphaned files now (serve does it every few minutes)"
@@ -132,19 +124,6 @@ def main(argv: list[str] | None = None) -> int:
     return args.run(args)
 
 
-def _positive(kind: type) -> Any:
-    def parse(text: str) -> Any:
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-        if not value > 0:
-            raise argparse.ArgumentTypeError(f"{text} is not positive")
-        return value
-
-    return parse
-
-
 def _sample_media(args: argparse.Namespace) -> int:
     """Serve the demo's sample video until interrupted; a job may clip from it when private sources are allowed."""
     from .local.demo import ensure_sample
@@ -165,7 +144,7 @@ def _cleanup(args: argparse.Namespace) -> int:
     from .composition import SystemClock
     from .local.service import DataDir, cleanup_services, sweep
 
-    settings = _settings(args.data_dir)
+    settings = Settings.for_data_dir(args.data_dir)
     archive = DataDir.of(settings).execution_archive(SystemClock())
     report, histories = sweep(cleanup_services(settings), archive, dry_run=args.dry_run)
     verb = "would remove" if args.dry_run else "removed"
@@ -192,7 +171,7 @@ def _migrate(args: argparse.Namespace) -> int:
     """
     from .composition import limits_from
 
-    settings = _settings(args.data_dir)
+    settings = Settings.for_data_dir(args.data_dir)
     retention = limits_from(settings).retention
     if args.aws:
         from .adapters.aws.dynamo_migrations import backfill
@@ -223,7 +202,7 @@ def _show_execution(args: argparse.Namespace) -> int:
     """Print a job's execution as a timeline; exit 1 with one line on stderr when it cannot be read."""
     from .workflow.history import build_timeline, render_json, render_text
 
-    settings = _settings(args.data_dir)
+    settings = Settings.for_data_dir(args.data_dir)
     try:
         if args.aws:
             execution, events = _aws_execution(args.job_id, args.state_machine_arn or settings.state_machine_arn)
@@ -307,12 +286,6 @@ def _aws_execution(job_id: str, state_machine_arn: str) -> tuple[dict, list[dict
     return execution, events
 
 
-def _settings(data_dir: Path | None):  # noqa: ANN202 - Settings is imported lazily
-    from .settings import Settings
-
-    return Settings(data_dir=data_dir) if data_dir else Settings()
-
-
 def _serve(args: argparse.Namespace) -> int:
     if args.aws_sim:
         from .aws_sim.server import serve_from_arguments
@@ -320,7 +293,7 @@ def _serve(args: argparse.Namespace) -> int:
         return serve_from_arguments(args)
     from .local.service import LocalService
 
-    service = LocalService(_settings(args.data_dir), host=args.host, port=args.port)
+    service = LocalService(Settings.for_data_dir(args.data_dir), host=args.host, port=args.port)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
@@ -332,34 +305,6 @@ def _serve(args: argparse.Namespace) -> int:
         stop.wait()
     finally:
         service.stop()
-    return 0
-
-
-def _keys(args: argparse.Namespace) -> int:
-    from dataclasses import replace
-
-    from .composition import SystemClock
-    from .local.service import DataDir, default_usage_plan
-
-    settings = _settings(args.data_dir)
-    store = DataDir.of(settings).key_store(SystemClock())
-    default_plan = default_usage_plan(settings)
-    if args.key_command == "create":
-        given = {"rate_per_second": args.rate, "burst": args.burst, "quota": args.quota, "quota_period": args.period}
-        plan = replace(default_plan, **{name: value for name, value in given.items() if value is not None})
-        key_id, key = store.create(args.name, plan)
-        print(f"API key for {args.name} (id {key_id}, {plan.describe()}); it is shown only once:", file=sys.stderr)
-        print(key)
-    elif args.key_command == "list":
-        for record in store.list():
-            used = record.last_used_at.isoformat() if record.last_used_at else "never"
-            state = "revoked" if record.revoked else "active"
-            plan = record.plan.describe() if record.plan else f"{default_plan.describe()} (service default)"
-            created = record.created_at.isoformat()
-            print(f"{record.id}  {record.name}  {state}  {plan}  created {created}  last used {used}")
-    elif not store.revoke(args.key_id):
-        print(f"no active key with id {args.key_id}", file=sys.stderr)
-        return 1
     return 0
 
 
@@ -461,7 +406,7 @@ def _clip(args: argparse.Namespace) -> int:
     temporary = args.data_dir is None
     data_dir = Path(tempfile.mkdtemp(prefix="clipline-")) if temporary else args.data_dir
     data_dir.mkdir(parents=True, exist_ok=True)
-    keys = DataDir.of(_settings(data_dir)).key_store(SystemClock())
+    keys = DataDir.of(Settings.for_data_dir(data_dir)).key_store(SystemClock())
     key_id, api_key = keys.create("clipline-clip")
     process, base_url = _start_private_server(data_dir)
     try:

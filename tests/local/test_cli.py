@@ -1,4 +1,4 @@
-"""The command line as a user runs it: `clipline clip` and `clipline keys`."""
+"""The command line as a user runs it: `clipline clip` and `clipline keys` (webhook secrets too)."""
 
 import json
 import os
@@ -102,6 +102,24 @@ def test_keys_create_list_revoke(tmp_path):
     clipline("keys", "revoke", key_id, "--data-dir", data_dir)
     assert f"{key_id}  dev  revoked" in clipline("keys", "list", "--data-dir", data_dir).stdout
     assert clipline("keys", "revoke", key_id, "--data-dir", data_dir, check=False).returncode == 1
+
+
+def test_keys_webhook_secret_is_made_once_kept_and_replaced_on_rotate(tmp_path):
+    # Given a key; `keys create` printed the key alone
+    data_dir = str(tmp_path / "data")
+    created = clipline("keys", "create", "--name", "dev", "--data-dir", data_dir)
+    assert created.stdout.count("\n") == 1 and "whsec_" not in created.stdout + created.stderr
+    # When its webhook secret is asked for twice, then rotated
+    first = clipline("keys", "webhook-secret", "--name", "dev", "--data-dir", data_dir).stdout.strip()
+    again = clipline("keys", "webhook-secret", "--name", "dev", "--data-dir", data_dir).stdout.strip()
+    rotated = clipline("keys", "webhook-secret", "--name", "dev", "--rotate", "--data-dir", data_dir).stdout.strip()
+    after = clipline("keys", "webhook-secret", "--name", "dev", "--data-dir", data_dir).stdout.strip()
+    # Then it was made on first use and kept, and the rotation replaced it for good
+    assert re.fullmatch(r"whsec_[A-Za-z0-9+/]{43}=", first), first
+    assert again == first and rotated != first and after == rotated
+    # And a name no active key has is refused
+    missing = clipline("keys", "webhook-secret", "--name", "nobody", "--data-dir", data_dir, check=False)
+    assert missing.returncode == 1 and "no active key named nobody" in missing.stderr and not missing.stdout
 
 
 def test_keys_carry_a_usage_plan_and_list_shows_it_with_last_use(tmp_path):
