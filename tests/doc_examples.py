@@ -38,6 +38,7 @@ from clipline.composition import SystemClock, services
 from clipline.domain.rate_limits import UsagePlan
 from clipline.local.media_server import MediaServer
 from tests.local.conftest import RunningService, start_service
+from tests.webhook_receiver import Receiver
 
 DOC_BASE_URL = "http://127.0.0.1:8080"
 DOC_SAMPLE_URL = "http://127.0.0.1:8081/sample.mp4"
@@ -338,7 +339,7 @@ def _clip_link(client, job_id: str) -> str:
     return next(artifact["url"] for artifact in result.body["artifacts"] if artifact["name"] == "clip")
 
 
-def prepare_jobs(running: RunningService, sample_url: str, stalled_url: str) -> dict[str, str]:
+def prepare_jobs(running: RunningService, sample_url: str, stalled_url: str, receiver_url: str) -> dict[str, str]:
     """The variables the examples read: keys, job ids in each state, and signed links."""
     client = running.client
 
@@ -351,11 +352,13 @@ def prepare_jobs(running: RunningService, sample_url: str, stalled_url: str) -> 
     job = create({"sourceUrl": sample_url, "start": "00:01:00", "end": 70.5})
     still_running = create({"sourceUrl": stalled_url, "start": 0, "end": 5})
     failed = create({"sourceUrl": sample_url, "start": 170, "end": 190})
+    announced = create({"sourceUrl": sample_url, "start": 1, "end": 2, "webhookUrl": receiver_url})
     expired = _wait_for(client, expiring, {"succeeded", "failed"})
     assert expired["status"] == "succeeded", expired
     assert _wait_for(client, job, {"succeeded", "failed"})["status"] == "succeeded"
     assert _wait_for(client, failed, {"succeeded", "failed"})["status"] == "failed"
     _wait_for(client, still_running, {"running"})
+    assert _wait_for(client, announced, {"succeeded", "failed"})["status"] == "succeeded"
     expires_at = datetime.fromisoformat(expired["expiresAt"])
     # The link its result handed out before it expired: links never outlive their job.
     expired_clip_url = services().artifacts.signed_url(expired["resultClipKey"], expires_at)
@@ -370,6 +373,7 @@ def prepare_jobs(running: RunningService, sample_url: str, stalled_url: str) -> 
         "JOB_ID": job,
         "RUNNING_JOB_ID": still_running,
         "FAILED_JOB_ID": failed,
+        "WEBHOOK_JOB_ID": announced,
         "EXPIRED_JOB_ID": expiring,
         "CLIP_URL": _clip_link(client, job),
         "EXPIRED_CLIP_URL": expired_clip_url,
@@ -386,6 +390,7 @@ def live_service(root: Path, sample: Path, examples: list[Example]) -> Iterator[
     stalled.bind(("127.0.0.1", 0))
     stalled.listen()
     server = MediaServer(media).start()
+    receiver = Receiver()
     running = start_service(
         root,
         transcriber=FakeTranscriber(),
@@ -399,7 +404,8 @@ def live_service(root: Path, sample: Path, examples: list[Example]) -> Iterator[
     )
     try:
         sample_url = server.url("sample.mp4")
-        variables = prepare_jobs(running, sample_url, f"http://127.0.0.1:{stalled.getsockname()[1]}/stalled.mp4")
+        stalled_url = f"http://127.0.0.1:{stalled.getsockname()[1]}/stalled.mp4"
+        variables = prepare_jobs(running, sample_url, stalled_url, receiver.url)
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C", **variables}
         workdir = root / "cwd"
         workdir.mkdir()
@@ -413,3 +419,4 @@ def live_service(root: Path, sample: Path, examples: list[Example]) -> Iterator[
         stalled.close()
         running.service.stop()
         server.stop()
+        receiver.close()
