@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import datetime
 
 import pytest
 from standardwebhooks.webhooks import Webhook as Verifier
@@ -57,6 +58,9 @@ def test_a_500_is_retried_and_every_attempt_is_the_same_signed_message(hooked, m
     event = Verifier(_secret(hooked)).verify(body, headers)
     assert event["type"] == "job.succeeded" and event["data"]["id"] == job["id"]
     assert event["data"]["status"] == "succeeded" and "webhook" not in event["data"]
+    # The event's time is the job's end, written as the job view writes its times
+    ended = datetime.fromisoformat(event["data"]["updatedAt"])
+    assert event["timestamp"].endswith("Z") and abs(datetime.fromisoformat(event["timestamp"]) - ended).total_seconds() < 1
     assert [attempt["status"] for attempt in finished["webhook"]["attempts"]] == [500, 204]
 
 

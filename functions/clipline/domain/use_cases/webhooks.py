@@ -14,6 +14,8 @@ from datetime import datetime
 from typing import Callable
 from urllib.parse import urlsplit
 
+from pydantic import TypeAdapter
+
 from .. import errors
 from ..jobs import Job, JobStatus
 from ..webhooks import (
@@ -30,6 +32,7 @@ from .context import Services
 # Renders the event's ``data``: the job view GET /api/jobs/{id} returns (an outer layer's schema).
 JobRenderer = Callable[[Job], dict]
 USER_AGENT = "clipline-webhooks/1"
+_TIME = TypeAdapter(datetime)
 
 
 def checked_webhook_url(services: Services, url: str) -> str:
@@ -96,7 +99,9 @@ def event_body(job: Job, render: JobRenderer) -> bytes:
     webhook = job.webhook
     assert webhook is not None and webhook.event is not None and webhook.event_at is not None
     data = {name: value for name, value in render(job).items() if name != "webhook"}
-    document = {"type": webhook.event.value, "timestamp": webhook.event_at.isoformat(), "data": data}
+    # The timestamp is written as every time in the job view is (ISO 8601, "Z" for UTC).
+    timestamp = _TIME.dump_python(webhook.event_at, mode="json")
+    document = {"type": webhook.event.value, "timestamp": timestamp, "data": data}
     return json.dumps(document, separators=(",", ":"), sort_keys=True).encode()
 
 
