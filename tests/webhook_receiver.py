@@ -24,6 +24,8 @@ class Receiver:
         host: str = "127.0.0.1",
     ) -> None:
         self.received: list[tuple[dict[str, str], bytes]] = []
+        # The path of each request in ``received``: tests sharing one receiver give each job its own.
+        self.paths: list[str] = []
         self._answers = list(answers)
         self._lock = threading.Lock()
         owner = self
@@ -33,6 +35,7 @@ class Receiver:
                 body = self.rfile.read(int(self.headers["content-length"]))
                 with owner._lock:
                     owner.received.append(({k.lower(): v for k, v in self.headers.items()}, body))
+                    owner.paths.append(self.path)
                     status = owner._answers.pop(0) if owner._answers else 204
                 self.send_response(status)
                 if location and 300 <= status < 400:
@@ -70,11 +73,24 @@ class Receiver:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/hooks"
 
-    def wait_for(self, count: int, timeout: float = 30) -> None:
+    def script(self, *answers: int) -> None:
+        """Answer the next POSTs with ``answers``, then 204."""
+        with self._lock:
+            self._answers = list(answers)
+
+    def received_on(self, path: str) -> list[tuple[dict[str, str], bytes]]:
+        with self._lock:
+            return [request for request, where in zip(self.received, self.paths) if where == path]
+
+    def wait_for(self, count: int, timeout: float = 30, path: str | None = None) -> None:
         deadline = time.monotonic() + timeout
-        while len(self.received) < count and time.monotonic() < deadline:
+
+        def got() -> int:
+            return len(self.received_on(path)) if path else len(self.received)
+
+        while got() < count and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert len(self.received) >= count, self.received
+        assert got() >= count, self.received
 
     def close(self) -> None:
         self.server.shutdown()

@@ -28,6 +28,7 @@ from clipline.local.media_server import MediaServer
 from ..conftest import offline_whisper_model
 from ..local.conftest import Client
 from ..openai_server import TranscriptionApi
+from ..webhook_receiver import Receiver
 
 os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
 os.environ.setdefault("JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION", "1")
@@ -36,6 +37,8 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 DEPLOY_TIMEOUT_SECONDS = 180
 # Short enough for the heartbeat test to end in seconds; three beats per period keep a busy worker alive.
 HEARTBEAT_SECONDS = 6
+# Three attempts a second or two apart: the delivery queue's visibility carries each retry.
+WEBHOOK_RETRY_SCHEDULE = "1,2"
 # The expiry test reads the 410 before TTL deletes the job, as it would in AWS, where TTL takes days.
 TTL_DELAY_SECONDS = 8
 
@@ -102,19 +105,34 @@ def source(media_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
 
 
 @pytest.fixture(scope="session")
+def webhook_receiver() -> Iterator[Receiver]:
+    """One receiver for the session's webhooks, on a port the stack allows; each test posts to a path of its own."""
+    receiver = Receiver()
+    yield receiver
+    receiver.close()
+
+
+@pytest.fixture(scope="session")
 def openai_api() -> Iterator[TranscriptionApi]:
     with TranscriptionApi() as server:
         yield server
 
 
 @pytest.fixture(scope="session")
-def assembly(tmp_path_factory: pytest.TempPathFactory, source: MediaServer, openai_api: TranscriptionApi) -> Path:
+def assembly(
+    tmp_path_factory: pytest.TempPathFactory, source: MediaServer, openai_api: TranscriptionApi, webhook_receiver: Receiver
+) -> Path:
     """``cdk synth`` of the dev (Amazon Transcribe) and openai stages, as the CDK CLI runs the app."""
     from infra.app import build_app
 
     context = json.loads((REPO_ROOT / "cdk.json").read_text("utf-8"))["context"]
     port = source.base_url.rsplit(":", 1)[1]
-    runtime = {"allow_private_sources": True, "source_ports": f"80,443,{port}"}
+    runtime = {
+        "allow_private_sources": True,
+        "source_ports": f"80,443,{port},{webhook_receiver.port}",
+        # Seconds, not hours: the retry tests see a whole schedule run out.
+        "webhook_retry_schedule": WEBHOOK_RETRY_SCHEDULE,
+    }
     for stage in ("dev", "openai"):
         context["stages"][stage].update({"settings": runtime, "asr_heartbeat_seconds": HEARTBEAT_SECONDS})
     context["stages"]["openai"]["openai_base_url"] = openai_api.url

@@ -13,6 +13,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from standardwebhooks.webhooks import Webhook as Verifier
 
 from clipline.media.ffmpeg_binary import find_ffmpeg
 from clipline.workflow import LAMBDA_SIZES
@@ -295,3 +296,110 @@ def test_the_readme_tours_api_examples_answer_as_shown_on_the_aws_host(dev_stack
     for example in on_the_api:
         outcome = run_example(example, dev_stack.summary["apiUrl"], source.url("sample.mp4"), env, tmp_path)
         assert not problems(example, outcome), f"README line {example.line}: {problems(example, outcome)}"
+
+
+def _created_with_webhook(stack: SimulatedStack, source, url: str) -> dict:
+    created = stack.client.request(
+        "POST", "/api/jobs", {"sourceUrl": source.url("long.mp4"), "start": 1, "end": 2, "webhookUrl": url}
+    )
+    assert created.status == 202, created.body
+    return stack.client.wait(created.body["id"], timeout=90)
+
+
+def _webhook_state(stack: SimulatedStack, job_id: str, state: str, timeout: float = 60) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        webhook = stack.client.request("GET", f"/api/jobs/{job_id}").body["webhook"]
+        if webhook["state"] == state or time.monotonic() > deadline:
+            assert webhook["state"] == state, webhook
+            return webhook
+        time.sleep(0.2)
+
+
+def _webhook_secret(stack: SimulatedStack, *flags: str) -> str:
+    """The key's signing secret, as an operator reads it: the CLI against the account."""
+    shown = subprocess.run(
+        [str(Path(sys.executable).parent / "clipline"), "keys", "webhook-secret", "--name", "aws-sim", "--aws",
+         "--secrets-prefix", stack.output("WebhookSecretsPrefix"), *flags],
+        env={**os.environ, "AWS_ENDPOINT_URL": stack.summary["endpointUrl"], "AWS_REGION": stack.summary["region"],
+             "AWS_ACCESS_KEY_ID": "operator", "AWS_SECRET_ACCESS_KEY": "operator"},
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert shown.returncode == 0, shown.stderr
+    return shown.stdout.strip()
+
+
+def test_a_webhook_is_retried_through_the_queue_signed_and_redelivered(dev_stack, source, webhook_receiver):
+    # Given a receiver that fails its first attempt
+    path = "/hooks/retried"
+    webhook_receiver.script(500)
+    # When a job with a webhook succeeds in the deployed pipeline
+    job = _created_with_webhook(dev_stack, source, f"http://127.0.0.1:{webhook_receiver.port}{path}")
+    assert job["status"] == "succeeded", job
+    # Then the delivery function retried it from the queue until it was taken
+    webhook = _webhook_state(dev_stack, job["id"], "delivered")
+    assert [attempt["status"] for attempt in webhook["attempts"]] == [500, 204]
+    (first_headers, first_body), (headers, body) = webhook_receiver.received_on(path)
+    # And both attempts were one message, signed with the key's secret from Secrets Manager
+    assert first_headers["webhook-id"] == headers["webhook-id"] and first_body == body
+    secret = _webhook_secret(dev_stack)
+    event = Verifier(secret).verify(body, headers)
+    assert event["type"] == "job.succeeded" and event["data"]["id"] == job["id"] and event["data"]["status"] == "succeeded"
+    # And the secret is in no job record and no execution history
+    item = dev_stack.aws("dynamodb").get_item(
+        TableName=dev_stack.output("JobsTableName"), Key={"pk": {"S": f"JOB#{job['id']}"}}
+    )["Item"]
+    sfn = dev_stack.aws("stepfunctions")
+    execution_arn = next(
+        execution["executionArn"]
+        for execution in sfn.list_executions(stateMachineArn=dev_stack.output("StateMachineArn"))["executions"]
+        if execution["name"] == job["id"]
+    )
+    history = sfn.get_execution_history(executionArn=execution_arn)["events"]
+    assert secret not in json.dumps(item) and secret not in json.dumps(history, default=str)
+
+    # When it is redelivered
+    reply = dev_stack.client.request("POST", f"/api/jobs/{job['id']}/webhook/redeliver")
+    assert reply.status == 202, reply.body
+    # Then the same message comes again
+    webhook_receiver.wait_for(3, path=path)
+    _, (again_headers, again_body) = webhook_receiver.received_on(path)[1:]
+    assert again_headers["webhook-id"] == headers["webhook-id"] and again_body == body
+    Verifier(secret).verify(again_body, again_headers)
+
+
+def test_a_webhook_that_is_never_taken_ends_failed_in_the_dead_letter_queue(dev_stack, source, webhook_receiver):
+    # Given a receiver that answers 503 to every attempt of the (compressed) schedule
+    path = "/hooks/never"
+    webhook_receiver.script(503, 503, 503)
+    # When a job with a webhook ends
+    job = _created_with_webhook(dev_stack, source, f"http://127.0.0.1:{webhook_receiver.port}{path}")
+    # Then after the whole schedule the webhook failed
+    webhook = _webhook_state(dev_stack, job["id"], "failed")
+    assert [attempt["status"] for attempt in webhook["attempts"]] == [503, 503, 503]
+    assert len(webhook_receiver.received_on(path)) == 3
+    # And its message waits in the dead-letter queue, for the alarm and the operator
+    deliverer = dev_stack.aws("lambda").get_function_configuration(FunctionName=dev_stack.function_name("DeliverWebhook"))
+    dead_letters = deliverer["Environment"]["Variables"]["CLIPLINE_WEBHOOK_DEAD_LETTER_QUEUE_URL"]
+    sqs = dev_stack.aws("sqs")
+    kept = []
+    deadline = time.monotonic() + 20
+    while not kept and time.monotonic() < deadline:
+        kept = [
+            json.loads(message["Body"])
+            for message in sqs.receive_message(QueueUrl=dead_letters, MaxNumberOfMessages=10, WaitTimeSeconds=1).get(
+                "Messages", []
+            )
+        ]
+    assert [message["jobId"] for message in kept] == [job["id"]], kept
+
+
+def test_a_webhook_url_that_is_not_http_is_refused_at_creation_and_nothing_is_created(dev_stack, source):
+    # The test stack allows loopback receivers (a private address is refused in local mode's strict tests)
+    table = dev_stack.output("JobsTableName")
+    before = dev_stack.aws("dynamodb").scan(TableName=table, Select="COUNT")["Count"]
+    reply = dev_stack.client.request(
+        "POST", "/api/jobs", {"sourceUrl": source.url("long.mp4"), "start": 1, "end": 2, "webhookUrl": "ftp://127.0.0.1/x"}
+    )
+    assert (reply.status, reply.code) == (400, "INVALID_WEBHOOK_URL"), reply.body
+    assert dev_stack.aws("dynamodb").scan(TableName=table, Select="COUNT")["Count"] == before
