@@ -40,6 +40,7 @@ from clipline.domain.use_cases import NewJobRequest, create_job, enter_stage
 from clipline.local.service import DataDir, LocalService, ServeLock
 from clipline.media.ffmpeg_binary import find_ffmpeg
 from tests.fakes import CapturedLogs, FixedClock, fake_services
+from tests.webhook_receiver import Receiver
 
 SERVER_START_SECONDS = 60
 STAGE_WAIT_SECONDS = 30
@@ -447,6 +448,39 @@ def test_a_killed_service_fails_every_running_job_on_restart_and_keeps_the_rest(
         source.shutdown()
         source.server_close()
         silent.close()
+
+
+def test_a_webhook_between_retries_at_the_kill_is_delivered_once_after_the_restart(tmp_path, media_server):
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    work_dir = tmp_path / "work"
+    work_dir.mkdir()
+    processes: list[subprocess.Popen] = []
+    receiver = Receiver(500)
+    try:
+        # Given a service whose first webhook retry waits a few seconds
+        env = _environment(data_dir, work_dir, CLIPLINE_WEBHOOK_RETRY_SCHEDULE="4")
+        process, base_url = _start(data_dir, env, "first", processes)
+        first = Serve(process, base_url, _create_key(env))
+        # And a job that succeeded and whose first attempt was answered 500 and recorded
+        job_id = first.create(sourceUrl=media_server.url(SAMPLE), start=1, end=2, webhookUrl=receiver.url)
+        first.wait_for(job_id, lambda job: len((job["webhook"] or {}).get("attempts", [])) == 1, "a first attempt")
+        # When the service is killed before the retry, and started again on the same data dir
+        _kill(process)
+        assert len(receiver.received) == 1
+        process, base_url = _start(data_dir, env, "second", processes)
+        second = Serve(process, base_url, first.key)
+        # Then the retry is made from the outbox, and the webhook is delivered
+        job = second.wait_for(job_id, lambda job: job["webhook"]["state"] == "delivered", "its webhook delivered")
+        assert [attempt["status"] for attempt in job["webhook"]["attempts"]] == [500, 204]
+        # And it was one message, sent once per attempt: nothing more comes
+        time.sleep(1)
+        (first_headers, first_body), (headers, body) = receiver.received
+        assert first_headers["webhook-id"] == headers["webhook-id"] and first_body == body
+    finally:
+        for started in processes:
+            _kill(started)
+        receiver.close()
 
 
 def test_only_a_service_that_starts_alone_recovers_and_every_one_holds_the_data_dir(tmp_path):
