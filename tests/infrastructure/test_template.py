@@ -775,7 +775,7 @@ def test_the_dashboard_shows_the_catalog_metrics_queue_depth_and_api_errors(dev_
 
 def test_the_stack_outputs_what_deploy_md_uses(dev_template_json) -> None:
     assert {"ApiUrl", "StateMachineArn", "StateMachineName", "JobsTableName", "ArtifactsBucketName",
-            "DashboardName", "AlarmTopicArn", "DefaultUsagePlanId",
+            "DashboardName", "AlarmTopicArn", "DefaultUsagePlanId", "WebhookSecretsPrefix",
             "ProUsagePlanId"} <= set(dev_template_json["Outputs"])  # fmt: skip
 
 
