@@ -138,6 +138,12 @@ class JobFinishedError(ClipLineError):
     code = "JOB_FINISHED"
 
 
+class WebhookSupersededError(ClipLineError):
+    """An attempt's record came after a redelivery had started a newer round: the newer one stands."""
+
+    code = "WEBHOOK_SUPERSEDED"
+
+
 class JobFailedError(ClipLineError):
     """The job failed, so it has no result."""
 

@@ -8,7 +8,7 @@ from enum import StrEnum
 
 from pydantic import ConfigDict, Field, StrictFloat, StrictInt
 
-from .errors import JobFinishedError, JobNotReadyError
+from .errors import JobFinishedError, JobNotReadyError, WebhookSupersededError
 from .models import DomainModel
 from .webhooks import Webhook
 
@@ -325,9 +325,15 @@ def with_webhook(job: Job, webhook: Webhook) -> Job:
     ``updated_at`` stays as it is, so the job, and the event body made from it, read
     the same on every attempt.
 
+    A record of an older round than the stored one is refused: an attempt that was in
+    flight when a redelivery began must not undo the redelivery.
+
     Raises:
         JobNotReadyError: the job is still running (its webhook waits for its end).
+        WebhookSupersededError: ``webhook`` is of an older round than the job's.
     """
     if not job.status.is_terminal:
         raise JobNotReadyError(f"job {job.id} is {job.status.value}; its webhook is sent when it ends")
+    if job.webhook is not None and webhook.round < job.webhook.round:
+        raise WebhookSupersededError(f"job {job.id}'s webhook is in round {job.webhook.round}, not {webhook.round}")
     return job.model_copy(update={"webhook": webhook})

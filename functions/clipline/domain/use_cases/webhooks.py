@@ -149,7 +149,11 @@ def deliver_webhook(
     now = services.clock.now()
     attempt = WebhookAttempt(at=now, status=response.status, error=short_error(response.error) if response.error else None)
     updated = webhook.after(attempt, services.limits.webhook_schedule)
-    job = services.jobs.record_webhook(job_id, updated)
+    try:
+        job = services.jobs.record_webhook(job_id, updated)
+    except errors.WebhookSupersededError:
+        # A redelivery began while this attempt was in flight; its own round carries on.
+        return DeliveryOutcome("skipped", job)
     if updated.state is WebhookState.DELIVERED:
         services.telemetry.count("WebhookDeliveries", outcome="delivered")
         services.telemetry.observe("WebhookLatency", max((now - webhook.event_at).total_seconds(), 0.0))
