@@ -111,8 +111,18 @@ class Monitoring(Construct):
             self.alarm_topic.add_subscription(subscriptions.EmailSubscription(config.alarm_email))
 
         self.alarms = self._alarms(state_machine, asr_dead_letter_queue, expiry_failures, rest_api)
-        self.alarms.append(self._execution_end_dead_letters_alarm(execution_end_dead_letters))
-        self.alarms.append(self._webhook_dead_letters_alarm(webhook_dead_letters))
+        self.alarms.append(
+            self._dead_letters_alarm(
+                "ExecutionEndDeadLetters", execution_end_dead_letters,
+                "Ended executions whose job could not be recorded as failed; they stay 'running'.",
+            )
+        )
+        self.alarms.append(
+            self._dead_letters_alarm(
+                "WebhookDeadLetters", webhook_dead_letters,
+                "Webhooks given up on after the whole retry schedule: their receivers never took them.",
+            )
+        )
         self.alarms.append(self._asr_queue_wait_alarm(asr_queue, config))
         alarm_action = actions.SnsAction(self.alarm_topic)
         for alarm in self.alarms:
@@ -190,24 +200,11 @@ class Monitoring(Construct):
             ),
         ]  # fmt: skip
 
-    def _execution_end_dead_letters_alarm(self, dead_letters: sqs.IQueue) -> cloudwatch.Alarm:
+    def _dead_letters_alarm(self, construct_id: str, dead_letters: sqs.IQueue, description: str) -> cloudwatch.Alarm:
         return dead_letters.metric_approximate_number_of_messages_visible(
             period=Duration.minutes(5), statistic="Maximum"
         ).create_alarm(
-            self, "ExecutionEndDeadLetters",
-            alarm_description="Ended executions whose job could not be recorded as failed; they stay 'running'.",
-            threshold=0, evaluation_periods=1,
-            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-        )  # fmt: skip
-
-    def _webhook_dead_letters_alarm(self, dead_letters: sqs.IQueue) -> cloudwatch.Alarm:
-        return dead_letters.metric_approximate_number_of_messages_visible(
-            period=Duration.minutes(5), statistic="Maximum"
-        ).create_alarm(
-            self, "WebhookDeadLetters",
-            alarm_description="Webhooks given up on after the whole retry schedule: their receivers never took them.",
-            threshold=0, evaluation_periods=1,
+            self, construct_id, alarm_description=description, threshold=0, evaluation_periods=1,
             comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
             treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
         )  # fmt: skip
