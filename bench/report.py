@@ -34,6 +34,7 @@ BENCHMARKS = {
     "load": "load",
     "sweep": "cleanup sweep",
     "aws_host": "AWS host (simulated)",
+    "webhooks": "webhooks",
 }
 DOC = REPO_ROOT / "docs" / "performance.md"
 RESULTS_MARKERS = ("<!-- bench:results:begin -->", "<!-- bench:results:end -->")
