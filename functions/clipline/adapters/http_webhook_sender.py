@@ -62,20 +62,25 @@ class HttpWebhookSender:
             return WebhookResponse(None, f"could not connect to {host!r}: {error}")
         # The socket in use, which the watchdog shuts: the TLS one, once it is wrapped.
         current = [sock]
-        watchdog = threading.Timer(max(deadline - time.monotonic(), 0.0), _shut, args=(current,))
+        cut_off = threading.Event()
+        watchdog = threading.Timer(max(deadline - time.monotonic(), 0.0), _shut, args=(current, cut_off))
         watchdog.daemon = True
         watchdog.start()
+        timed_out = WebhookResponse(None, f"no complete answer within {self._timeout:g}s")
         try:
             if scheme == "https":
                 current[0] = self._tls.wrap_socket(sock, server_hostname=host)
-            return self._exchange(current[0], _host_header(scheme, host, port), _target(url), headers, body)
+            response = self._exchange(current[0], _host_header(scheme, host, port), _target(url), headers, body)
         except (OSError, http.client.HTTPException) as error:
-            if time.monotonic() >= deadline:
-                return WebhookResponse(None, f"no complete answer within {self._timeout:g}s")
+            if cut_off.is_set() or time.monotonic() >= deadline:
+                return timed_out
             return WebhookResponse(None, f"the exchange failed: {error or type(error).__name__}")
         finally:
             watchdog.cancel()
             current[0].close()
+        # A socket shut mid-body reads as a clean end, so only the watchdog can tell: an answer it
+        # cut off is no answer, even with a 2xx status line, or a receiver could stop the retries.
+        return timed_out if cut_off.is_set() else response
 
     def _connect(self, addresses: list, port: int, deadline: float) -> socket.socket:
         last: OSError | None = None
@@ -112,7 +117,8 @@ def _host_header(scheme: str, host: str, port: int) -> str:
     return name if port == (443 if scheme == "https" else 80) else f"{name}:{port}"
 
 
-def _shut(current: list[socket.socket]) -> None:
+def _shut(current: list[socket.socket], cut_off: threading.Event) -> None:
+    cut_off.set()
     try:
         current[0].shutdown(socket.SHUT_RDWR)
     except OSError:
