@@ -1,6 +1,9 @@
 """One contract for every JobRepository: SQLite (local), DynamoDB (moto) and the in-memory fake."""
 
-from datetime import timedelta
+import random
+import sqlite3
+from contextlib import closing, contextmanager
+from datetime import datetime, timedelta
 from types import SimpleNamespace
 
 import boto3
@@ -11,7 +14,7 @@ from moto import mock_aws
 from clipline.adapters.aws import dynamo_job_repository
 from clipline.adapters.aws.dynamo_job_repository import DynamoJobRepository
 from clipline.adapters.local.sqlite_job_repository import SqliteJobRepository
-from clipline.domain.errors import IdempotencyKeyReusedError, JobFinishedError, JobNotFoundError
+from clipline.domain.errors import IdempotencyKeyReusedError, JobFinishedError, JobNotFoundError, JobNotReadyError
 from clipline.domain.jobs import (
     ClipRequest,
     JobChange,
@@ -22,6 +25,7 @@ from clipline.domain.jobs import (
     new_job,
 )
 from clipline.domain.ports import IdempotencyClaim
+from clipline.domain.webhooks import DEFAULT_WEBHOOK_SCHEDULE, WebhookAttempt, WebhookEvent, WebhookState
 from tests.fakes import FixedClock, InMemoryJobRepository, create_moto_jobs_table
 
 
@@ -30,17 +34,30 @@ def clock():
     return FixedClock()
 
 
-@pytest.fixture(params=["sqlite", "dynamodb", "memory"])
-def repository(request, clock, tmp_path):
-    if request.param == "sqlite":
+@contextmanager
+def opened_repository(kind, clock, tmp_path):
+    if kind == "sqlite":
         yield SqliteJobRepository(tmp_path / "jobs.sqlite3", clock.now)
-    elif request.param == "memory":
+    elif kind == "memory":
         yield InMemoryJobRepository(clock.now)
     else:
         with mock_aws():
             client = boto3.client("dynamodb", region_name="us-east-1")
             create_moto_jobs_table(client)
             yield DynamoJobRepository(client, "jobs", clock.now)
+
+
+@pytest.fixture(params=["sqlite", "dynamodb", "memory"])
+def repository(request, clock, tmp_path):
+    with opened_repository(request.param, clock, tmp_path) as opened:
+        yield opened
+
+
+# The in-memory fake has no record_webhook, so the webhook cases run on the two real stores.
+@pytest.fixture(params=["sqlite", "dynamodb"])
+def stored_repository(request, clock, tmp_path):
+    with opened_repository(request.param, clock, tmp_path) as opened:
+        yield opened
 
 
 def a_job(clock, end=70.0, owner="key-1"):
@@ -181,3 +198,137 @@ def test_dynamodb_missing_asks_again_for_the_keys_it_left_unprocessed(monkeypatc
         # Then the second call asked for the unprocessed key alone, and its answer counts
         stubber.assert_no_pending_responses()
     assert missing == {"b"}
+
+
+# --- record_webhook ------------------------------------------------------------------------------
+
+HOOK_URL = "https://hooks.example/clipline"
+
+
+def a_hooked_job(clock, owner="key-1"):
+    request = ClipRequest(source_url="https://example.com/a.mp4", start_seconds=60, end_seconds=70)
+    return new_job(
+        request, owner=owner, correlation_id="cid", now=clock.now(), retention=timedelta(days=7), webhook_url=HOOK_URL
+    )
+
+
+def end(repository, clock, job, status=JobStatus.SUCCEEDED):
+    """Run ``job`` and end it with ``status``, its webhook announced in the same change, as the pipeline does."""
+    repository.update(job.id, JobChange(status=JobStatus.RUNNING, stage=Stage.PROBE))
+    clock.advance(seconds=30)
+    event = WebhookEvent.SUCCEEDED if status is JobStatus.SUCCEEDED else WebhookEvent.FAILED
+    stage = Stage.DONE if status is JobStatus.SUCCEEDED else Stage.PROBE
+    change = JobChange(status=status, stage=stage, webhook=job.webhook.announce(event, clock.now()))
+    return repository.update(job.id, change)
+
+
+def attempted(webhook, clock, status, error=None):
+    attempt = WebhookAttempt(at=clock.now(), status=status, error=error)
+    return webhook.after(attempt, DEFAULT_WEBHOOK_SCHEDULE, random.Random(7))
+
+
+@pytest.mark.parametrize("status", [JobStatus.SUCCEEDED, JobStatus.FAILED])
+def test_record_webhook_on_an_ended_job_replaces_its_webhook_and_nothing_else(stored_repository, clock, status):
+    repository = stored_repository
+    # Given an ended job whose webhook is due
+    ended = end(repository, clock, repository.create(a_hooked_job(clock)), status)
+    assert ended.webhook.is_due and ended.updated_at == clock.now()
+    # When a failed attempt is recorded, minutes later
+    clock.advance(minutes=5)
+    retrying = attempted(ended.webhook, clock, 500, "the receiver answered 500")
+    assert retrying.state is WebhookState.PENDING and retrying != ended.webhook
+    returned = repository.record_webhook(ended.id, retrying)
+    # Then the job, returned and stored, is the ended job with that webhook: updated_at stays as the end left it
+    assert returned == ended.model_copy(update={"webhook": retrying})
+    assert repository.get(ended.id) == returned
+    assert returned.updated_at == ended.updated_at != clock.now()
+    # And the next record replaces that one (the attempts are the record's, not appended by the store)
+    clock.advance(minutes=5)
+    delivered = attempted(retrying, clock, 204)
+    repository.record_webhook(ended.id, delivered)
+    stored = repository.get(ended.id)
+    assert stored.webhook == delivered
+    assert [attempt.status for attempt in stored.webhook.attempts] == [500, 204]
+    assert stored == ended.model_copy(update={"webhook": delivered})
+    # And the job is still finished: an ordinary change is refused as before
+    with pytest.raises(JobFinishedError):
+        repository.update(ended.id, JobChange(progress=50))
+
+
+def test_record_webhook_on_a_job_that_has_not_ended_is_refused(stored_repository, clock):
+    repository = stored_repository
+    job = repository.create(a_hooked_job(clock))
+    announced = job.webhook.announce(WebhookEvent.SUCCEEDED, clock.now())
+    # Queued, then running: the webhook waits for the job's end, and the job stays as it was
+    with pytest.raises(JobNotReadyError):
+        repository.record_webhook(job.id, announced)
+    assert repository.get(job.id) == job
+    running = repository.update(job.id, JobChange(status=JobStatus.RUNNING, stage=Stage.PROBE))
+    with pytest.raises(JobNotReadyError):
+        repository.record_webhook(job.id, announced)
+    assert repository.get(job.id) == running
+
+
+def test_record_webhook_on_a_missing_job_is_not_found(stored_repository, clock):
+    with pytest.raises(JobNotFoundError):
+        stored_repository.record_webhook("missing", a_hooked_job(clock).webhook)
+
+
+def test_record_webhook_keeps_the_job_s_idempotency_claim_with_it(stored_repository, clock):
+    repository = stored_repository
+    # Given an ended job created with a claim, its webhook recorded
+    ended = end(repository, clock, repository.create(a_hooked_job(clock), claim(clock)))
+    repository.record_webhook(ended.id, attempted(ended.webhook, clock, 204))
+    # When the job is deleted, its claim goes with it: the key is free for another request
+    repository.delete(ended.id)
+    again = repository.create(a_job(clock, end=80), claim(clock, request_hash="h2"))
+    assert again.id != ended.id
+
+
+def outbox(path):
+    with closing(sqlite3.connect(path)) as db:
+        rows = db.execute("SELECT job_id, message_id, due_at FROM webhook_outbox ORDER BY job_id").fetchall()
+    return [(job_id, message_id, datetime.fromisoformat(due_at)) for job_id, message_id, due_at in rows]
+
+
+def test_sqlite_keeps_an_outbox_row_exactly_while_a_webhook_is_due(clock, tmp_path):
+    path = tmp_path / "jobs.sqlite3"
+    repository = SqliteJobRepository(path, clock.now)
+    # Given a job with a webhook, and one without: nothing is due while they are unfinished
+    job = repository.create(a_hooked_job(clock))
+    plain = repository.create(a_job(clock))
+    repository.update(plain.id, JobChange(status=JobStatus.RUNNING))
+    assert outbox(path) == []
+    # When both end, only the hooked one's message is due, now, in the same write as its end
+    repository.update(plain.id, JobChange(status=JobStatus.SUCCEEDED, stage=Stage.DONE))
+    ended = end(repository, clock, job)
+    assert outbox(path) == [(job.id, ended.webhook.message_id, clock.now())]
+    # A failed attempt moves the row to the next attempt's time
+    clock.advance(seconds=1)
+    retrying = attempted(ended.webhook, clock, 503)
+    repository.record_webhook(job.id, retrying)
+    assert retrying.next_attempt_at > clock.now()
+    assert outbox(path) == [(job.id, ended.webhook.message_id, retrying.next_attempt_at)]
+    # Delivery removes it
+    clock.advance(seconds=10)
+    delivered = attempted(retrying, clock, 200)
+    repository.record_webhook(job.id, delivered)
+    assert outbox(path) == []
+    # A redelivery puts it back, due now; deleting the job removes it
+    repository.record_webhook(job.id, delivered.redeliver(clock.now()))
+    assert outbox(path) == [(job.id, ended.webhook.message_id, clock.now())]
+    repository.delete(job.id)
+    assert outbox(path) == []
+
+
+def test_sqlite_removes_the_outbox_row_when_a_webhook_is_given_up_on(clock, tmp_path):
+    path = tmp_path / "jobs.sqlite3"
+    repository = SqliteJobRepository(path, clock.now)
+    ended = end(repository, clock, repository.create(a_hooked_job(clock)), JobStatus.FAILED)
+    assert [row[0] for row in outbox(path)] == [ended.id]
+    # A 410 stops the retries: the webhook is failed, no longer due, and its row is gone
+    stopped = attempted(ended.webhook, clock, 410)
+    assert stopped.state is WebhookState.FAILED
+    repository.record_webhook(ended.id, stopped)
+    assert outbox(path) == []
+    assert repository.get(ended.id).webhook == stopped
