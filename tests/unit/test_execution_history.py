@@ -278,6 +278,8 @@ def test_aws_says_in_one_line_when_there_are_no_credentials(monkeypatch, tmp_pat
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    # And no default session an earlier test in this process made: it keeps the credentials it resolved
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)
     arn = "arn:aws:states:eu-west-1:123456789012:stateMachine:clipline-pipeline"
     # When a user asks AWS for an execution
     assert cli.main(["executions", "show", "job-1", "--aws", "--state-machine-arn", arn]) == 1
