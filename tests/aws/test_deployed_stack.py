@@ -357,6 +357,10 @@ def test_a_webhook_is_retried_through_the_queue_signed_and_redelivered(dev_stack
     )
     history = sfn.get_execution_history(executionArn=execution_arn)["events"]
     assert secret not in json.dumps(item) and secret not in json.dumps(history, default=str)
+    # Nor in any function's logs, the delivery function's own among them
+    logs = {path.stem: path.read_text(errors="replace") for path in (dev_stack.work_dir / "lambda" / "logs").glob("*.log")}
+    assert "webhook delivered" in logs[dev_stack.function_name("DeliverWebhook")]
+    assert not [name for name, text in logs.items() if secret in text]
 
     # When it is redelivered
     reply = dev_stack.client.request("POST", f"/api/jobs/{job['id']}/webhook/redeliver")
