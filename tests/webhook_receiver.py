@@ -11,6 +11,7 @@ class Receiver:
     """Answers each POST with the next scripted status (204 once the script is used up).
 
     ``location`` is sent with a 3xx, so a test can tell whether it was followed.
+    ``stall_first_seconds`` holds the first answer back that long.
     ``trickle_seconds`` makes every answer's body arrive a byte at a time over that
     long, as a slow or hostile receiver would; ``body_bytes`` is the body's size.
     """
@@ -22,6 +23,7 @@ class Receiver:
         trickle_seconds: float = 0.0,
         body_bytes: int = 0,
         host: str = "127.0.0.1",
+        stall_first_seconds: float = 0.0,
     ) -> None:
         self.received: list[tuple[dict[str, str], bytes]] = []
         # The path of each request in ``received``: tests sharing one receiver give each job its own.
@@ -37,12 +39,18 @@ class Receiver:
                     owner.received.append(({k.lower(): v for k, v in self.headers.items()}, body))
                     owner.paths.append(self.path)
                     status = owner._answers.pop(0) if owner._answers else 204
-                self.send_response(status)
-                if location and 300 <= status < 400:
-                    self.send_header("location", location)
-                self.send_header("content-length", str(body_bytes))
-                self.end_headers()
-                self._answer_body()
+                    stall = stall_first_seconds if len(owner.received) == 1 else 0.0
+                if stall:
+                    time.sleep(stall)  # longer than the sender waits: the first attempt times out
+                try:
+                    self.send_response(status)
+                    if location and 300 <= status < 400:
+                        self.send_header("location", location)
+                    self.send_header("content-length", str(body_bytes))
+                    self.end_headers()
+                    self._answer_body()
+                except OSError:
+                    pass  # the sender gave up waiting and hung up
 
             def _answer_body(self) -> None:
                 if not body_bytes:

@@ -16,7 +16,9 @@ from .conftest import start_service
 
 @pytest.fixture(scope="module")
 def hooked(tmp_path_factory):
-    running = start_service(tmp_path_factory.mktemp("webhooks"), webhook_retry_schedule="0.5,0.5")
+    running = start_service(
+        tmp_path_factory.mktemp("webhooks"), webhook_retry_schedule="0.5,0.5", webhook_timeout_seconds=1
+    )
     yield running
     running.service.stop()
 
@@ -62,6 +64,24 @@ def test_a_500_is_retried_and_every_attempt_is_the_same_signed_message(hooked, m
     ended = datetime.fromisoformat(event["data"]["updatedAt"])
     assert event["timestamp"].endswith("Z") and abs(datetime.fromisoformat(event["timestamp"]) - ended).total_seconds() < 1
     assert [attempt["status"] for attempt in finished["webhook"]["attempts"]] == [500, 204]
+
+
+def test_an_attempt_that_times_out_is_retried_with_the_same_message(hooked, media_server):
+    # Given a receiver that holds its first answer past the sender's 1 s timeout
+    receiver = Receiver(stall_first_seconds=3)
+    try:
+        job = _job_with_hook(hooked, media_server, receiver.url)
+        finished = _wait_for_state(hooked, job["id"], "delivered")
+        receiver.wait_for(2)
+    finally:
+        receiver.close()
+    # Then the timed-out attempt has no status and says why, and the retry delivered the same message
+    timed_out, delivered = finished["webhook"]["attempts"]
+    assert timed_out["status"] is None and "within 1s" in timed_out["error"]
+    assert delivered["status"] == 204
+    (first_headers, first_body), (headers, body) = receiver.received
+    assert first_headers["webhook-id"] == headers["webhook-id"] and first_body == body
+    Verifier(_secret(hooked)).verify(body, headers)
 
 
 def test_a_410_stops_the_retries(hooked, media_server):
