@@ -46,14 +46,18 @@ def _wait_for_state(running, job_id: str, state: str, timeout: float = 30) -> di
     raise AssertionError(f"webhook of {job_id} never became {state}: {job['webhook']}")
 
 
+def _through_to(running, media_server, receiver: Receiver, state: str, received: int) -> tuple[dict, dict]:
+    """A job with ``receiver`` as its webhook, once its webhook is in ``state`` and ``received`` POSTs came."""
+    with receiver:
+        job = _job_with_hook(running, media_server, receiver.url)
+        finished = _wait_for_state(running, job["id"], state)
+        receiver.wait_for(received)
+    return job, finished
+
+
 def test_a_500_is_retried_and_every_attempt_is_the_same_signed_message(hooked, media_server):
     receiver = Receiver(500)
-    try:
-        job = _job_with_hook(hooked, media_server, receiver.url)
-        finished = _wait_for_state(hooked, job["id"], "delivered")
-        receiver.wait_for(2)
-    finally:
-        receiver.close()
+    job, finished = _through_to(hooked, media_server, receiver, "delivered", received=2)
     (first_headers, first_body), (headers, body) = receiver.received
     # The same message both times: one id, the same bytes
     assert first_headers["webhook-id"] == headers["webhook-id"] and first_body == body
@@ -69,12 +73,7 @@ def test_a_500_is_retried_and_every_attempt_is_the_same_signed_message(hooked, m
 def test_an_attempt_that_times_out_is_retried_with_the_same_message(hooked, media_server):
     # Given a receiver that holds its first answer past the sender's 1 s timeout
     receiver = Receiver(stall_first_seconds=3)
-    try:
-        job = _job_with_hook(hooked, media_server, receiver.url)
-        finished = _wait_for_state(hooked, job["id"], "delivered")
-        receiver.wait_for(2)
-    finally:
-        receiver.close()
+    _, finished = _through_to(hooked, media_server, receiver, "delivered", received=2)
     # Then the timed-out attempt has no status and says why, and the retry delivered the same message
     timed_out, delivered = finished["webhook"]["attempts"]
     assert timed_out["status"] is None and "within 1s" in timed_out["error"]
