@@ -14,7 +14,7 @@ from clipline.adapters.local.sqlite_webhook_secrets import SqliteWebhookSecrets
 from clipline.api.schemas import job_view_document
 from clipline.domain.jobs import ClipRequest, JobChange, JobStatus, Stage, new_job
 from clipline.domain.ports import WebhookResponse
-from clipline.domain.use_cases import deliver_webhook, redeliver_webhook
+from clipline.domain.use_cases import deliver_webhook, record_execution_end, redeliver_webhook
 from clipline.domain.use_cases.webhooks import ended_with
 from clipline.domain.webhooks import RetrySchedule, WebhookState
 from tests.fakes import FixedClock, fake_services
@@ -95,3 +95,51 @@ def test_a_message_due_later_is_left_waiting_and_one_delivered_is_not_sent_again
     assert deliver_webhook(services, job.id, job.webhook.message_id, job_view_document).outcome == "delivered"
     assert deliver_webhook(services, job.id, job.webhook.message_id, job_view_document).outcome == "skipped"
     assert len(receiver.posts) == 2
+
+
+def test_of_two_attempts_of_one_round_made_at_once_the_first_recorded_stands(tmp_path):
+    clock = FixedClock()
+    receiver = InFlightReceiver(204)
+    services = _services(tmp_path, clock, receiver)
+    job = _ended_job_with_webhook(services, clock)
+    message_id = job.webhook.message_id
+    inner: list[str] = []
+
+    def second_attempt_meanwhile() -> None:
+        # The same queue message received twice: a second attempt starts, is answered 204 and recorded
+        inner.append(deliver_webhook(services, job.id, message_id, job_view_document).outcome)
+        receiver.status = 503  # and the first attempt's answer, still in flight, is a 503
+
+    receiver.during = second_attempt_meanwhile
+    # When the first attempt ends after the second was recorded
+    outcome = deliver_webhook(services, job.id, message_id, job_view_document)
+    # Then the delivery stands: the late 503 neither reopens it nor enters its history
+    assert inner == ["delivered"] and outcome.outcome == "skipped"
+    webhook = services.jobs.get(job.id).webhook
+    assert webhook.state is WebhookState.DELIVERED
+    assert [attempt.status for attempt in webhook.attempts] == [204]
+
+
+class RecordingQueue:
+    def __init__(self) -> None:
+        self.announced: list[tuple[str, str, int]] = []
+
+    def announce(self, job_id: str, message_id: str, round: int) -> None:
+        self.announced.append((job_id, message_id, round))
+
+
+def test_an_execution_that_failed_after_the_job_ended_queues_a_webhook_never_tried(tmp_path):
+    # Given a job that ended with its webhook due, whose step failed to queue it (so its execution failed)
+    clock = FixedClock()
+    queue = RecordingQueue()
+    services = replace(_services(tmp_path, clock, InFlightReceiver(503)), webhook_queue=queue)
+    job = _ended_job_with_webhook(services, clock)
+    # When the execution's end is recorded
+    assert record_execution_end(services, job.id, "FAILED", "States.TaskFailed", None) is None
+    # Then the webhook is queued, and the job is left as it was
+    assert queue.announced == [(job.id, job.webhook.message_id, 0)]
+    assert services.jobs.get(job.id).status is JobStatus.SUCCEEDED
+    # And once an attempt was made, its schedule carries it: a later end queues nothing more
+    deliver_webhook(services, job.id, job.webhook.message_id, job_view_document)
+    record_execution_end(services, job.id, "FAILED", "States.TaskFailed", None)
+    assert len(queue.announced) == 1

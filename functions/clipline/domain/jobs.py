@@ -325,15 +325,21 @@ def with_webhook(job: Job, webhook: Webhook) -> Job:
     ``updated_at`` stays as it is, so the job, and the event body made from it, read
     the same on every attempt.
 
-    A record of an older round than the stored one is refused: an attempt that was in
-    flight when a redelivery began must not undo the redelivery.
+    Each write must move the record on: a newer round (a redelivery), or more attempts
+    in the same one. So an attempt in flight when a redelivery began cannot undo it,
+    and of two attempts of one round made at once (a message received twice) the
+    first one recorded stands.
 
     Raises:
         JobNotReadyError: the job is still running (its webhook waits for its end).
-        WebhookSupersededError: ``webhook`` is of an older round than the job's.
+        WebhookSupersededError: the stored record has moved on as far as ``webhook`` or further.
     """
     if not job.status.is_terminal:
         raise JobNotReadyError(f"job {job.id} is {job.status.value}; its webhook is sent when it ends")
-    if job.webhook is not None and webhook.round < job.webhook.round:
-        raise WebhookSupersededError(f"job {job.id}'s webhook is in round {job.webhook.round}, not {webhook.round}")
+    stored = job.webhook
+    if stored is not None and (webhook.round, webhook.attempt_count) <= (stored.round, stored.attempt_count):
+        raise WebhookSupersededError(
+            f"job {job.id}'s webhook is at round {stored.round}, attempt {stored.attempt_count}, "
+            f"beyond round {webhook.round}, attempt {webhook.attempt_count}"
+        )
     return job.model_copy(update={"webhook": webhook})

@@ -131,5 +131,7 @@ def record_execution_end(
     except errors.JobNotFoundError:
         return None
     if job.status.is_terminal:
+        # The step that ended it may have failed to queue its webhook, which is what failed the execution.
+        _announce_again(services, job)
         return None
     return fail_job(services, job_id, _EXECUTION_END_ERRORS.get(status, error_name or "InternalError"), cause)

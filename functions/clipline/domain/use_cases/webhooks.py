@@ -43,10 +43,13 @@ def checked_webhook_url(services: Services, url: str) -> str:
     again at every delivery, on the address that is then connected to.
 
     Raises:
-        InvalidWebhookUrlError: not https (or http where allowed), or not a URL.
+        InvalidWebhookUrlError: not https (or http where allowed), not ASCII, or not a URL.
         WebhookUrlNotAllowedError: the policy refuses its host, or the host does not resolve.
     """
     url = url.strip()
+    if not url.isascii():
+        # Sent as the request line, which is ASCII: other characters are percent-encoded by the caller.
+        raise errors.InvalidWebhookUrlError("webhookUrl must be ASCII; percent-encode other characters")
     scheme = urlsplit(url).scheme.lower() if "://" in url else ""
     allowed = ("https", "http") if services.limits.allow_http_webhooks else ("https",)
     if scheme not in allowed:
@@ -152,8 +155,9 @@ def deliver_webhook(
     try:
         job = services.jobs.record_webhook(job_id, updated)
     except errors.WebhookSupersededError:
-        # A redelivery began while this attempt was in flight; its own round carries on.
-        return DeliveryOutcome("skipped", job)
+        # A redelivery began while this attempt was in flight, or another attempt of this round
+        # was recorded first: the stored record carries on.
+        return DeliveryOutcome("skipped", services.jobs.get(job_id))
     if updated.state is WebhookState.DELIVERED:
         services.telemetry.count("WebhookDeliveries", outcome="delivered")
         services.telemetry.observe("WebhookLatency", max((now - webhook.event_at).total_seconds(), 0.0))
@@ -183,7 +187,11 @@ def redeliver_webhook(services: Services, job_id: str, owner: str) -> Job:
         raise errors.NoWebhookError(f"job {job_id} was created without a webhookUrl")
     if job.webhook.message_id is None:
         raise errors.JobNotReadyError(f"job {job_id} is {job.status.value}; its webhook is sent when it ends")
-    job = services.jobs.record_webhook(job_id, job.webhook.redeliver(services.clock.now()))
+    try:
+        job = services.jobs.record_webhook(job_id, job.webhook.redeliver(services.clock.now()))
+    except errors.WebhookSupersededError:
+        # Another redelivery of the same round was recorded a moment ago, and announces it.
+        return services.jobs.get(job_id)
     announce(services, job)
     services.telemetry.count("WebhookRedeliveries")
     return job
