@@ -19,6 +19,7 @@ from aws_cdk import aws_lambda_event_sources as event_sources
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from clipline.adapters.aws.sqs_webhook_queue import MAX_VISIBILITY_SECONDS
 from clipline.domain.webhooks import JITTER_FRACTION, RetrySchedule
 from clipline.settings import Settings
 
@@ -28,8 +29,6 @@ from .functions import env_name
 
 # SQS keeps a message at most 14 days, counted from when it was first sent: the whole schedule must fit.
 QUEUE_RETENTION = Duration.days(14)
-# SQS's longest visibility timeout: a longer wait is several receives, each one a "waiting" look.
-MAX_VISIBILITY_SECONDS = 12 * 3600
 # Receives of one message before SQS dead-letters it: every attempt and every long wait is one, so this sits
 # well above what the schedule takes (checked below); it catches only messages the function cannot handle.
 MAX_RECEIVE_COUNT = 100
@@ -44,8 +43,11 @@ def retry_schedule_of(config: StageConfig) -> RetrySchedule:
 
 
 def receives_needed(schedule: RetrySchedule) -> int:
-    """How many times one message is received over a whole schedule: an attempt each, plus the long waits'."""
-    waits = sum(max(math.ceil(delay / MAX_VISIBILITY_SECONDS) - 1, 0) for delay in schedule.delays_seconds)
+    """How many times one message is received over a whole schedule: an attempt each, plus the long waits'
+    (a delay, stretched by its jitter, longer than one visibility timeout can hold)."""
+    waits = sum(
+        max(math.ceil(delay * (1 + JITTER_FRACTION) / MAX_VISIBILITY_SECONDS) - 1, 0) for delay in schedule.delays_seconds
+    )
     return len(schedule.delays_seconds) + 1 + waits
 
 
@@ -78,7 +80,8 @@ class WebhookDelivery(Construct):
                 report_batch_item_failures=True,
             )
         )
-        self.announce_from(deliverer)
+        # The deliverer postpones and deletes what it received (the event source grants that); it never sends.
+        deliverer.add_environment(env_name("webhook_queue_url"), self.queue.queue_url)
         deliverer.add_environment(env_name("webhook_dead_letter_queue_url"), self.dead_letter_queue.queue_url)
         deliverer.add_environment(env_name("webhook_secrets_prefix"), self.secrets_prefix)
         self.dead_letter_queue.grant_send_messages(deliverer)

@@ -359,7 +359,10 @@ def test_a_webhook_is_retried_through_the_queue_signed_and_redelivered(dev_stack
     assert secret not in json.dumps(item) and secret not in json.dumps(history, default=str)
     # Nor in any function's logs, the delivery function's own among them
     logs = {path.stem: path.read_text(errors="replace") for path in (dev_stack.work_dir / "lambda" / "logs").glob("*.log")}
-    assert "webhook delivered" in logs[dev_stack.function_name("DeliverWebhook")]
+    deliveries_log = logs[dev_stack.function_name("DeliverWebhook")]
+    assert "webhook delivered" in deliveries_log and "webhook retrying" in deliveries_log
+    # And the scheduled retry was a batch item failure, not an error of the function
+    assert "BatchProcessingError" not in deliveries_log and "Traceback" not in deliveries_log
     assert not [name for name, text in logs.items() if secret in text]
 
     # When it is redelivered

@@ -9,7 +9,15 @@ from infra.webhooks import MAX_RECEIVE_COUNT, WebhookDelivery, receives_needed
 from infra.stack import WEBHOOK_ANNOUNCERS
 
 from .conftest import stage_config
-from .test_template import _function_actions, env_name, function_named, resources, statements_of_role, role_of_function
+from .test_template import (
+    _function_actions,
+    as_list,
+    env_name,
+    function_named,
+    resources,
+    role_of_function,
+    statements_of_role,
+)
 
 
 def _webhook_queues(template: dict) -> tuple[str, dict, str]:
@@ -46,12 +54,23 @@ def test_the_deliverer_takes_one_message_at_a_time_and_reports_each_failure(temp
     )
 
 
-def test_every_function_that_ends_a_job_may_queue_its_webhook(dev_template_json) -> None:
+def test_every_function_that_ends_a_job_may_queue_its_webhook_and_the_deliverer_only_consume(dev_template_json) -> None:
     deliveries, _, _ = _webhook_queues(dev_template_json)
     for name in (*WEBHOOK_ANNOUNCERS, "DeliverWebhook"):
         _, function = function_named(dev_template_json, "dev", name)
         assert function["Environment"]["Variables"][env_name("webhook_queue_url")] == {"Ref": deliveries}, name
+    for name in WEBHOOK_ANNOUNCERS:
         assert "sqs:SendMessage" in _function_actions(dev_template_json, "dev", name), name
+    # The deliverer consumes the queue, changing what it received, and sends only to the dead-letter queue
+    _, _, dead_letters = _webhook_queues(dev_template_json)
+    _, deliverer = function_named(dev_template_json, "dev", "DeliverWebhook")
+    statements = statements_of_role(dev_template_json, role_of_function(deliverer))
+    sends_to = [
+        statement["Resource"] for statement in statements if "sqs:SendMessage" in as_list(statement["Action"])
+    ]
+    assert sends_to == [{"Fn::GetAtt": [dead_letters, "Arn"]}]
+    consumes = {action for statement in statements for action in as_list(statement["Action"]) if action.startswith("sqs:")}
+    assert {"sqs:ReceiveMessage", "sqs:ChangeMessageVisibility", "sqs:DeleteMessage"} <= consumes
 
 
 @pytest.mark.parametrize("stage", ["dev", "prod"])
@@ -94,5 +113,6 @@ def test_a_schedule_sqs_cannot_hold_is_refused_at_synth() -> None:
     # Two weeks of retries outlive SQS's retention: the messages would vanish, not dead-letter.
     with pytest.raises(ValueError, match="longer than SQS keeps"):
         WebhookDelivery.check_schedule(RetrySchedule((3600.0,) * 24 * 14))
-    # Waits longer than SQS's 12 h visibility take several receives each
-    assert receives_needed(RetrySchedule((5, 86400))) == 3 + 1
+    # A wait longer than a visibility timeout can hold (under 12 h), jitter included, takes several receives:
+    # a day stretched by a fifth is three of them, so the two attempts and the look in between make five
+    assert receives_needed(RetrySchedule((5, 86400))) == 5

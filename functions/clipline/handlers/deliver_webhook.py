@@ -55,5 +55,7 @@ def _handle_record(record: SQSRecord) -> None:
 @lambda_logging(stage="webhook")
 @tracer.capture_lambda_handler
 def lambda_handler(event: dict, context: object) -> dict:
-    processor = BatchProcessor(event_type=EventType.SQS)
+    # A retry that waits is a batch item failure, not an error of the function: with one message per
+    # batch, Powertools would otherwise raise, and every scheduled retry would count in Errors.
+    processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
     return process_partial_response(event=event, record_handler=_handle_record, processor=processor, context=context)

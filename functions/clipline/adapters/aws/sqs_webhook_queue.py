@@ -13,8 +13,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ...domain.errors import ServiceUnavailableError
 
-# SQS's longest visibility timeout; a longer wait is made of several, each ending in a "waiting" look.
-MAX_VISIBILITY_SECONDS = 12 * 3600
+# SQS refuses a visibility that ends more than 12 hours after the message was received. The function
+# changes it within its 60 s of the receipt, so five minutes short of that always fits; a longer wait
+# is made of several, each ending in a "waiting" look.
+MAX_VISIBILITY_SECONDS = 12 * 3600 - 300
 
 
 class WebhookQueueMessage(BaseModel):
@@ -38,7 +40,7 @@ class SqsWebhookQueue:
         self._call("send_message", f"could not queue the webhook of job {job_id}", QueueUrl=self._queue_url, MessageBody=body)
 
     def postpone(self, receipt_handle: str, seconds: float) -> None:
-        """Make a received message visible again after ``seconds`` (at most SQS's 12 hours)."""
+        """Make a received message visible again after ``seconds`` (at most MAX_VISIBILITY_SECONDS)."""
         timeout = min(max(int(seconds + 0.999), 0), MAX_VISIBILITY_SECONDS)
         self._call(
             "change_message_visibility",
