@@ -247,6 +247,14 @@ def test_a_large_fast_body_from_a_real_receiver_keeps_the_status():
     assert elapsed < 5, elapsed
 
 
+def test_a_url_http_cannot_carry_is_an_answer_not_an_exception():
+    # Creation refuses such a URL; a record stored before that check must still not crash a worker
+    with Receiver() as receiver:
+        response, _ = timed_post(loopback_sender(), receiver.url + "/caf\u00e9-\u2603")
+        assert receiver.received == []
+    assert response.status is None and response.error.startswith("the request could not be written"), response
+
+
 def test_a_refused_connection_is_an_answer_not_an_exception():
     port = closed_port()
     response, elapsed = timed_post(loopback_sender(timeout_seconds=10), f"http://127.0.0.1:{port}/hooks")

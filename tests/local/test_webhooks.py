@@ -128,6 +128,7 @@ def test_webhook_urls_the_egress_policy_refuses_are_400_at_create(tmp_path, medi
     try:
         for url, code in (
             ("http://example.com/hooks", "INVALID_WEBHOOK_URL"),
+            ("https://example.com/hooks/caf\u00e9", "INVALID_WEBHOOK_URL"),
             ("https://127.0.0.1/hooks", "WEBHOOK_URL_NOT_ALLOWED"),
             ("https://169.254.169.254/latest", "WEBHOOK_URL_NOT_ALLOWED"),
         ):

@@ -75,6 +75,9 @@ class HttpWebhookSender:
             if cut_off.is_set() or time.monotonic() >= deadline:
                 return timed_out
             return WebhookResponse(None, f"the exchange failed: {error or type(error).__name__}")
+        except UnicodeError as error:
+            # http.client writes the request line and headers as Latin-1: a URL must be ASCII (percent-encoded).
+            return WebhookResponse(None, f"the request could not be written: {error}")
         finally:
             watchdog.cancel()
             current[0].close()
