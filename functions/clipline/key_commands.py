@@ -7,10 +7,14 @@ instead: the key from API Gateway, by name, and its secret from Secrets Manager.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
+
+
+SECRETS_PREFIX_VARIABLE = "CLIPLINE_WEBHOOK_SECRETS_PREFIX"
 
 
 def add_to(commands: Any) -> None:
@@ -36,7 +40,7 @@ def add_to(commands: Any) -> None:
         "--aws", action="store_true", help="a deployed stack's key (API Gateway) and secret (Secrets Manager)"
     )
     secret.add_argument(
-        "--secrets-prefix", help="with --aws: the stack's WebhookSecretsPrefix output (default: CLIPLINE_WEBHOOK_SECRETS_PREFIX)"
+        "--secrets-prefix", help="with --aws: the stack's WebhookSecretsPrefix output (or set CLIPLINE_WEBHOOK_SECRETS_PREFIX)"
     )
     for sub in (create, listing, revoke, secret):
         sub.add_argument("--data-dir", type=Path, default=None)
@@ -82,6 +86,11 @@ def _webhook_secret(args: argparse.Namespace, settings: Any) -> int:
 
     if args.secrets_prefix and not args.aws:
         print("--secrets-prefix goes with --aws", file=sys.stderr)
+        return 2
+    if args.aws and not (args.secrets_prefix or os.environ.get(SECRETS_PREFIX_VARIABLE)):
+        # Each stage has its own prefix; a guessed one would make a secret that signs nothing.
+        print(f"--aws needs --secrets-prefix (the stack's WebhookSecretsPrefix output) or {SECRETS_PREFIX_VARIABLE}",
+              file=sys.stderr)  # fmt: skip
         return 2
     try:
         key_id, secrets = _aws_key_and_secrets(args, settings) if args.aws else _local_key_and_secrets(args, settings)

@@ -117,6 +117,10 @@ def test_keys_webhook_secret_is_made_once_kept_and_replaced_on_rotate(tmp_path):
     # Then it was made on first use and kept, and the rotation replaced it for good
     assert re.fullmatch(r"whsec_[A-Za-z0-9+/]{43}=", first), first
     assert again == first and rotated != first and after == rotated
+    # And --aws without the stack's secrets prefix is refused, not guessed
+    guessed = clipline("keys", "webhook-secret", "--name", "dev", "--aws", check=False,
+                       env={"CLIPLINE_WEBHOOK_SECRETS_PREFIX": ""})  # fmt: skip
+    assert guessed.returncode == 2 and "WebhookSecretsPrefix" in guessed.stderr and not guessed.stdout
     # And a name no active key has is refused
     missing = clipline("keys", "webhook-secret", "--name", "nobody", "--data-dir", data_dir, check=False)
     assert missing.returncode == 1 and "no active key named nobody" in missing.stderr and not missing.stdout
