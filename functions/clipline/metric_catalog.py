@@ -98,7 +98,7 @@ CATALOG: tuple[MetricDefinition, ...] = (
     ),
     MetricDefinition(
         "WebhookLatency", MetricKind.HISTOGRAM, MetricUnit.SECONDS,
-        "Seconds from a job's end to its webhook's delivery, retries included.",
+        "Seconds from a job's end to its webhook's delivery, retries included (a redelivery counts from the same end).",
         "p99 above a minute: receivers are failing first attempts, or the delivery workers are behind.",
         buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600),
     ),

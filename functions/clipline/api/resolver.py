@@ -253,7 +253,10 @@ def get_result(id: JobId) -> Response[dict]:  # noqa: A002 - the route's paramet
             "headers": dict(CORRELATION_RESPONSE_HEADER),
             "content": {"application/json": {"model": JobView}},
         },
-        **error_responses(errors.JobNotFoundError, errors.JobNotReadyError, errors.NoWebhookError),
+        # 503: the queue could not take the message; the webhook is pending again, so call once more.
+        **error_responses(
+            errors.JobNotFoundError, errors.JobNotReadyError, errors.NoWebhookError, errors.ServiceUnavailableError
+        ),
     },
 )
 def post_webhook_redelivery(id: JobId) -> Response[dict]:  # noqa: A002 - the route's parameter name
