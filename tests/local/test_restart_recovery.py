@@ -31,14 +31,17 @@ from typing import Callable
 
 import pytest
 import requests
+from standardwebhooks.webhooks import Webhook as Verifier
 
 from clipline.adapters.local.sqlite_job_repository import SqliteJobRepository
 from clipline.composition import SystemClock
 from clipline.domain import errors
-from clipline.domain.jobs import ClipRequest, JobStatus, Stage, new_job
+from clipline.domain.jobs import ClipRequest, JobChange, JobStatus, Stage, new_job
 from clipline.domain.use_cases import NewJobRequest, create_job, enter_stage
+from clipline.domain.use_cases.webhooks import ended_with
 from clipline.local.service import DataDir, LocalService, ServeLock
 from clipline.media.ffmpeg_binary import find_ffmpeg
+from clipline.settings import Settings
 from tests.fakes import CapturedLogs, FixedClock, fake_services
 from tests.webhook_receiver import Receiver
 
@@ -481,6 +484,44 @@ def test_a_webhook_between_retries_at_the_kill_is_delivered_once_after_the_resta
         for started in processes:
             _kill(started)
         receiver.close()
+
+
+def test_a_job_that_ended_before_its_webhook_was_sent_sends_it_at_the_next_start(tmp_path):
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    work_dir = tmp_path / "work"
+    work_dir.mkdir()
+    env = _environment(data_dir, work_dir)
+    key = _create_key(env)
+    processes: list[subprocess.Popen] = []
+    with Receiver() as receiver:
+        # Given a job whose end was written, with its webhook due, by a service killed before sending it
+        # (written here as that service's store wrote it: the job and its outbox row in one transaction)
+        clock = SystemClock()
+        jobs = SqliteJobRepository(data_dir / "clipline.sqlite3", clock.now)
+        owner = next(record.id for record in DataDir.of(Settings(data_dir=data_dir)).key_store(clock).list())
+        request = ClipRequest(source_url="http://127.0.0.1/a.mp4", start_seconds=1, end_seconds=2)
+        job = jobs.create(new_job(request, owner=owner, correlation_id="restart-test", now=clock.now(),
+                                  retention=timedelta(days=1), webhook_url=receiver.url))  # fmt: skip
+        jobs.update(job.id, JobChange(status=JobStatus.RUNNING, stage=Stage.PROBE))
+        jobs.update(job.id, JobChange(status=JobStatus.FAILED, webhook=ended_with(job, JobStatus.FAILED, clock.now())))
+        try:
+            # When the service starts on the data dir
+            process, base_url = _start(data_dir, env, "after", processes)
+            serve = Serve(process, base_url, key)
+            # Then the webhook is sent, once, and the job shows it delivered
+            ended = serve.wait_for(job.id, lambda job: job["webhook"]["state"] == "delivered", "its webhook delivered")
+            time.sleep(1)
+            ((headers, body),) = receiver.received
+            assert Verifier(_secret_of(data_dir, owner)).verify(body, headers)["type"] == "job.failed"
+            assert [attempt["status"] for attempt in ended["webhook"]["attempts"]] == [204]
+        finally:
+            for started in processes:
+                _kill(started)
+
+
+def _secret_of(data_dir: Path, owner: str) -> str:
+    return DataDir.of(Settings(data_dir=data_dir)).webhook_secrets(SystemClock()).secret_for(owner)
 
 
 def test_only_a_service_that_starts_alone_recovers_and_every_one_holds_the_data_dir(tmp_path):
