@@ -29,6 +29,8 @@ class Receiver:
         # The path of each request in ``received``: tests sharing one receiver give each job its own.
         self.paths: list[str] = []
         self._answers = list(answers)
+        # Scripts of their own for some paths, so tests that share a receiver do not take each other's answers.
+        self._answers_on: dict[str, list[int]] = {}
         self._lock = threading.Lock()
         owner = self
 
@@ -38,7 +40,8 @@ class Receiver:
                 with owner._lock:
                     owner.received.append(({k.lower(): v for k, v in self.headers.items()}, body))
                     owner.paths.append(self.path)
-                    status = owner._answers.pop(0) if owner._answers else 204
+                    script = owner._answers_on.get(self.path, owner._answers)
+                    status = script.pop(0) if script else 204
                     stall = stall_first_seconds if len(owner.received) == 1 else 0.0
                 if stall:
                     time.sleep(stall)  # longer than the sender waits: the first attempt times out
@@ -81,10 +84,13 @@ class Receiver:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/hooks"
 
-    def script(self, *answers: int) -> None:
-        """Answer the next POSTs with ``answers``, then 204."""
+    def script(self, *answers: int, path: str | None = None) -> None:
+        """Answer the next POSTs (to ``path`` only, when given) with ``answers``, then 204."""
         with self._lock:
-            self._answers = list(answers)
+            if path is None:
+                self._answers = list(answers)
+            else:
+                self._answers_on[path] = list(answers)
 
     def received_on(self, path: str) -> list[tuple[dict[str, str], bytes]]:
         with self._lock:

@@ -332,7 +332,7 @@ def _webhook_secret(stack: SimulatedStack, *flags: str) -> str:
 def test_a_webhook_is_retried_through_the_queue_signed_and_redelivered(dev_stack, source, webhook_receiver):
     # Given a receiver that fails its first attempt
     path = "/hooks/retried"
-    webhook_receiver.script(500)
+    webhook_receiver.script(500, path=path)
     # When a job with a webhook succeeds in the deployed pipeline
     job = _created_with_webhook(dev_stack, source, f"http://127.0.0.1:{webhook_receiver.port}{path}")
     assert job["status"] == "succeeded", job
@@ -378,7 +378,7 @@ def test_a_webhook_is_retried_through_the_queue_signed_and_redelivered(dev_stack
 def test_a_webhook_that_is_never_taken_ends_failed_in_the_dead_letter_queue(dev_stack, source, webhook_receiver):
     # Given a receiver that answers 503 to every attempt of the (compressed) schedule
     path = "/hooks/never"
-    webhook_receiver.script(503, 503, 503)
+    webhook_receiver.script(503, 503, 503, path=path)
     # When a job with a webhook ends
     job = _created_with_webhook(dev_stack, source, f"http://127.0.0.1:{webhook_receiver.port}{path}")
     # Then after the whole schedule the webhook failed

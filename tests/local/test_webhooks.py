@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from datetime import datetime
 
@@ -88,6 +89,9 @@ def test_a_410_stops_the_retries(hooked, media_server):
     try:
         job = _job_with_hook(hooked, media_server, receiver.url)
         finished = _wait_for_state(hooked, job["id"], "failed")
+        # Nothing is left to send: the job's outbox row went with the 410's record
+        with sqlite3.connect(hooked.data_dir / "clipline.sqlite3") as db:
+            assert db.execute("SELECT count(*) FROM webhook_outbox WHERE job_id = ?", (job["id"],)).fetchone() == (0,)
         time.sleep(1.5)  # longer than the whole compressed schedule
     finally:
         receiver.close()
