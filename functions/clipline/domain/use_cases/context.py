@@ -1,4 +1,6 @@
-"""What every use case works with: the ports (Services), the service's limits, and where artifacts are kept."""
+"""What every use case works with: the ports (Services), the service's limits, where artifacts are kept,
+and the owner-checked read of a job.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +8,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
+from .. import errors
+from ..jobs import Job
 from ..ports import (
     ArtifactStore,
     AsrJobRepository,
@@ -89,3 +93,15 @@ def artifact_key(job_id: str, file_name: str) -> str:
 
 def artifact_prefix(job_id: str) -> str:
     return f"jobs/{job_id}/"
+
+
+def get_job(services: Services, job_id: str, owner: str) -> Job:
+    """The job, if ``owner`` created it. Another key's job is reported as missing.
+
+    Raises:
+        JobNotFoundError.
+    """
+    job = services.jobs.get(job_id)
+    if job.owner != owner:
+        raise errors.JobNotFoundError(f"job {job_id} not found")
+    return job

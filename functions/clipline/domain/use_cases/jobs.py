@@ -21,7 +21,7 @@ from ..ports import (
 )
 from ..subtitles import parse_srt, render_srt
 from ..timecodes import parse_position
-from .context import SUBTITLES_FILE, Services, artifact_key, artifact_prefix
+from .context import SUBTITLES_FILE, Services, artifact_key, artifact_prefix, get_job
 from .webhooks import checked_webhook_url
 
 # A repeated Idempotency-Key is recognised for this long, as Stripe and Powertools do by default.
@@ -183,18 +183,6 @@ def _request_hash(request: ClipRequest, retention: timedelta, webhook_url: str |
         document["webhookUrl"] = webhook_url
     canonical = json.dumps(document, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
-
-
-def get_job(services: Services, job_id: str, owner: str) -> Job:
-    """The job, if ``owner`` created it. Another key's job is reported as missing.
-
-    Raises:
-        JobNotFoundError.
-    """
-    job = services.jobs.get(job_id)
-    if job.owner != owner:
-        raise errors.JobNotFoundError(f"job {job_id} not found")
-    return job
 
 
 def get_job_result(services: Services, job_id: str, owner: str) -> JobResult:

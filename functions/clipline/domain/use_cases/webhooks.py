@@ -27,7 +27,7 @@ from ..webhooks import (
     short_error,
     sign,
 )
-from .context import Services
+from .context import Services, get_job
 
 # Renders the event's ``data``: the job view GET /api/jobs/{id} returns (an outer layer's schema).
 JobRenderer = Callable[[Job], dict]
@@ -91,6 +91,12 @@ class DeliveryOutcome:
     outcome: str
     job: Job | None = None
     retry_in_seconds: float | None = None
+
+    @property
+    def last_status(self) -> int | None:
+        """The receiver's status at the job's latest attempt, for the delivery workers' logs."""
+        attempts = self.job.webhook.attempts if self.job is not None and self.job.webhook is not None else ()
+        return attempts[-1].status if attempts else None
 
 
 def event_body(job: Job, render: JobRenderer) -> bytes:
@@ -180,9 +186,7 @@ def redeliver_webhook(services: Services, job_id: str, owner: str) -> Job:
         NoWebhookError: the job was created without a webhookUrl.
         JobNotReadyError: the job has not ended, so there is no message yet.
     """
-    job = services.jobs.get(job_id)
-    if job.owner != owner:
-        raise errors.JobNotFoundError(f"job {job_id} not found")
+    job = get_job(services, job_id, owner)
     if job.webhook is None:
         raise errors.NoWebhookError(f"job {job_id} was created without a webhookUrl")
     if job.webhook.message_id is None:
