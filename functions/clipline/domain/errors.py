@@ -139,7 +139,8 @@ class JobFinishedError(ClipLineError):
 
 
 class WebhookSupersededError(ClipLineError):
-    """An attempt's record came after a redelivery had started a newer round: the newer one stands."""
+    """An attempt's record came after the stored one moved on (a redelivery's newer round, or another
+    attempt of the same round recorded first): the stored one stands."""
 
     code = "WEBHOOK_SUPERSEDED"
 

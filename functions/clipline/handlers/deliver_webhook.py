@@ -40,10 +40,9 @@ def _handle_record(record: SQSRecord) -> None:
     job = outcome.job
     if job is not None:
         log_context(correlationId=job.correlation_id)
-    attempts = job.webhook.attempts if job and job.webhook else ()
     logger.info(
         f"webhook {outcome.outcome}",
-        extra={"status": attempts[-1].status if attempts else None, "retryInSeconds": outcome.retry_in_seconds},
+        extra={"status": outcome.last_status, "retryInSeconds": outcome.retry_in_seconds},
     )
     if outcome.outcome in ("retrying", "waiting"):
         queue.postpone(record.receipt_handle, outcome.retry_in_seconds or 0)

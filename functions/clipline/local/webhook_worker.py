@@ -75,13 +75,12 @@ class WebhookWorkers:
         outcome = deliver_webhook(services, message.job_id, message.message_id, job_view_document)
         if outcome.outcome == "skipped":
             self._outbox.discard(message)
-        attempts = outcome.job.webhook.attempts if outcome.job and outcome.job.webhook else ()
         logger.info(
             f"webhook {outcome.outcome}",
             extra={
                 "jobId": message.job_id,
                 "messageId": message.message_id,
-                "status": attempts[-1].status if attempts else None,
+                "status": outcome.last_status,
                 "retryInSeconds": outcome.retry_in_seconds,
             },
         )
