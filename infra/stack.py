@@ -6,7 +6,6 @@ from typing import Any
 
 from aws_cdk import CfnOutput, Stack
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from clipline.workflow import ASR_WORKER_HANDLER, TASK_HANDLERS, WEBHOOK_DELIVERY_HANDLER
@@ -23,7 +22,7 @@ from .storage import Storage
 from .webhooks import WebhookDelivery
 
 # API functions granted reads only, below; every other function may also write and delete.
-READ_ONLY_API_FUNCTIONS = frozenset({"GetJob", "GetJobResult"})
+READ_ONLY_API_FUNCTIONS = frozenset({"GetJob", "ListJobs", "GetJobResult"})
 JOBS_ONLY_FUNCTIONS = frozenset({"RedeliverWebhook", "DeliverWebhook"})
 # The functions that end a job, or announce its message again, and so queue its webhook.
 WEBHOOK_ANNOUNCERS = ("FinalizeJob", "FailJob", "RecordExecutionEnd", "RedeliverWebhook")
@@ -61,6 +60,7 @@ class ClipStack(Stack):
         # The status and result routes only read: a record of an older schema is upgraded in memory, never
         # rewritten on read. The result route presigns GetObject links, which work only if its role may get them.
         storage.jobs_table.grant_read_data(functions["GetJob"])
+        storage.jobs_table.grant_read_data(functions["ListJobs"])
         storage.jobs_table.grant_read_data(functions["GetJobResult"])
         storage.artifacts_bucket.grant_read(functions["GetJobResult"])
         # The webhook functions record attempts on jobs and never touch a file.
@@ -103,7 +103,7 @@ class ClipStack(Stack):
             rest_api=api.rest_api,
             job_creations_blocked=api.metric_job_creations_blocked(),
         )
-        self._acknowledge_grant_wildcards(storage.artifacts_bucket, task_functions, worker)
+        self._acknowledge_grant_wildcards(storage, task_functions, worker)
 
         CfnOutput(self, "ApiUrl", value=api.rest_api.url)
         CfnOutput(self, "StateMachineArn", value=state_machine.state_machine_arn)
@@ -117,9 +117,18 @@ class ClipStack(Stack):
             CfnOutput(self, f"{plan_name.title()}UsagePlanId", value=plan.usage_plan_id)
 
     def _acknowledge_grant_wildcards(
-        self, artifacts_bucket: s3.Bucket, task_functions: dict[str, lambda_.Function], worker: lambda_.Function
+        self, storage: Storage, task_functions: dict[str, lambda_.Function], worker: lambda_.Function
     ) -> None:
         """cdk-nag findings for the wildcards CDK's grants write, each scoped to one known resource."""
+        artifacts_bucket = storage.artifacts_bucket
+        # A table grant covers its indexes by '<table>/index/*'; the jobs table has one, ByOwner.
+        acknowledge(
+            self,
+            "AwsSolutions-IAM5",
+            "Grants on the jobs table cover its indexes ('<table>/index/*'): the one index it has lists an "
+            "owner's jobs.",
+            f"Resource::<{self._logical_id(storage.jobs_table)}.Arn>/index/*",
+        )
         # Object keys are made per job at run time; the grants cover this one bucket's objects and nothing else.
         acknowledge(
             self,

@@ -9,6 +9,7 @@ from aws_cdk import aws_lambda_event_sources as event_sources
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from clipline.adapters.aws.dynamo_job_repository import LISTING_KEY_ATTRIBUTE, OWNER_INDEX
 from clipline.asr.transcribe import INPUT_PREFIX as TRANSCRIBE_INPUT_PREFIX
 from clipline.asr.transcribe import OUTPUT_PREFIX as TRANSCRIBE_OUTPUT_PREFIX
 from clipline.domain.cleanup import JOBS_PREFIX, TRANSCRIPTS_PREFIX
@@ -43,6 +44,14 @@ class Storage(Construct):
                 point_in_time_recovery_enabled=True
             ),
             removal_policy=removal,
+        )
+        # An owner's jobs, newest first: GET /api/jobs reads it. Only job items carry both keys, so the
+        # index holds nothing else; it projects everything, since a listing shows whole jobs.
+        self.jobs_table.add_global_secondary_index(
+            index_name=OWNER_INDEX,
+            partition_key=dynamodb.Attribute(name="owner", type=dynamodb.AttributeType.STRING),
+            sort_key=dynamodb.Attribute(name=LISTING_KEY_ATTRIBUTE, type=dynamodb.AttributeType.STRING),
+            projection_type=dynamodb.ProjectionType.ALL,
         )
 
         self.access_logs_bucket = s3.Bucket(

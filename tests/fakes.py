@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Collection
 
+from clipline.adapters.aws.dynamo_job_repository import LISTING_KEY_ATTRIBUTE, OWNER_INDEX
 from clipline.domain.asr_jobs import AsrJob, AsrStatus, new_asr_job_id
 from clipline.domain.errors import (
     ArtifactNotFoundError,
@@ -18,18 +19,32 @@ from clipline.domain.errors import (
     JobNotFoundError,
     TaskAbandonedError,
 )
-from clipline.domain.jobs import Job, JobChange, JobError, apply_change
+from clipline.domain.job_listing import JobPage, listing_key
+from clipline.domain.jobs import Job, JobChange, JobError, JobStatus, apply_change, with_webhook
 from clipline.domain.ports import IdempotencyClaim, StoredArtifact
+from clipline.domain.webhooks import Webhook
 from clipline.metric_catalog import MetricKind, definition_of
 from clipline.observability import logger
 
 
 def create_moto_jobs_table(client, name: str = "jobs") -> None:
-    """The jobs table as the stack makes it: one string partition key, ``pk``. Call inside mock_aws()."""
+    """The jobs table as the stack makes it: one string partition key, ``pk``, and the ByOwner index. Call inside mock_aws()."""
     client.create_table(
         TableName=name,
         KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        AttributeDefinitions=[
+            {"AttributeName": attribute, "AttributeType": "S"} for attribute in ("pk", "owner", LISTING_KEY_ATTRIBUTE)
+        ],
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": OWNER_INDEX,
+                "KeySchema": [
+                    {"AttributeName": "owner", "KeyType": "HASH"},
+                    {"AttributeName": LISTING_KEY_ATTRIBUTE, "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "ALL"},
+            }
+        ],
         BillingMode="PAY_PER_REQUEST",
     )
 
@@ -110,6 +125,22 @@ class InMemoryJobRepository:
 
     def list_unfinished(self, limit: int) -> list[Job]:
         return [job for job in list(self._jobs.values()) if not job.status.is_terminal][:limit]
+
+    def list_owned(self, owner: str, *, status: JobStatus | None, limit: int, after: str | None) -> JobPage:
+        owned = sorted(
+            (job for job in list(self._jobs.values()) if job.owner == owner and status in (None, job.status)),
+            key=listing_key,
+            reverse=True,
+        )
+        following = [job for job in owned if after is None or listing_key(job) < after]
+        page = tuple(following[:limit])
+        return JobPage(jobs=page, next_after=listing_key(page[-1]) if len(following) > limit else None)
+
+    def record_webhook(self, job_id: str, webhook: Webhook) -> Job:
+        with self._lock:
+            job = with_webhook(self.get(job_id), webhook)
+            self._jobs[job_id] = job
+            return job
 
     def delete(self, job_id: str) -> None:
         with self._lock:

@@ -12,9 +12,13 @@ import time
 import urllib.request
 from pathlib import Path
 
+from datetime import timedelta
+
 import pytest
 from standardwebhooks.webhooks import Webhook as Verifier
 
+from clipline.adapters.aws.dynamo_job_repository import DynamoJobRepository
+from clipline.composition import SystemClock
 from clipline.media.ffmpeg_binary import find_ffmpeg
 from clipline.workflow import LAMBDA_SIZES
 from clipline.media.probe import FfmpegProber
@@ -22,6 +26,7 @@ from clipline.media.probe import FfmpegProber
 from ..conftest import SPEECH_REFERENCE, word_error_rate
 from ..doc_examples import examples_in, problems, requests_in, run_example
 from ..local.conftest import Client
+from ..local.test_job_listing import pages, stored_jobs
 from .conftest import HEARTBEAT_SECONDS, SimulatedStack
 
 pytestmark = pytest.mark.slow
@@ -410,3 +415,29 @@ def test_a_webhook_url_that_is_not_http_is_refused_at_creation_and_nothing_is_cr
     )
     assert (reply.status, reply.code) == (400, "INVALID_WEBHOOK_URL"), reply.body
     assert dev_stack.aws("dynamodb").scan(TableName=table, Select="COUNT")["Count"] == before
+
+
+# --- listing ---------------------------------------------------------------------------------------
+
+
+def test_250_jobs_list_newest_first_through_the_owner_index_page_by_page(dev_stack, source):
+    """The deployed ListJobs function queries the table's ByOwner index, under its read-only role."""
+    # Given a key of its own, 250 of its jobs in the deployed table, and one more made through the API
+    key = dev_stack.aws("apigateway").create_api_key(name="listing", enabled=True, value="listing-" + "k" * 32)
+    client = Client(dev_stack.client.base_url, key["value"])
+    repository = DynamoJobRepository(dev_stack.aws("dynamodb"), dev_stack.output("JobsTableName"), SystemClock().now)
+    stored = stored_jobs(repository, key["id"], 250, SystemClock().now() - timedelta(seconds=1))
+    created = client.create(source.url("long.mp4"), 1, 2)
+    assert created.status == 202, created.body
+    # Ended, so that only the stored jobs are still queued
+    assert client.wait(created.body["id"])["status"] == "succeeded"
+    # When it pages through its list, 100 at a time, then only its queued jobs
+    listed = pages(client)
+    # Then it sees its 251 jobs, newest first, each once
+    assert [len(page) for page in listed] == [100, 100, 51]
+    assert [job_id for page in listed for job_id in page] == [created.body["id"], *reversed(stored)]
+    queued = [job_id for page in pages(client, "status=queued&limit=60") for job_id in page]
+    assert queued == list(reversed(stored))
+    # And a cursor that is not one is refused
+    reply = client.request("GET", "/api/jobs?cursor=bm9wZQ")
+    assert (reply.status, reply.code) == (400, "INVALID_CURSOR")

@@ -24,6 +24,7 @@ from clipline.domain.jobs import (
     Stage,
     new_job,
 )
+from clipline.domain.job_listing import JobPage, listing_key
 from clipline.domain.ports import IdempotencyClaim
 from clipline.domain.webhooks import DEFAULT_WEBHOOK_SCHEDULE, WebhookAttempt, WebhookEvent, WebhookState
 from tests.fakes import FixedClock, InMemoryJobRepository, create_moto_jobs_table
@@ -49,13 +50,6 @@ def opened_repository(kind, clock, tmp_path):
 
 @pytest.fixture(params=["sqlite", "dynamodb", "memory"])
 def repository(request, clock, tmp_path):
-    with opened_repository(request.param, clock, tmp_path) as opened:
-        yield opened
-
-
-# The in-memory fake has no record_webhook, so the webhook cases run on the two real stores.
-@pytest.fixture(params=["sqlite", "dynamodb"])
-def stored_repository(request, clock, tmp_path):
     with opened_repository(request.param, clock, tmp_path) as opened:
         yield opened
 
@@ -228,8 +222,7 @@ def attempted(webhook, clock, status, error=None):
 
 
 @pytest.mark.parametrize("status", [JobStatus.SUCCEEDED, JobStatus.FAILED])
-def test_record_webhook_on_an_ended_job_replaces_its_webhook_and_nothing_else(stored_repository, clock, status):
-    repository = stored_repository
+def test_record_webhook_on_an_ended_job_replaces_its_webhook_and_nothing_else(repository, clock, status):
     # Given an ended job whose webhook is due
     ended = end(repository, clock, repository.create(a_hooked_job(clock)), status)
     assert ended.webhook.is_due and ended.updated_at == clock.now()
@@ -255,8 +248,7 @@ def test_record_webhook_on_an_ended_job_replaces_its_webhook_and_nothing_else(st
         repository.update(ended.id, JobChange(progress=50))
 
 
-def test_record_webhook_on_a_job_that_has_not_ended_is_refused(stored_repository, clock):
-    repository = stored_repository
+def test_record_webhook_on_a_job_that_has_not_ended_is_refused(repository, clock):
     job = repository.create(a_hooked_job(clock))
     announced = job.webhook.announce(WebhookEvent.SUCCEEDED, clock.now())
     # Queued, then running: the webhook waits for the job's end, and the job stays as it was
@@ -269,13 +261,12 @@ def test_record_webhook_on_a_job_that_has_not_ended_is_refused(stored_repository
     assert repository.get(job.id) == running
 
 
-def test_record_webhook_on_a_missing_job_is_not_found(stored_repository, clock):
+def test_record_webhook_on_a_missing_job_is_not_found(repository, clock):
     with pytest.raises(JobNotFoundError):
-        stored_repository.record_webhook("missing", a_hooked_job(clock).webhook)
+        repository.record_webhook("missing", a_hooked_job(clock).webhook)
 
 
-def test_record_webhook_keeps_the_job_s_idempotency_claim_with_it(stored_repository, clock):
-    repository = stored_repository
+def test_record_webhook_keeps_the_job_s_idempotency_claim_with_it(repository, clock):
     # Given an ended job created with a claim, its webhook recorded
     ended = end(repository, clock, repository.create(a_hooked_job(clock), claim(clock)))
     repository.record_webhook(ended.id, attempted(ended.webhook, clock, 204))
@@ -332,3 +323,82 @@ def test_sqlite_removes_the_outbox_row_when_a_webhook_is_given_up_on(clock, tmp_
     repository.record_webhook(ended.id, stopped)
     assert outbox(path) == []
     assert repository.get(ended.id).webhook == stopped
+
+
+# --- list_owned ----------------------------------------------------------------------------------
+
+
+def test_list_owned_pages_through_an_owners_jobs_newest_first_missing_none(repository, clock):
+    # Given 25 jobs of one owner, some made in the same microsecond, and 5 of another's
+    mine = []
+    for number in range(25):
+        if number % 3:
+            clock.advance(seconds=1)
+        mine.append(repository.create(a_job(clock)))
+    for _ in range(5):
+        repository.create(a_job(clock, owner="key-2"))
+    # When they are read 7 at a time
+    seen, after = [], None
+    while True:
+        page = repository.list_owned("key-1", status=None, limit=7, after=after)
+        assert len(page.jobs) <= 7
+        seen.extend(page.jobs)
+        if page.next_after is None:
+            break
+        after = page.next_after
+    # Then every one of the owner's jobs is seen once, newest first, and nobody else's
+    assert [job.id for job in seen] == [job.id for job in sorted(mine, key=listing_key, reverse=True)]
+    assert seen[0] == repository.get(seen[0].id)
+    assert len(repository.list_owned("key-2", status=None, limit=100, after=None).jobs) == 5
+    assert repository.list_owned("key-3", status=None, limit=10, after=None) == JobPage(jobs=(), next_after=None)
+
+
+def test_list_owned_an_exact_page_is_the_last(repository, clock):
+    for _ in range(4):
+        clock.advance(seconds=1)
+        repository.create(a_job(clock))
+    page = repository.list_owned("key-1", status=None, limit=4, after=None)
+    assert len(page.jobs) == 4 and page.next_after is None
+
+
+def test_list_owned_by_status_lists_only_jobs_with_it(repository, clock):
+    # Given an owner's queued, running and failed jobs
+    jobs = []
+    for _ in range(9):
+        clock.advance(seconds=1)
+        jobs.append(repository.create(a_job(clock)))
+    for job in jobs[:3]:
+        repository.update(job.id, JobChange(status=JobStatus.FAILED))
+    for job in jobs[3:5]:
+        repository.update(job.id, JobChange(status=JobStatus.RUNNING, stage=Stage.PROBE))
+    # Then each status lists its own, newest first, page by page
+    failed, after = [], None
+    while True:
+        page = repository.list_owned("key-1", status=JobStatus.FAILED, limit=2, after=after)
+        failed.extend(job.id for job in page.jobs)
+        if page.next_after is None:
+            break
+        after = page.next_after
+    assert failed == [job.id for job in reversed(jobs[:3])]
+    running = repository.list_owned("key-1", status=JobStatus.RUNNING, limit=10, after=None)
+    assert [job.status for job in running.jobs] == [JobStatus.RUNNING] * 2
+    assert len(repository.list_owned("key-1", status=JobStatus.QUEUED, limit=10, after=None).jobs) == 4
+    assert repository.list_owned("key-1", status=JobStatus.SUCCEEDED, limit=10, after=None).jobs == ()
+
+
+def test_list_owned_by_status_over_many_other_jobs_ends_pages_short_but_goes_on(clock, tmp_path, monkeypatch):
+    """DynamoDB reads a bounded number of items per page of a filtered listing; the next page goes on from there."""
+    monkeypatch.setattr(dynamo_job_repository, "_FILTERED_READ_BUDGET", 30)
+    with opened_repository("dynamodb", clock, tmp_path) as repository:
+        # Given one failed job, older than more queued ones than a page reads
+        oldest = repository.create(a_job(clock))
+        repository.update(oldest.id, JobChange(status=JobStatus.FAILED))
+        budget = dynamo_job_repository._FILTERED_READ_BUDGET
+        for _ in range(budget + 5):
+            clock.advance(seconds=1)
+            repository.create(a_job(clock))
+        # Then the first page is empty but names where it stopped, and the next finds the failed job
+        first = repository.list_owned("key-1", status=JobStatus.FAILED, limit=10, after=None)
+        assert first.jobs == () and first.next_after is not None
+        second = repository.list_owned("key-1", status=JobStatus.FAILED, limit=10, after=first.next_after)
+        assert [job.id for job in second.jobs] == [oldest.id] and second.next_after is None

@@ -18,6 +18,7 @@ HTTP_STATUS_BY_CODE: dict[str, int] = {
     errors.UnsupportedSourceUrlError.code: HTTPStatus.BAD_REQUEST,
     errors.SourceNotAllowedError.code: HTTPStatus.BAD_REQUEST,
     errors.InvalidSubtitlesError.code: HTTPStatus.BAD_REQUEST,
+    errors.InvalidCursorError.code: HTTPStatus.BAD_REQUEST,
     errors.InvalidWebhookUrlError.code: HTTPStatus.BAD_REQUEST,
     errors.WebhookUrlNotAllowedError.code: HTTPStatus.BAD_REQUEST,
     errors.NoWebhookError.code: HTTPStatus.CONFLICT,

@@ -18,7 +18,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestUnsupportedContentType,
     RequestValidationError,
 )
-from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path
+from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path, Query
 
 from ..composition import services
 from ..domain import errors
@@ -27,8 +27,11 @@ from ..domain.use_cases import (
     create_job,
     get_job,
     get_job_result,
+    list_jobs,
     redeliver_webhook,
 )
+from ..domain.job_listing import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
+from ..domain.jobs import JobStatus
 from ..observability import log_context, logger
 from .correlation import CORRELATION_HEADER, choose_correlation_id
 from .errors import (
@@ -38,7 +41,7 @@ from .errors import (
     error_responses,
     http_status_for,
 )
-from .schemas import CreateJobBody, JobView, ResultView, to_wire
+from .schemas import CreateJobBody, JobListView, JobView, ResultView, to_wire
 
 _IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")
 # Job ids are uuid4().hex; anything else names no job, so it never reaches the store.
@@ -184,6 +187,35 @@ def post_job(
     # A replay may return a job that has already finished: nothing to wait for then.
     poll_after = {} if job.status.is_terminal else {"Retry-After": str(POLL_AFTER_SECONDS)}
     return _json(202, to_wire(JobView.of(job)), Location=f"/api/jobs/{job.id}", **poll_after)
+
+
+@app.get(
+    "/api/jobs",
+    operation_id="listJobs",
+    summary="List your jobs",
+    description="Your jobs, newest first, a page at a time: pass each page's nextCursor as cursor to get the next, "
+    "until nextCursor is null. Jobs stay listed until they expire.",
+    tags=["jobs"],
+    responses={
+        200: {
+            "description": "A page of jobs",
+            "headers": dict(CORRELATION_RESPONSE_HEADER),
+            "content": {"application/json": {"model": JobListView}},
+        },
+        **error_responses(errors.InvalidCursorError),
+    },
+)
+def get_jobs(
+    status: Annotated[JobStatus | None, Query(description="Only jobs with this status")] = None,
+    limit: Annotated[
+        int, Query(ge=1, le=MAX_PAGE_SIZE, description=f"Jobs per page, at most {MAX_PAGE_SIZE}")
+    ] = DEFAULT_PAGE_SIZE,
+    cursor: Annotated[
+        str | None, Query(max_length=256, description="The previous page's nextCursor, to go on from there")
+    ] = None,
+) -> Response[dict]:
+    listing = list_jobs(services(), owner=_caller(), status=status, limit=limit, cursor=cursor)
+    return _json(200, to_wire(JobListView.of(listing)))
 
 
 def _checked_job_id(job_id: str) -> str:

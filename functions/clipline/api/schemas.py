@@ -29,7 +29,7 @@ from ..domain.jobs import (
     SubtitleStyle,
     TranscriptInfo,
 )
-from ..domain.use_cases import JobResult
+from ..domain.use_cases import JobListing, JobResult
 from ..domain.webhooks import RECENT_ATTEMPTS, Webhook, WebhookAttempt, WebhookState
 
 # A timecode is short; anything longer is not one, and is refused before parsing.
@@ -159,6 +159,18 @@ class JobView(_Wire):
             webhook=WebhookView.of(job.webhook) if job.webhook else None,
             links=JobLinks(self_=f"/api/jobs/{job.id}", result=f"/api/jobs/{job.id}/result"),
         )
+
+
+class JobListView(_Wire):
+    jobs: list[JobView] = Field(description="Your jobs, newest first")
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next page; null on the last page. A page may hold fewer than "
+        "`limit` jobs and still have a next one."
+    )
+
+    @classmethod
+    def of(cls, listing: JobListing) -> "JobListView":
+        return cls(jobs=[JobView.of(job) for job in listing.jobs], next_cursor=listing.next_cursor)
 
 
 class ArtifactView(_Wire):

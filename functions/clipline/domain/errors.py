@@ -72,6 +72,12 @@ class NoWebhookError(ClipLineError):
     code = "NO_WEBHOOK"
 
 
+class InvalidCursorError(ClipLineError):
+    """A listing's cursor is not one the service handed out."""
+
+    code = "INVALID_CURSOR"
+
+
 class InvalidSubtitlesError(ClipLineError):
     """The user's own subtitles are not valid SubRip, or exceed the size limit."""
 

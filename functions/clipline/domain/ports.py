@@ -12,12 +12,14 @@ from pathlib import Path
 from typing import Callable, Collection, Protocol, Sequence
 
 from .asr_jobs import AsrJob
+from .job_listing import JobPage
 from .jobs import (
     ClipInfo,
     ClipRequest,
     Job,
     JobChange,
     JobError,
+    JobStatus,
     SourceInfo,
     SubtitleStyle,
 )
@@ -90,6 +92,17 @@ class JobRepository(Protocol):
         Raises:
             JobNotFoundError: no such job.
             JobNotReadyError: the job has not ended.
+        """
+        ...
+
+    def list_owned(self, owner: str, *, status: JobStatus | None, limit: int, after: str | None) -> JobPage:
+        """Up to ``limit`` of ``owner``'s jobs (of ``status``, when given), newest first, read by index.
+
+        ``after`` is a listing key (clipline.domain.job_listing): the page starts with
+        the job that sorts just below it.
+
+        Raises:
+            StorageUnavailableError: the store could not be reached.
         """
         ...
 

@@ -108,6 +108,7 @@ LAMBDA_SIZES: dict[str, LambdaSize] = {
     # API Gateway ends an integration after 29 s; an API function must answer before that.
     "CreateJob": LambdaSize("clipline.handlers.create_job", 512, timeout_seconds=29),
     "GetJob": LambdaSize("clipline.handlers.get_job", 256, timeout_seconds=10),
+    "ListJobs": LambdaSize("clipline.handlers.list_jobs", 256, timeout_seconds=10),
     "GetJobResult": LambdaSize("clipline.handlers.get_job_result", 256, timeout_seconds=10),
     "ProbeSource": LambdaSize(
         TASK_HANDLERS["ProbeSourceFunctionArn"], 1024, timeout_placeholder="ProbeTimeoutSeconds", uses_ffmpeg=True

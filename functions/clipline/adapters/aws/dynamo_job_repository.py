@@ -13,6 +13,7 @@ from ...domain.errors import (
     JobNotFoundError,
     StorageUnavailableError,
 )
+from ...domain.job_listing import JobPage, listing_key
 from ...domain.jobs import Job, JobChange, JobStatus, apply_change, with_webhook
 from ...domain.ports import IdempotencyClaim
 from ...domain.record_versions import CURRENT_SCHEMA_VERSION, DEFAULT_RETENTION
@@ -23,6 +24,11 @@ from .dynamo_migrations import current_document
 SCHEMA_VERSION = CURRENT_SCHEMA_VERSION
 # Optimistic-concurrency retries of one update before giving up; contention is two steps at most.
 _UPDATE_ATTEMPTS = 8
+# The index that lists an owner's jobs newest first (infra/storage.py creates it), and how many items one
+# page of a status-filtered listing may read before it ends short and names where the next page starts.
+OWNER_INDEX = "ByOwner"
+LISTING_KEY_ATTRIBUTE = "listingKey"
+_FILTERED_READ_BUDGET = 1000
 # BatchGetItem's limit on keys per call, and its calls for one batch while keys come back unprocessed.
 _KEYS_PER_BATCH_GET = 100
 _BATCH_GET_ATTEMPTS = 8
@@ -62,6 +68,7 @@ class DynamoJobRepository:
             "pk": {"S": _job_pk(job.id)},
             "type": {"S": "job"},
             "owner": {"S": job.owner},
+            LISTING_KEY_ATTRIBUTE: {"S": listing_key(job)},
             "status": {"S": job.status.value},
             "expiresAt": {"N": str(int(job.expires_at.timestamp()))},
             "version": {"N": str(version)},
@@ -201,6 +208,48 @@ class DynamoJobRepository:
     def list_expired(self, now: datetime, limit: int) -> list[Job]:
         items = scan_expired(self._client, self._table, "job", now, limit)
         return [Job.model_validate_json(current_document(item, self._retention)) for item in items]
+
+    def list_owned(self, owner: str, *, status: JobStatus | None, limit: int, after: str | None) -> JobPage:
+        """A query of the owner's partition of the ByOwner index, newest first.
+
+        A status is a filter on that query, and DynamoDB applies ``Limit`` before
+        filters, so the query goes on page by page until it has ``limit`` jobs; once it
+        has read _FILTERED_READ_BUDGET items it ends the page short, at the last item read.
+        """
+        query: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": OWNER_INDEX,
+            "KeyConditionExpression": "#owner = :owner" + (" AND #listingKey < :after" if after else ""),
+            "ExpressionAttributeNames": {"#owner": "owner", **({"#listingKey": LISTING_KEY_ATTRIBUTE} if after else {})},
+            "ExpressionAttributeValues": {":owner": {"S": owner}, **({":after": {"S": after}} if after else {})},
+            "ScanIndexForward": False,
+        }
+        if status is not None:
+            query["FilterExpression"] = "#status = :status"
+            query["ExpressionAttributeNames"]["#status"] = "status"
+            query["ExpressionAttributeValues"][":status"] = {"S": status.value}
+        found: list[dict[str, Any]] = []
+        read = 0
+        try:
+            while True:
+                # One more than wanted tells whether a page follows without another call.
+                reply = self._client.query(**query, Limit=min(limit + 1 - len(found), _FILTERED_READ_BUDGET - read) or 1)
+                found.extend(reply.get("Items", []))
+                read += reply["ScannedCount"]
+                last = reply.get("LastEvaluatedKey")
+                if len(found) > limit or last is None:
+                    break
+                if read >= _FILTERED_READ_BUDGET:
+                    jobs = tuple(self._job(item) for item in found)
+                    return JobPage(jobs=jobs, next_after=last[LISTING_KEY_ATTRIBUTE]["S"])
+                query["ExclusiveStartKey"] = last
+        except (ClientError, BotoCoreError) as error:
+            raise _unavailable(error) from error
+        jobs = tuple(self._job(item) for item in found[:limit])
+        return JobPage(jobs=jobs, next_after=listing_key(jobs[-1]) if len(found) > limit else None)
+
+    def _job(self, item: dict[str, Any]) -> Job:
+        return Job.model_validate_json(current_document(item, self._retention))
 
     def list_unfinished(self, limit: int) -> list[Job]:
         """A filtered scan of the whole table, for recovery only.

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Callable, Collection
 
 from ...domain.errors import IdempotencyKeyReusedError, JobNotFoundError
+from ...domain.job_listing import JobPage, listing_key
 from ...domain.jobs import Job, JobChange, JobStatus, apply_change, with_webhook
 from ...domain.ports import IdempotencyClaim
 from ...domain.record_versions import DEFAULT_RETENTION
@@ -50,8 +51,15 @@ class SqliteJobRepository:
                     (claim.owner, claim.key, claim.request_hash, job.id, claim.expires_at.isoformat()),
                 )
             db.execute(
-                "INSERT INTO jobs (id, owner, status, expires_at, document) VALUES (?, ?, ?, ?, ?)",
-                (job.id, job.owner, job.status.value, job.expires_at.isoformat(), job.model_dump_json()),
+                "INSERT INTO jobs (id, owner, status, expires_at, listing_key, document) VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    job.id,
+                    job.owner,
+                    job.status.value,
+                    job.expires_at.isoformat(),
+                    listing_key(job),
+                    job.model_dump_json(),
+                ),
             )
         return job
 
@@ -123,6 +131,23 @@ class SqliteJobRepository:
                 marks = ", ".join("?" * len(chunk))
                 found.update(row[0] for row in db.execute(f"SELECT id FROM jobs WHERE id IN ({marks})", chunk))
         return set(wanted) - found
+
+    def list_owned(self, owner: str, *, status: JobStatus | None, limit: int, after: str | None) -> JobPage:
+        # Served by jobs_by_owner or, with a status, jobs_by_owner_and_status; one row more tells whether a page follows.
+        conditions, parameters = ["owner = ?"], [owner]
+        if status is not None:
+            conditions.append("status = ?")
+            parameters.append(status.value)
+        if after is not None:
+            conditions.append("listing_key < ?")
+            parameters.append(after)
+        with self._database.connection() as db:
+            rows = db.execute(
+                f"SELECT document FROM jobs WHERE {' AND '.join(conditions)} ORDER BY listing_key DESC LIMIT ?",
+                (*parameters, limit + 1),
+            ).fetchall()
+        jobs = tuple(Job.model_validate_json(row[0]) for row in rows[:limit])
+        return JobPage(jobs=jobs, next_after=listing_key(jobs[-1]) if len(rows) > limit else None)
 
     def list_unfinished(self, limit: int) -> list[Job]:
         with self._database.connection() as db:

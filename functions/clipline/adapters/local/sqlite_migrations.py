@@ -15,9 +15,10 @@ from __future__ import annotations
 import json
 import sqlite3
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Callable, Sequence
 
+from ...domain.job_listing import listing_key_of
 from ...domain.record_versions import document_expiry, upgrade_document
 
 
@@ -205,6 +206,22 @@ _ADD_WEBHOOKS = _statements(
 )
 
 
+def _index_jobs_by_owner(db: sqlite3.Connection, retention: timedelta) -> None:
+    """Let an owner's jobs be listed newest first by index, whole or by status.
+
+    Each job gets its listing key (creation time, then id; see
+    clipline.domain.job_listing) in a column of its own, from its document.
+    """
+    columns = {row[1] for row in db.execute("PRAGMA table_info(jobs)")}
+    if "listing_key" not in columns:
+        db.execute("ALTER TABLE jobs ADD COLUMN listing_key TEXT")
+    for job_id, document in db.execute("SELECT id, document FROM jobs WHERE listing_key IS NULL").fetchall():
+        created_at = datetime.fromisoformat(json.loads(document)["created_at"])
+        db.execute("UPDATE jobs SET listing_key = ? WHERE id = ?", (listing_key_of(created_at, job_id), job_id))
+    db.execute("CREATE INDEX IF NOT EXISTS jobs_by_owner ON jobs (owner, listing_key)")
+    db.execute("CREATE INDEX IF NOT EXISTS jobs_by_owner_and_status ON jobs (owner, status, listing_key)")
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "baseline: jobs, idempotency claims, ASR records and the transcript cache, API keys", _BASELINE),
     Migration(2, "backfill expires_at on jobs and ASR records written before retention existed", _backfill_expiry),
@@ -212,6 +229,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(4, "execution histories, archived by local mode's engine when an execution ends", _ADD_EXECUTION_HISTORIES),
     Migration(5, "indexes for the cleanup sweep; execution histories take their job's expiry", _index_what_cleanup_reads),
     Migration(6, "the webhook outbox and the webhook signing secrets", _ADD_WEBHOOKS),
+    Migration(7, "jobs get a listing key, and indexes to list an owner's jobs newest first", _index_jobs_by_owner),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 
