@@ -20,7 +20,7 @@ from clipline.domain.errors import (
     TaskAbandonedError,
 )
 from clipline.domain.job_listing import JobPage, listing_key
-from clipline.domain.jobs import Job, JobChange, JobError, JobStatus, apply_change, with_webhook
+from clipline.domain.jobs import Job, JobChange, JobError, JobStatus, apply_change, deleted, with_webhook
 from clipline.domain.ports import IdempotencyClaim, StoredArtifact
 from clipline.domain.webhooks import Webhook
 from clipline.metric_catalog import MetricKind, definition_of
@@ -142,6 +142,12 @@ class InMemoryJobRepository:
             self._jobs[job_id] = job
             return job
 
+    def mark_deleted(self, job_id: str) -> Job:
+        with self._lock:
+            job = deleted(self.get(job_id), self._now())
+            self._jobs[job_id] = job
+            return job
+
     def delete(self, job_id: str) -> None:
         with self._lock:
             self._jobs.pop(job_id, None)
@@ -251,6 +257,7 @@ class InMemoryArtifactStore:
 class RecordingWorkflow:
     def __init__(self, fail_with: Exception | None = None) -> None:
         self.started: list[tuple[str, str]] = []
+        self.stopped: list[tuple[str, str]] = []
         self.fail_with = fail_with
 
     def start(self, job: Job) -> str:
@@ -258,6 +265,11 @@ class RecordingWorkflow:
             raise self.fail_with
         self.started.append((job.id, job.correlation_id))
         return f"arn:aws:states:us-east-1:123456789012:execution:clipline-pipeline:{job.id}"
+
+    def stop(self, job_id: str, cause: str) -> None:
+        if self.fail_with:
+            raise self.fail_with
+        self.stopped.append((job_id, cause))
 
 
 class RecordingTaskCallback:

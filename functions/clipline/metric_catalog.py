@@ -91,6 +91,17 @@ CATALOG: tuple[MetricDefinition, ...] = (
         dimensions=("errorCode",),
     ),
     MetricDefinition(
+        "JobsCancelled", MetricKind.COUNTER, MetricUnit.COUNT,
+        "Jobs their owners cancelled before they ended (DELETE /api/jobs/{id}), by the stage they were in.",
+        "None: a count of what callers asked for. A rise in one stage may mean it is slow enough to give up on.",
+        dimensions=("stage",),
+    ),
+    MetricDefinition(
+        "JobsDeleted", MetricKind.COUNTER, MetricUnit.COUNT,
+        "Ended jobs whose artifacts their owners deleted before they expired (DELETE /api/jobs/{id}).",
+        "None: a count of what callers asked for.",
+    ),
+    MetricDefinition(
         "WebhookDeliveries", MetricKind.COUNTER, MetricUnit.COUNT,
         "Webhook attempts by outcome: delivered (2xx), retrying, stopped (410) or failed (the schedule ran out).",
         "failed above zero: a receiver never answered 2xx for a whole schedule; its messages are dead-lettered.",

@@ -230,7 +230,7 @@ def test_functions_read_their_settings_from_clipline_settings_keys(dev_template_
         assert variables[env_name("mode")] == "aws"
         assert variables[env_name("jobs_table")] == {"Ref": only(dev_template_json, "AWS::DynamoDB::Table")[0]}
         assert variables[env_name("asr_provider")] == "transcribe"
-        assert (env_name("state_machine_arn") in variables) == (name == "CreateJob"), name
+        assert (env_name("state_machine_arn") in variables) == (name in ("CreateJob", "DeleteJob")), name
         assert (variables.get(env_name("ffmpeg")) == "/opt/bin/ffmpeg") == size.uses_ffmpeg, name
 
 
@@ -402,6 +402,19 @@ def test_only_create_job_may_start_executions(dev_template_json) -> None:
                 assert statement["Resource"] == {"Ref": machine}
                 starters.add(name)
     assert starters == {"CreateJob"}
+
+
+def test_only_delete_job_may_stop_executions_and_only_this_state_machines(dev_template_json) -> None:
+    machine, _ = only(dev_template_json, "AWS::StepFunctions::StateMachine")
+    stoppers = set()
+    for name in LAMBDA_SIZES:
+        _, function = function_named(dev_template_json, "dev", name)
+        for statement in statements_of_role(dev_template_json, role_of_function(function)):
+            if "states:StopExecution" in as_list(statement["Action"]):
+                assert as_list(statement["Action"]) == ["states:StopExecution"]
+                assert machine in json.dumps(statement["Resource"]) and ":execution:" in json.dumps(statement["Resource"])
+                stoppers.add(name)
+    assert stoppers == {"DeleteJob"}
 
 
 def test_executions_that_end_early_are_recorded_by_the_execution_end_handler(template, dev_template_json) -> None:

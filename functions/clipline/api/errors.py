@@ -39,6 +39,8 @@ HTTP_STATUS_BY_CODE: dict[str, int] = {
     errors.UnsupportedMediaTypeError.code: HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
     errors.JobNotReadyError.code: HTTPStatus.CONFLICT,
     errors.JobFailedError.code: HTTPStatus.CONFLICT,
+    errors.JobCancelledError.code: HTTPStatus.CONFLICT,
+    errors.JobDeletedError.code: HTTPStatus.GONE,
     errors.IdempotencyKeyReusedError.code: HTTPStatus.CONFLICT,
     errors.ResultExpiredError.code: HTTPStatus.GONE,
     errors.TooManyRequestsError.code: HTTPStatus.TOO_MANY_REQUESTS,

@@ -24,6 +24,7 @@ from ..composition import services
 from ..domain import errors
 from ..domain.use_cases import (
     NewJobRequest,
+    cancel_or_delete_job,
     create_job,
     get_job,
     get_job_result,
@@ -296,6 +297,40 @@ def post_webhook_redelivery(id: JobId) -> Response[dict]:  # noqa: A002 - the ro
     job = redeliver_webhook(services(), job_id, owner=_caller())
     logger.info("webhook redelivery queued")
     return _json(202, to_wire(JobView.of(job)))
+
+
+@app.delete(
+    "/api/jobs/<id>",
+    operation_id="deleteJob",
+    summary="Cancel a job, or delete an ended job's artifacts",
+    description="A queued or running job is cancelled: its execution is stopped, its running ffmpeg or "
+    "transcription ends, and what it stored is removed (202, the job as cancelled). An ended job's artifacts "
+    "are deleted now; its record stays, as deleted, until it expires (204). Calling again answers 204.",
+    tags=["jobs"],
+    responses={
+        202: {
+            "description": "Cancelled: the job, now cancelled; a step in flight stops within seconds",
+            "headers": dict(CORRELATION_RESPONSE_HEADER),
+            "content": {"application/json": {"model": JobView}},
+        },
+        204: {
+            "description": "Nothing left to stop: the ended job's artifacts are deleted, or it was cancelled before",
+            "headers": dict(CORRELATION_RESPONSE_HEADER),
+        },
+        **error_responses(errors.JobNotFoundError),
+    },
+)
+def delete_job(id: JobId) -> Response[dict | None]:  # noqa: A002 - the route's parameter name
+    job_id = _checked_job_id(id)
+    removal = cancel_or_delete_job(services(), job_id, owner=_caller())
+    for warning in removal.warnings:
+        logger.warning(warning)
+    if removal.cancelled_now:
+        logger.info("job cancelled", extra={"stage": removal.job.stage.value, "artifactsRemoved": removal.artifacts_removed})
+        return _json(202, to_wire(JobView.of(removal.job)))
+    if removal.deleted_now:
+        logger.info("job deleted", extra={"artifactsRemoved": removal.artifacts_removed})
+    return Response(status_code=204, body=None, headers={CORRELATION_HEADER: correlation_id()})
 
 
 @app.exception_handler(errors.ClipLineError)

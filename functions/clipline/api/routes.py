@@ -18,6 +18,7 @@ API_ROUTES: tuple[ApiRoute, ...] = (
     ApiRoute("POST", "/api/jobs", "clipline.handlers.create_job", takes_body=True),
     ApiRoute("GET", "/api/jobs", "clipline.handlers.list_jobs"),
     ApiRoute("GET", "/api/jobs/{id}", "clipline.handlers.get_job"),
+    ApiRoute("DELETE", "/api/jobs/{id}", "clipline.handlers.delete_job"),
     ApiRoute("GET", "/api/jobs/{id}/result", "clipline.handlers.get_job_result"),
     ApiRoute("POST", "/api/jobs/{id}/webhook/redeliver", "clipline.handlers.redeliver_webhook"),
 )

@@ -20,6 +20,7 @@ from ..domain.errors import (
 )
 from ..domain.ports import ProgressCallback
 from ..domain.transcripts import Segment, Transcript, Word
+from ..media import running_work
 
 # int8 on CPU is faster-whisper's recommended CPU setting: about half the time of
 # float32 for the same words on the bundled fixture.
@@ -157,6 +158,8 @@ class WhisperTranscriber:
             # faster-whisper decodes lazily: each step of this loop runs the model on the
             # next window, which is where the time goes and where we can stop.
             for segment in segments:
+                # Local mode stops a cancelled job's transcription here, between windows.
+                running_work.raise_if_stopped()
                 found.append(_segment(segment))
                 if info.duration > 0:
                     on_progress(min(1.0, float(segment.end) / float(info.duration)))

@@ -17,6 +17,9 @@ never by changing what the stack asks for:
   ``SendMessage`` and stream write, in a container. The simulated account's own
   pollers serve them (``event_sources.py``), so moto's are switched off.
 - **SendTaskFailure** drops ``cause``, which carries our error's message.
+- **StopExecution** while a task runs: the task's late failure ended the execution
+  FAILED, and a task waiting for its token waited on until its heartbeat timed out;
+  the execution ends ABORTED at once, as in AWS.
 """
 
 from __future__ import annotations
@@ -32,10 +35,9 @@ from moto.awslambda_simple.models import LambdaSimpleBackend
 from moto.s3.models import s3_backends
 from moto.sqs.models import sqs_backends
 from moto.stepfunctions import models as stepfunctions_models
-from moto.stepfunctions.responses import StepFunctionResponse
 from moto.stepfunctions.responses import get_backend as executing_stepfunctions_backend
 
-from ..local.engine import send_task_failure_with_cause
+from ..local.engine import close_engine_gaps
 
 Invoker = Callable[[str, bytes], tuple[bytes, str | None]]
 
@@ -106,7 +108,7 @@ def close_gaps(invoke: Invoker) -> None:
     LayerVersion.physical_resource_id = property(lambda self: self.arn)  # type: ignore[attr-defined]
     _completing(LambdaFunction, _keep_lost_function_properties)
     _completing(Table, _keep_time_to_live)
-    StepFunctionResponse.send_task_failure = send_task_failure_with_cause  # type: ignore[method-assign]
+    close_engine_gaps()
 
     def invoke_in_environment(
         backend: LambdaSimpleBackend, function_name: str, qualifier: Any, body: Any, headers: Any, response_headers: dict

@@ -157,6 +157,18 @@ class JobFailedError(ClipLineError):
     code = "JOB_FAILED"
 
 
+class JobCancelledError(ClipLineError):
+    """The job was cancelled before it ended: it has no result."""
+
+    code = "JOB_CANCELLED"
+
+
+class JobDeletedError(ClipLineError):
+    """The job's artifacts were deleted by its owner."""
+
+    code = "JOB_DELETED"
+
+
 class ResultExpiredError(ClipLineError):
     code = "RESULT_EXPIRED"
 

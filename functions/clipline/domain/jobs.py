@@ -10,7 +10,7 @@ from pydantic import ConfigDict, Field, StrictFloat, StrictInt
 
 from .errors import JobFinishedError, JobNotReadyError, WebhookSupersededError
 from .models import DomainModel
-from .webhooks import Webhook
+from .webhooks import Webhook, WebhookState
 
 # How many events a status response shows; older ones stay in the execution history.
 RECENT_EVENTS = 20
@@ -21,10 +21,14 @@ class JobStatus(StrEnum):
     RUNNING = "running"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
+    # Stopped by its owner before it ended; it has no artifacts.
+    CANCELLED = "cancelled"
+    # Ended, then its artifacts deleted by its owner; the record stays until it expires.
+    DELETED = "deleted"
 
     @property
     def is_terminal(self) -> bool:
-        return self in (JobStatus.SUCCEEDED, JobStatus.FAILED)
+        return self not in (JobStatus.QUEUED, JobStatus.RUNNING)
 
 
 class Stage(StrEnum):
@@ -84,7 +88,7 @@ STAGE_STATES = {
 
 class JobEvent(DomainModel):
     at: datetime
-    type: str = Field(description="stageEntered, stageExited, jobSucceeded or jobFailed")
+    type: str = Field(description="stageEntered, stageExited, jobSucceeded, jobFailed, jobCancelled or jobDeleted")
     stage: Stage
     state: str | None = Field(None, description="The state machine state of the stage, as the execution history names it")
     attempt: int | None = Field(None, description="1 for the state's first run, 2 for its first retry, and so on")
@@ -289,8 +293,8 @@ class JobChange(DomainModel):
 
 
 _ALLOWED_TRANSITIONS = {
-    JobStatus.QUEUED: {JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.FAILED},
-    JobStatus.RUNNING: {JobStatus.RUNNING, JobStatus.SUCCEEDED, JobStatus.FAILED},
+    JobStatus.QUEUED: {JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.FAILED, JobStatus.CANCELLED},
+    JobStatus.RUNNING: {JobStatus.RUNNING, JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED},
 }
 
 
@@ -298,7 +302,8 @@ def apply_change(job: Job, change: JobChange, now: datetime) -> Job:
     """The job after ``change``.
 
     Raises:
-        JobFinishedError: the job is already succeeded or failed; a finished job never changes.
+        JobFinishedError: the job has already ended (succeeded, failed, cancelled or deleted);
+            an ended job never changes but for its webhook record and its deletion.
     """
     if job.status.is_terminal:
         raise JobFinishedError(f"job {job.id} already {job.status.value}")
@@ -332,14 +337,43 @@ def with_webhook(job: Job, webhook: Webhook) -> Job:
 
     Raises:
         JobNotReadyError: the job is still running (its webhook waits for its end).
-        WebhookSupersededError: the stored record has moved on as far as ``webhook`` or further.
+        WebhookSupersededError: the stored record has moved on as far as ``webhook`` or further,
+            or was withdrawn when the job was deleted.
     """
     if not job.status.is_terminal:
         raise JobNotReadyError(f"job {job.id} is {job.status.value}; its webhook is sent when it ends")
     stored = job.webhook
+    if stored is not None and stored.state is WebhookState.WITHDRAWN:
+        raise WebhookSupersededError(f"job {job.id} was deleted; its webhook was withdrawn")
     if stored is not None and (webhook.round, webhook.attempt_count) <= (stored.round, stored.attempt_count):
         raise WebhookSupersededError(
             f"job {job.id}'s webhook is at round {stored.round}, attempt {stored.attempt_count}, "
             f"beyond round {webhook.round}, attempt {webhook.attempt_count}"
         )
     return job.model_copy(update={"webhook": webhook})
+
+
+def deleted(job: Job, now: datetime) -> Job:
+    """A job that ended, with its artifacts gone: status ``deleted``, no artifact keys, and an event that says so.
+
+    A message still waiting to be sent is withdrawn: it would describe artifacts
+    that no longer exist. A cancelled job has no artifacts, and stays as it is;
+    so does a job deleted already.
+
+    Raises:
+        JobNotReadyError: the job is still queued or running (it is cancelled, not deleted).
+    """
+    if not job.status.is_terminal:
+        raise JobNotReadyError(f"job {job.id} is {job.status.value}; cancel it instead")
+    if job.status in (JobStatus.CANCELLED, JobStatus.DELETED):
+        return job
+    webhook = job.webhook.withdrawn() if job.webhook is not None and job.webhook.is_due else job.webhook
+    return job.model_copy(
+        update={
+            "status": JobStatus.DELETED,
+            "artifacts": {},
+            "updated_at": now,
+            "events": (*job.events, job.event("jobDeleted", job.stage, now)),
+            "webhook": webhook,
+        }
+    )

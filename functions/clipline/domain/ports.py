@@ -116,6 +116,15 @@ class JobRepository(Protocol):
         """
         ...
 
+    def mark_deleted(self, job_id: str) -> Job:
+        """Record that an ended job's artifacts are deleted (clipline.domain.jobs.deleted), atomically.
+
+        Raises:
+            JobNotFoundError: no such job.
+            JobNotReadyError: the job has not ended.
+        """
+        ...
+
 
 class AsrJobRepository(Protocol):
     """Stores ASR records and answers transcript-cache lookups.
@@ -229,10 +238,22 @@ class ArtifactStore(Protocol):
 
 
 class WorkflowStarter(Protocol):
-    """Starts the pipeline state machine for a job."""
+    """Starts the pipeline state machine for a job, and stops it."""
 
     def start(self, job: Job) -> str:
         """Start the execution named after the job, with its options, and return its ARN.
+
+        Raises:
+            ServiceUnavailableError: the orchestrator refused or could not be reached.
+        """
+        ...
+
+    def stop(self, job_id: str, cause: str) -> None:
+        """Stop the job's execution, and any of its work running where this host can reach it.
+
+        An execution that has ended, or never started, is not an error. A task already
+        running when its execution stops runs on where the host cannot reach it (a Lambda
+        invocation): it stops itself when it next writes to the job, which it finds ended.
 
         Raises:
             ServiceUnavailableError: the orchestrator refused or could not be reached.

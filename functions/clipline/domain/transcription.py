@@ -169,11 +169,12 @@ class _TranscriptionRun:
         )
 
     def _remove_if_failed(self, job_id: str) -> None:
-        """A failed job keeps no artifacts: take back what this run wrote after the failure cleaned up.
+        """A job that failed, was cancelled or was deleted keeps no artifacts: take back what this run
+        wrote after the cleanup ran.
 
         A job that succeeded is left alone: a stale duplicate run only rewrote its files with the same content.
         """
-        if self._services.jobs.get(job_id).status is JobStatus.FAILED:
+        if self._services.jobs.get(job_id).status is not JobStatus.SUCCEEDED:
             self._services.artifacts.delete_prefix(artifact_prefix(job_id))
 
     def _new_record(

@@ -41,12 +41,15 @@ JITTER_FRACTION = 0.2
 class WebhookEvent(StrEnum):
     SUCCEEDED = "job.succeeded"
     FAILED = "job.failed"
+    CANCELLED = "job.cancelled"
 
 
 class WebhookState(StrEnum):
     PENDING = "pending"
     DELIVERED = "delivered"
     FAILED = "failed"
+    # The job was deleted before its message was taken; it is not sent any more.
+    WITHDRAWN = "withdrawn"
 
 
 class WebhookAttempt(DomainModel):
@@ -87,6 +90,10 @@ class Webhook(DomainModel):
                 "attempt_count": 0,
             }
         )
+
+    def withdrawn(self) -> "Webhook":
+        """The record once the job is deleted: nothing more is sent."""
+        return self.model_copy(update={"state": WebhookState.WITHDRAWN, "next_attempt_at": None})
 
     def redeliver(self, now: datetime) -> "Webhook":
         """The same message again, with a fresh schedule: its id and body do not change."""

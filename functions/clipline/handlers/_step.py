@@ -5,6 +5,7 @@ from typing import Callable
 from ..composition import services
 from ..domain.jobs import Job
 from ..domain.use_cases import Services
+from ..media import running_work
 from ..observability import lambda_logging, log_context, logger, tracer
 from ..workflow.payloads import StepInput, StepOutput
 
@@ -21,7 +22,8 @@ def step_handler(use_case: Callable[[Services, str], Job], stage: str) -> Callab
     def lambda_handler(event: dict, context: object) -> dict:
         step = StepInput.model_validate(event)
         log_context(jobId=step.job_id)
-        job = use_case(services(), step.job_id)
+        with running_work.working_for(step.job_id):
+            job = use_case(services(), step.job_id)
         logger.info("step finished", extra={"status": job.status.value, "progress": job.progress})
         return StepOutput.of(job).dump()
 

@@ -12,6 +12,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from ..composition import services
 from ..domain.transcription import transcribe_clip
+from ..media import running_work
 from ..observability import lambda_logging, log_context, logger, tracer
 from ..workflow.payloads import AsrRequest
 
@@ -24,7 +25,8 @@ def _handle_record(record: SQSRecord) -> None:
     logger.thread_safe_remove_keys(_RECORD_LOG_KEYS)
     request = AsrRequest.model_validate_json(record.body)
     log_context(correlationId=request.correlation_id, jobId=request.job_id)
-    report = transcribe_clip(services(), request.job_id, request.clip_key, request.language, request.task_token)
+    with running_work.working_for(request.job_id):
+        report = transcribe_clip(services(), request.job_id, request.clip_key, request.language, request.task_token)
     log_context(asrJobId=report.asr_job_id)
     if report.unexpected is not None:
         logger.error("transcription failed", exc_info=report.unexpected, extra={"errorCode": report.error_code})

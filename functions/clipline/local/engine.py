@@ -23,6 +23,8 @@ from moto.core.model_instances import reset_model_data
 from moto.core.responses import EmptyResult
 from moto.moto_api._internal.models import moto_api_backend
 from moto.server import ThreadedMotoServer
+from moto.stepfunctions.parser.asl.eval.environment import Environment
+from moto.stepfunctions.parser.asl.eval.program_state import ProgramStopped
 from moto.stepfunctions.parser.utils import TMP_THREADS as MOTO_ENGINE_THREADS
 from moto.stepfunctions.responses import StepFunctionResponse, get_backend
 
@@ -93,6 +95,42 @@ def send_task_failure_with_cause(self: StepFunctionResponse) -> EmptyResult:
     return EmptyResult()
 
 
+_moto_set_error = Environment.set_error
+_moto_set_stop = Environment.set_stop
+
+
+def keep_a_stopped_execution_stopped(self: Environment, error: Any) -> None:
+    """An execution stopped while a task ran stays ABORTED, as in AWS.
+
+    moto 5.2 records the late failure of a task that was in flight when StopExecution
+    came (its state machine cannot cut the invocation short), and so ends the
+    execution FAILED; Step Functions drops that result.
+    """
+    with self._state_mutex:
+        if isinstance(self._program_state, ProgramStopped):
+            return
+        _moto_set_error(self, error)
+
+
+def stop_waiting_for_task_tokens(self: Environment, stop_date: Any, cause: str | None, error: str | None) -> None:
+    """StopExecution ends a task that waits for its token at once, as in AWS.
+
+    moto 5.2 leaves the wait running until the next heartbeat or the heartbeat timeout,
+    so the execution would show as aborted only minutes later. Its callback endpoints
+    are the execution's own, so waking them wakes no other execution.
+    """
+    _moto_set_stop(self, stop_date=stop_date, cause=cause, error=error)
+    for endpoint in list(self.callback_pool_manager._pool.values()):
+        endpoint.interrupt_all()
+
+
+def close_engine_gaps() -> None:
+    """Patch moto's Step Functions, in this process, where it does less than AWS; shared with the simulated account."""
+    StepFunctionResponse.send_task_failure = send_task_failure_with_cause  # type: ignore[method-assign]
+    Environment.set_error = keep_a_stopped_execution_stopped  # type: ignore[method-assign]
+    Environment.set_stop = stop_waiting_for_task_tokens  # type: ignore[method-assign]
+
+
 class EngineHost:
     """moto's server on 127.0.0.1 with the pipeline state machine created in it.
 
@@ -124,7 +162,7 @@ class EngineHost:
         for handler_module in (*TASK_HANDLERS.values(), EXECUTION_END_HANDLER):
             _handlers_by_function[lambda_runtime.function_name_for(handler_module)] = handler_module
         LambdaSimpleBackend.invoke = _invoke_in_process  # type: ignore[method-assign]
-        StepFunctionResponse.send_task_failure = send_task_failure_with_cause  # type: ignore[method-assign]
+        close_engine_gaps()
 
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         self._server.start()

@@ -44,6 +44,7 @@ from ..settings import Settings
 from .asr_workers import AsrWorkers
 from .engine import EngineHost
 from .gateway import GatewayDependencies, LocalGateway
+from .in_process_workflow import InProcessWorkflow
 from .prometheus_metrics import PrometheusMetrics
 from .webhook_worker import WebhookWorkers
 
@@ -260,7 +261,9 @@ class LocalService:
         self.webhooks = WebhookWorkers(self.data.webhook_outbox(), self.settings.webhook_workers)
         services = Services(
             **{**stores, "artifacts": TimedArtifactStore(stores["artifacts"], telemetry)},
-            workflow=StepFunctionsWorkflow(self.engine.client("stepfunctions"), self.engine.state_machine_arn),
+            workflow=InProcessWorkflow(
+                StepFunctionsWorkflow(self.engine.client("stepfunctions"), self.engine.state_machine_arn)
+            ),
             transcriber=self.transcriber,
             task_callback=StepFunctionsTaskCallback(self.engine.client("stepfunctions")),
             webhook_queue=self.webhooks,

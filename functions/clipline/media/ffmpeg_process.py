@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..domain.errors import ClipTimeoutError, InternalError, StorageUnavailableError
+from . import running_work
 
 # How ffmpeg reports ENOSPC on a file it writes: on one of its output's lines, never from the
 # input's metadata or a server's message, which a user controls.
@@ -152,21 +153,24 @@ def run_ffmpeg(
         watchdog.daemon = True
         watchdog.start()
         try:
-            assert process.stdout is not None
-            for raw in process.stdout:
-                if on_out_time is None:
-                    continue
-                line = raw.decode(errors="replace").strip()
-                if line.startswith("out_time_us="):
-                    value = line.partition("=")[2]
-                    if value.isdigit():
-                        on_out_time(int(value) / 1_000_000)
-            process.wait()
+            with running_work.tracked(process):
+                assert process.stdout is not None
+                for raw in process.stdout:
+                    if on_out_time is None:
+                        continue
+                    line = raw.decode(errors="replace").strip()
+                    if line.startswith("out_time_us="):
+                        value = line.partition("=")[2]
+                        if value.isdigit():
+                            on_out_time(int(value) / 1_000_000)
+                process.wait()
         finally:
             watchdog.cancel()
             if process.poll() is None:
                 process.kill()
                 process.wait()
+        # Killed because its job was stopped: no fallback or retry should try the work again.
+        running_work.raise_if_stopped()
         stderr_file.seek(0)
         stderr = stderr_file.read()[-_STDERR_TAIL:].decode(errors="replace")
     disk_full = _DISK_FULL.search(stderr) if process.returncode != 0 and not timed_out.is_set() else None

@@ -109,6 +109,8 @@ LAMBDA_SIZES: dict[str, LambdaSize] = {
     "CreateJob": LambdaSize("clipline.handlers.create_job", 512, timeout_seconds=29),
     "GetJob": LambdaSize("clipline.handlers.get_job", 256, timeout_seconds=10),
     "ListJobs": LambdaSize("clipline.handlers.list_jobs", 256, timeout_seconds=10),
+    # Stops the execution and removes the job's files: a job's few artifacts in a few calls.
+    "DeleteJob": LambdaSize("clipline.handlers.delete_job", 256, timeout_seconds=29),
     "GetJobResult": LambdaSize("clipline.handlers.get_job_result", 256, timeout_seconds=10),
     "ProbeSource": LambdaSize(
         TASK_HANDLERS["ProbeSourceFunctionArn"], 1024, timeout_placeholder="ProbeTimeoutSeconds", uses_ffmpeg=True

@@ -14,7 +14,7 @@ from ...domain.errors import (
     StorageUnavailableError,
 )
 from ...domain.job_listing import JobPage, listing_key
-from ...domain.jobs import Job, JobChange, JobStatus, apply_change, with_webhook
+from ...domain.jobs import Job, JobChange, JobStatus, apply_change, deleted, with_webhook
 from ...domain.ports import IdempotencyClaim
 from ...domain.record_versions import CURRENT_SCHEMA_VERSION, DEFAULT_RETENTION
 from ...domain.webhooks import Webhook
@@ -150,6 +150,9 @@ class DynamoJobRepository:
 
     def record_webhook(self, job_id: str, webhook: Webhook) -> Job:
         return self._rewrite(job_id, lambda job: with_webhook(job, webhook))
+
+    def mark_deleted(self, job_id: str) -> Job:
+        return self._rewrite(job_id, lambda job: deleted(job, self._now()))
 
     def _rewrite(self, job_id: str, change: Callable[[Job], Job]) -> Job:
         """Read, change and write the job back under its version, again if another write came between."""

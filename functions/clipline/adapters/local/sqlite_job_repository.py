@@ -9,7 +9,7 @@ from typing import Callable, Collection
 
 from ...domain.errors import IdempotencyKeyReusedError, JobNotFoundError
 from ...domain.job_listing import JobPage, listing_key
-from ...domain.jobs import Job, JobChange, JobStatus, apply_change, with_webhook
+from ...domain.jobs import Job, JobChange, JobStatus, apply_change, deleted, with_webhook
 from ...domain.ports import IdempotencyClaim
 from ...domain.record_versions import DEFAULT_RETENTION
 from ...domain.webhooks import Webhook
@@ -90,6 +90,15 @@ class SqliteJobRepository:
             if job is None:
                 raise JobNotFoundError(f"job {job_id} not found")
             job = with_webhook(job, webhook)
+            self._write(db, job)
+        return job
+
+    def mark_deleted(self, job_id: str) -> Job:
+        with self._database.write() as db:
+            job = self._read(db, job_id)
+            if job is None:
+                raise JobNotFoundError(f"job {job_id} not found")
+            job = deleted(job, self._now())
             self._write(db, job)
         return job
 

@@ -190,12 +190,16 @@ def get_job_result(services: Services, job_id: str, owner: str) -> JobResult:
 
     Raises:
         JobNotFoundError, ResultExpiredError, JobNotReadyError (still running),
-        JobFailedError (it failed).
+        JobFailedError (it failed), JobCancelledError, JobDeletedError.
     """
     job = get_job(services, job_id, owner)
     now = services.clock.now()
     if job.is_expired(now):
         raise errors.ResultExpiredError(f"the result of job {job_id} expired at {job.expires_at.isoformat()}")
+    if job.status is JobStatus.DELETED:
+        raise errors.JobDeletedError(f"the artifacts of job {job_id} were deleted")
+    if job.status is JobStatus.CANCELLED:
+        raise errors.JobCancelledError(f"job {job_id} was cancelled; it has no result")
     if job.status is JobStatus.FAILED:
         code = job.error.code if job.error else errors.InternalError.code
         raise errors.JobFailedError(f"job {job_id} failed with {code}; it has no result")

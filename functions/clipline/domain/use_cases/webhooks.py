@@ -64,12 +64,18 @@ def checked_webhook_url(services: Services, url: str) -> str:
     return url
 
 
+_EVENT_OF_END = {
+    JobStatus.SUCCEEDED: WebhookEvent.SUCCEEDED,
+    JobStatus.FAILED: WebhookEvent.FAILED,
+    JobStatus.CANCELLED: WebhookEvent.CANCELLED,
+}
+
+
 def ended_with(job: Job, status: JobStatus, now: datetime) -> Webhook | None:
     """The webhook record for the change that ends ``job`` with ``status``: its message, due now."""
     if job.webhook is None:
         return None
-    event = WebhookEvent.SUCCEEDED if status is JobStatus.SUCCEEDED else WebhookEvent.FAILED
-    return job.webhook.announce(event, now)
+    return job.webhook.announce(_EVENT_OF_END[status], now)
 
 
 def announce(services: Services, job: Job) -> None:
@@ -185,10 +191,13 @@ def redeliver_webhook(services: Services, job_id: str, owner: str) -> Job:
         JobNotFoundError: no such job of ``owner``'s.
         NoWebhookError: the job was created without a webhookUrl.
         JobNotReadyError: the job has not ended, so there is no message yet.
+        JobDeletedError: the job was deleted, and its message withdrawn.
     """
     job = get_job(services, job_id, owner)
     if job.webhook is None:
         raise errors.NoWebhookError(f"job {job_id} was created without a webhookUrl")
+    if job.status is JobStatus.DELETED:
+        raise errors.JobDeletedError(f"job {job_id} was deleted; its webhook is not sent any more")
     if job.webhook.message_id is None:
         raise errors.JobNotReadyError(f"job {job_id} is {job.status.value}; its webhook is sent when it ends")
     try:
