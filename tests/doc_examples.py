@@ -353,12 +353,16 @@ def prepare_jobs(running: RunningService, sample_url: str, stalled_url: str, rec
     still_running = create({"sourceUrl": stalled_url, "start": 0, "end": 5})
     failed = create({"sourceUrl": sample_url, "start": 170, "end": 190})
     announced = create({"sourceUrl": sample_url, "start": 1, "end": 2, "webhookUrl": receiver_url})
+    to_cancel = create({"sourceUrl": stalled_url, "start": 0, "end": 5})
+    to_delete = create({"sourceUrl": sample_url, "start": 3, "end": 4})
     expired = _wait_for(client, expiring, {"succeeded", "failed"})
     assert expired["status"] == "succeeded", expired
     assert _wait_for(client, job, {"succeeded", "failed"})["status"] == "succeeded"
     assert _wait_for(client, failed, {"succeeded", "failed"})["status"] == "failed"
     _wait_for(client, still_running, {"running"})
     assert _wait_for(client, announced, {"succeeded", "failed"})["status"] == "succeeded"
+    _wait_for(client, to_cancel, {"running"})
+    assert _wait_for(client, to_delete, {"succeeded", "failed"})["status"] == "succeeded"
     expires_at = datetime.fromisoformat(expired["expiresAt"])
     # The link its result handed out before it expired: links never outlive their job.
     expired_clip_url = services().artifacts.signed_url(expired["resultClipKey"], expires_at)
@@ -375,6 +379,8 @@ def prepare_jobs(running: RunningService, sample_url: str, stalled_url: str, rec
         "FAILED_JOB_ID": failed,
         "WEBHOOK_JOB_ID": announced,
         "EXPIRED_JOB_ID": expiring,
+        "CANCEL_JOB_ID": to_cancel,
+        "DELETE_JOB_ID": to_delete,
         "CLIP_URL": _clip_link(client, job),
         "EXPIRED_CLIP_URL": expired_clip_url,
     }

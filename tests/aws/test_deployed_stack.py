@@ -441,3 +441,64 @@ def test_250_jobs_list_newest_first_through_the_owner_index_page_by_page(dev_sta
     # And a cursor that is not one is refused
     reply = client.request("GET", "/api/jobs?cursor=bm9wZQ")
     assert (reply.status, reply.code) == (400, "INVALID_CURSOR")
+
+
+# --- cancel and delete -----------------------------------------------------------------------------
+
+
+def _stored_keys(stack: SimulatedStack, job_id: str) -> list[str]:
+    listed = stack.aws("s3").list_objects_v2(Bucket=stack.output("ArtifactsBucketName"), Prefix=f"jobs/{job_id}/")
+    return [item["Key"] for item in listed.get("Contents", [])]
+
+
+def _ffmpeg_of(stack: SimulatedStack, function: str) -> list[int]:
+    """The function's ffmpeg children: they inherit its environment, by which function_processes finds them."""
+    return [pid for pid in stack.function_processes(stack.function_name(function))
+            if "ffmpeg" in Path(f"/proc/{pid}/comm").read_text()]  # fmt: skip
+
+
+def test_a_job_cancelled_while_it_burns_in_stops_its_execution_its_lambda_and_keeps_no_file(dev_stack, source):
+    subtitles = "".join(f"{n + 1}\n00:00:{n:02},000 --> 00:00:{n:02},900\nline {n}\n\n" for n in range(50))
+    body = {"sourceUrl": source.url("long.mp4"), "start": 0, "end": 100, "burnSubtitles": True,
+            "subtitles": {"srt": subtitles}}  # fmt: skip
+    job_id = dev_stack.client.request("POST", "/api/jobs", body).body["id"]
+    deadline = time.monotonic() + 120
+    while not _ffmpeg_of(dev_stack, "BurnIn"):
+        job = dev_stack.client.request("GET", f"/api/jobs/{job_id}").body
+        assert job["status"] in ("queued", "running") and time.monotonic() < deadline, job
+        time.sleep(0.1)
+    # When it is cancelled through the deployed DeleteJob function
+    reply = dev_stack.client.request("DELETE", f"/api/jobs/{job_id}")
+    assert reply.status == 202, reply.body
+    assert (reply.body["status"], reply.body["events"][-1]["stage"]) == ("cancelled", "burnIn")
+    # Then its execution is aborted, and the BurnIn Lambda's ffmpeg ends at its next progress report
+    execution_arn = dev_stack.output("StateMachineArn").replace(":stateMachine:", ":execution:") + f":{job_id}"
+    assert dev_stack.aws("stepfunctions").describe_execution(executionArn=execution_arn)["status"] == "ABORTED"
+    deadline = time.monotonic() + 10
+    while _ffmpeg_of(dev_stack, "BurnIn") or _stored_keys(dev_stack, job_id):
+        assert time.monotonic() < deadline, (_ffmpeg_of(dev_stack, "BurnIn"), _stored_keys(dev_stack, job_id))
+        time.sleep(0.2)
+    # And the job stays cancelled, with no result; asking again changes nothing
+    time.sleep(2)
+    assert dev_stack.client.request("GET", f"/api/jobs/{job_id}").body["status"] == "cancelled"
+    assert _stored_keys(dev_stack, job_id) == []
+    result = dev_stack.client.request("GET", f"/api/jobs/{job_id}/result")
+    assert (result.status, result.code) == (409, "JOB_CANCELLED")
+    assert dev_stack.client.request("DELETE", f"/api/jobs/{job_id}").status == 204
+
+
+def test_deleting_an_ended_job_removes_its_objects_and_leaves_its_record_deleted(dev_stack, source):
+    job_id = dev_stack.client.create(source.url("long.mp4"), 1, 3).body["id"]
+    assert dev_stack.client.wait(job_id)["status"] == "succeeded"
+    assert _stored_keys(dev_stack, job_id)
+    reply = dev_stack.client.request("DELETE", f"/api/jobs/{job_id}")
+    assert reply.status == 204, reply.body
+    assert _stored_keys(dev_stack, job_id) == []
+    job = dev_stack.client.request("GET", f"/api/jobs/{job_id}").body
+    assert (job["status"], job["resultKeys"]) == ("deleted", {})
+    result = dev_stack.client.request("GET", f"/api/jobs/{job_id}/result")
+    assert (result.status, result.code) == (410, "JOB_DELETED")
+    # Another key's job is not found, and left alone
+    key = dev_stack.aws("apigateway").create_api_key(name="stranger", enabled=True, value="stranger-" + "k" * 32)
+    other = Client(dev_stack.client.base_url, key["value"]).request("DELETE", f"/api/jobs/{job_id}")
+    assert (other.status, other.code) == (404, "JOB_NOT_FOUND")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
@@ -46,8 +48,8 @@ def transcribed(client: Client, url: str, start: float, end: float, correlation_
 @pytest.fixture(scope="module")
 def after_jobs(observed, media_server):
     """A transcribed job, the same one again (a cache hit), a job that falls back to
-    re-encoding and announces its end by webhook (twice), a job whose source is missing,
-    and a key pushed past its throttle."""
+    re-encoding and announces its end by webhook (twice), a job whose source is missing
+    (then deleted), a job cancelled as it probes, and a key pushed past its throttle."""
     running, _ = observed
     client = running.client
     first = transcribed(client, media_server.url("speech.mp4"), 0, 6, "metrics-1")
@@ -64,6 +66,15 @@ def after_jobs(observed, media_server):
         receiver.wait_for(2)
     missing = client.create(media_server.url("missing.mp4"), 0, 5).body["id"]
     assert client.wait(missing)["status"] == "failed"
+    # The failed job's record deleted, and a job on a source that never answers cancelled as it probes
+    assert client.request("DELETE", f"/api/jobs/{missing}").status == 204
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        stuck = client.create(f"http://127.0.0.1:{silent.getsockname()[1]}/never.mp4", 0, 5).body["id"]
+        while client.request("GET", f"/api/jobs/{stuck}").body["stage"] != "probe":
+            time.sleep(0.05)
+        assert client.request("DELETE", f"/api/jobs/{stuck}").status == 202
     _, tight_key = running.service.data.key_store(SystemClock()).create(
         "tight", UsagePlan(rate_per_second=0.1, burst=1, quota=1000, quota_period="day")
     )
@@ -112,10 +123,14 @@ def test_metric_values_follow_the_jobs(after_jobs):
     assert value("clipline_asr_latency_seconds", "clipline_asr_latency_seconds_count", provider="fake") == 1
     assert value("clipline_ffmpeg_fallback", "clipline_ffmpeg_fallback_total") >= 1
     assert value("clipline_job_duration_seconds", "clipline_job_duration_seconds_count", outcome="failed") == 1
+    assert value("clipline_job_duration_seconds", "clipline_job_duration_seconds_count", outcome="cancelled") == 1
+    assert value("clipline_jobs_cancelled", "clipline_jobs_cancelled_total", stage="probe") == 1
+    assert value("clipline_jobs_deleted", "clipline_jobs_deleted_total") == 1
     assert value("clipline_job_duration_seconds", "clipline_job_duration_seconds_count", outcome="succeeded") == 3
+    # The five jobs created
     assert value(
         "clipline_api_requests", "clipline_api_requests_total", route="/api/jobs", status_class="2xx"
-    ) == 4
+    ) == 5
     # The webhook job's end, announced and then redelivered: two deliveries, each timed from the job's end
     assert value("clipline_webhook_deliveries", "clipline_webhook_deliveries_total", outcome="delivered") == 2
     assert value("clipline_webhook_latency_seconds", "clipline_webhook_latency_seconds_count") == 2

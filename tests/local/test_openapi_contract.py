@@ -40,6 +40,8 @@ class LiveServer:
     sample_url: str
     # Jobs in each state a client meets: name -> id.
     jobs: dict[str, str] = field(default_factory=dict)
+    # A running and a succeeded job of their own for DELETE, which cancels or deletes them.
+    disposable: dict[str, str] = field(default_factory=dict)
 
 
 def _clipline(*args: str, env: dict[str, str]) -> str:
@@ -97,7 +99,9 @@ def live_server(tmp_path_factory: pytest.TempPathFactory, media_server):
             "keys", "create", "--name", "contract", "--rate", "1000", "--burst", "1000", "--quota", "1000000", env=env
         )
         server = LiveServer(ready_file.read_text().strip(), key, media_server.url("long.mp4"))
-        server.jobs = _jobs_in_every_state(server, f"http://127.0.0.1:{silent_source.getsockname()[1]}/never.mp4")
+        silent_url = f"http://127.0.0.1:{silent_source.getsockname()[1]}/never.mp4"
+        server.jobs = _jobs_in_every_state(server, silent_url)
+        server.disposable = _disposable_jobs(server, silent_url)
         yield server
     finally:
         code = _stop(process)
@@ -134,6 +138,22 @@ def _jobs_in_every_state(server: LiveServer, silent_url: str) -> dict[str, str]:
     wait_for(jobs["failed"], "failed")
     wait_for(jobs["expired"], "succeeded")
     time.sleep(1)  # past the expired job's retention
+    return jobs
+
+
+def _disposable_jobs(server: LiveServer, silent_url: str) -> dict[str, str]:
+    headers = {"x-api-key": server.key}
+    jobs = {}
+    for name, source in (("to cancel", silent_url), ("to delete", server.sample_url)):
+        reply = requests.post(f"{server.base_url}/api/jobs", json={"sourceUrl": source, "start": 1, "end": 2},
+                              headers=headers, timeout=30)  # fmt: skip
+        assert reply.status_code == 202, reply.text
+        jobs[name] = reply.json()["id"]
+    deadline = time.monotonic() + 60
+    url = f"{server.base_url}/api/jobs/{jobs['to delete']}"
+    while requests.get(url, headers=headers, timeout=10).json()["status"] != "succeeded":
+        assert time.monotonic() < deadline, "the job to delete never succeeded"
+        time.sleep(0.2)
     return jobs
 
 
@@ -175,7 +195,9 @@ def _cases(operation, route, mode, server: LiveServer):
     """
     generated = operation.as_strategy(mode)
     if not route.takes_body:
-        known = [operation.as_strategy(mode, path_parameters={"id": job_id}) for job_id in server.jobs.values()]
+        # DELETE changes the jobs it is given, which the other routes' cases read: it gets its own.
+        ids = server.disposable if route.method == "DELETE" else server.jobs
+        known = [operation.as_strategy(mode, path_parameters={"id": job_id}) for job_id in ids.values()]
         return st.one_of(generated, *known)
     if mode is GenerationMode.NEGATIVE:
         return generated
@@ -224,6 +246,8 @@ def test_every_response_conforms_to_the_openapi_document(api_schema, live_server
             ("POST", GenerationMode.POSITIVE): {202, 400},
             ("POST", GenerationMode.NEGATIVE): {400},
             ("GET", GenerationMode.POSITIVE): {200, 404} | ({409, 410} if route.resource.endswith("/result") else set()),
+            # Cancelled (the running job), nothing left to do (the ended one, and either again), and an unknown id.
+            ("DELETE", GenerationMode.POSITIVE): {202, 204, 404},
         }[(route.method, mode)]
     assert expected <= statuses, f"only met {sorted(statuses)}"
 

@@ -255,7 +255,8 @@ def get_job_status(id: JobId) -> Response[dict]:  # noqa: A002 - the route's par
     operation_id="getJobResult",
     summary="Get signed links to a finished job's artifacts",
     description="Expiring links to the clip and, when asked for, the transcript files and the burned-in clip. "
-    "404 for an unknown job, 409 while it runs or when it failed, 410 once it has expired.",
+    "404 for an unknown job, 409 while it runs or when it failed or was cancelled, 410 once it has expired or "
+    "its artifacts were deleted.",
     tags=["jobs"],
     responses={
         200: {
@@ -264,7 +265,12 @@ def get_job_status(id: JobId) -> Response[dict]:  # noqa: A002 - the route's par
             "content": {"application/json": {"model": ResultView}},
         },
         **error_responses(
-            errors.JobNotFoundError, errors.JobNotReadyError, errors.JobFailedError, errors.ResultExpiredError
+            errors.JobNotFoundError,
+            errors.JobNotReadyError,
+            errors.JobFailedError,
+            errors.JobCancelledError,
+            errors.JobDeletedError,
+            errors.ResultExpiredError,
         ),
     },
 )
@@ -277,8 +283,9 @@ def get_result(id: JobId) -> Response[dict]:  # noqa: A002 - the route's paramet
     "/api/jobs/<id>/webhook/redeliver",
     operation_id="redeliverWebhook",
     summary="Send an ended job's webhook again",
-    description="Queues the job's job.succeeded or job.failed message again, with the same webhook-id and body "
-    "and a fresh retry schedule, whatever became of the last round. 409 while the job runs or when it has no webhook.",
+    description="Queues the job's job.succeeded, job.failed or job.cancelled message again, with the same webhook-id "
+    "and body and a fresh retry schedule, whatever became of the last round. 409 while the job runs or when it has "
+    "no webhook, 410 once the job was deleted.",
     tags=["jobs"],
     responses={
         202: {
@@ -288,7 +295,11 @@ def get_result(id: JobId) -> Response[dict]:  # noqa: A002 - the route's paramet
         },
         # 503: the queue could not take the message; the webhook is pending again, so call once more.
         **error_responses(
-            errors.JobNotFoundError, errors.JobNotReadyError, errors.NoWebhookError, errors.ServiceUnavailableError
+            errors.JobNotFoundError,
+            errors.JobNotReadyError,
+            errors.NoWebhookError,
+            errors.JobDeletedError,
+            errors.ServiceUnavailableError,
         ),
     },
 )

@@ -87,7 +87,8 @@ class CreateJobBody(_Wire):
     webhook_url: str | None = Field(
         None,
         max_length=2048,
-        description="POSTed a signed job.succeeded or job.failed event (Standard Webhooks) when the job ends; "
+        description="POSTed a signed job.succeeded, job.failed or job.cancelled event (Standard Webhooks) when "
+        "the job ends; "
         "https, under the same egress policy as sources",
         examples=["https://example.com/hooks/clipline"],
     )
@@ -97,7 +98,7 @@ class WebhookView(_Wire):
     url: str
     state: WebhookState = Field(
         description="pending until the job has ended and a receiver answered 2xx (delivered), or until a 410 "
-        "or the end of the retry schedule (failed)"
+        "or the end of the retry schedule (failed); withdrawn when the job was deleted before its message was taken"
     )
     attempts: list[WebhookAttempt] = Field(description=f"The last {RECENT_ATTEMPTS} attempts, oldest first")
 

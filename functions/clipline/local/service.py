@@ -42,6 +42,7 @@ from ..handlers._failure_log import log_recorded_failure
 from ..observability import PowertoolsTelemetry, logger
 from ..settings import Settings
 from .asr_workers import AsrWorkers
+from .child_transcriber import ChildProcessWhisperTranscriber
 from .engine import EngineHost
 from .gateway import GatewayDependencies, LocalGateway
 from .in_process_workflow import InProcessWorkflow
@@ -222,6 +223,13 @@ class ServeLock:
             self._held = None
 
 
+def _local_transcriber(settings: Settings) -> Transcriber:
+    """The provider settings name; faster-whisper in child processes, so that a cancel can end its work."""
+    if settings.asr_provider == "whisper":
+        return ChildProcessWhisperTranscriber(settings.whisper_model, settings.whisper_threads, settings.asr_timeout_seconds)
+    return transcriber_for(settings)
+
+
 class LocalService:
     """Starts and stops everything ``clipline serve`` runs."""
 
@@ -238,7 +246,7 @@ class LocalService:
         self.gateway = LocalGateway(host, port)
         self.archive = self.data.execution_archive(SystemClock())
         self.engine = EngineHost(settings, self.archive)
-        self.transcriber = transcriber or transcriber_for(settings)
+        self.transcriber = transcriber or _local_transcriber(settings)
         self.asr_workers: AsrWorkers | None = None
         self.sweeper: Sweeper | None = None
         self.webhooks: WebhookWorkers | None = None
@@ -363,6 +371,8 @@ class LocalService:
             self.webhooks.stop()
         if self.asr_workers is not None:
             self.asr_workers.stop()
+        if isinstance(self.transcriber, ChildProcessWhisperTranscriber):
+            self.transcriber.close()
         self.engine.stop()
         install(None)
         self._serve_lock.release()
