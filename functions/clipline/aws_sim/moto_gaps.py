@@ -18,7 +18,8 @@ never by changing what the stack asks for:
   pollers serve them (``event_sources.py``), so moto's are switched off.
 - **SendTaskFailure** drops ``cause``, which carries our error's message.
 - **StopExecution** while a task runs: the task's late failure ended the execution
-  FAILED, and a task waiting for its token waited on until its heartbeat timed out;
+  FAILED, a task waiting for its token waited on until its heartbeat timed out, and
+  the execution read RUNNING until the task in flight returned;
   the execution ends ABORTED at once, as in AWS.
 """
 

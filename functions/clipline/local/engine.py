@@ -23,7 +23,9 @@ from moto.core.model_instances import reset_model_data
 from moto.core.responses import EmptyResult
 from moto.moto_api._internal.models import moto_api_backend
 from moto.server import ThreadedMotoServer
+from moto.stepfunctions.parser.api import ExecutionStatus
 from moto.stepfunctions.parser.asl.eval.environment import Environment
+from moto.stepfunctions.parser.backend.execution import Execution as ParserExecution
 from moto.stepfunctions.parser.asl.eval.program_state import ProgramStopped
 from moto.stepfunctions.parser.utils import TMP_THREADS as MOTO_ENGINE_THREADS
 from moto.stepfunctions.responses import StepFunctionResponse, get_backend
@@ -124,11 +126,27 @@ def stop_waiting_for_task_tokens(self: Environment, stop_date: Any, cause: str |
         endpoint.interrupt_all()
 
 
+_moto_stop_execution = ParserExecution.stop
+
+
+def abort_at_once(self: ParserExecution, stop_date: Any, error: str | None, cause: str | None) -> None:
+    """StopExecution answers with the execution ABORTED, as in AWS.
+
+    moto 5.2 marks it so only once its program has wound down, which waits for the
+    task invocation in flight; until then DescribeExecution says RUNNING.
+    """
+    _moto_stop_execution(self, stop_date, error, cause)
+    if self.exec_status is ExecutionStatus.RUNNING:
+        self.exec_status = ExecutionStatus.ABORTED
+        self.stop_date = stop_date
+
+
 def close_engine_gaps() -> None:
     """Patch moto's Step Functions, in this process, where it does less than AWS; shared with the simulated account."""
     StepFunctionResponse.send_task_failure = send_task_failure_with_cause  # type: ignore[method-assign]
     Environment.set_error = keep_a_stopped_execution_stopped  # type: ignore[method-assign]
     Environment.set_stop = stop_waiting_for_task_tokens  # type: ignore[method-assign]
+    ParserExecution.stop = abort_at_once  # type: ignore[method-assign]
 
 
 class EngineHost:
