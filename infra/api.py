@@ -13,6 +13,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_wafv2 as wafv2
 from constructs import Construct
 
+from clipline.api import schemas
 from clipline.api.openapi import api_gateway_model
 from clipline.api.routes import API_ROUTES
 from clipline.domain import errors
@@ -148,31 +149,21 @@ class Api(Construct):
             validate_request_body=True,
             validate_request_parameters=True,
         )
-        self.create_job_model = apigateway.Model(
-            self,
-            "CreateJobModel",
-            rest_api=self.rest_api,
-            content_type=JSON,
-            description="POST /api/jobs body, generated from clipline's CreateJobBody",
-            schema=apigateway.JsonSchema(schema=apigateway.JsonSchemaVersion.DRAFT4),
-        )
-        # The schema is clipline's own, already draft 4; passed through as it is rather than rebuilt as JsonSchema.
-        create_job_schema = api_gateway_model()
-        self.create_job_model.node.default_child.add_property_override("Schema", create_job_schema)
-        # A deployment's logical id hashes only what CDK itself set, not the override above: without this a
-        # changed model would update the Model resource but never be deployed to the stage.
-        self.rest_api.latest_deployment.add_to_logical_id({"createJobModel": create_job_schema})
+        self.body_models = {
+            route.body_model: self._body_model(route.body_model, f"{route.method} {route.resource}")
+            for route in API_ROUTES
+            if route.body_model is not None
+        }
 
         self.methods: list[apigateway.Method] = []
         for route in API_ROUTES:
             resource = self.rest_api.root.resource_for_path(route.resource)
-            with_body = route.takes_body
             method = resource.add_method(
                 route.method,
                 apigateway.LambdaIntegration(function_for_handler(route.handler)),
                 api_key_required=True,
                 request_validator=validator,
-                request_models={JSON: self.create_job_model} if with_body else None,
+                request_models={JSON: self.body_models[route.body_model]} if route.body_model else None,
             )
             self.methods.append(method)
         # The design's access model: callers are services holding API keys, and each job belongs to its key.
@@ -208,6 +199,24 @@ class Api(Construct):
             web_acl_arn=self.web_acl.attr_arn,
         )
 
+    def _body_model(self, name: str, route: str) -> apigateway.Model:
+        """The API Gateway model of the request body ``name`` (a clipline.api.schemas model), generated from it."""
+        model = apigateway.Model(
+            self,
+            name.removesuffix("Body") + "Model",
+            rest_api=self.rest_api,
+            content_type=JSON,
+            description=f"{route} body, generated from clipline's {name}",
+            schema=apigateway.JsonSchema(schema=apigateway.JsonSchemaVersion.DRAFT4),
+        )
+        # The schema is clipline's own, already draft 4; passed through as it is rather than rebuilt as JsonSchema.
+        schema = api_gateway_model(getattr(schemas, name))
+        model.node.default_child.add_property_override("Schema", schema)
+        # A deployment's logical id hashes only what CDK itself set, not the override above: without this a
+        # changed model would update the Model resource but never be deployed to the stage.
+        self.rest_api.latest_deployment.add_to_logical_id({f"{name}Model": schema})
+        return model
+
     def metric_job_creations_blocked(self, *, period: Duration = Duration.minutes(5)) -> cloudwatch.Metric:
         """Requests the per-IP job creation rule blocked: WAF answers them, so API Gateway never counts them."""
         return cloudwatch.Metric(
@@ -224,7 +233,7 @@ class Api(Construct):
         )
 
     def _job_creation_rate_rule(self, config: StageConfig) -> wafv2.CfnWebACL:
-        job_creation = next(route for route in API_ROUTES if route.takes_body)
+        job_creation = next(route for route in API_ROUTES if route.body_model == "CreateJobBody")
         metric_prefix = f"{config.name_prefix}-waf"
         # WAF's metrics are dimensioned by these names (WebACL, Rule); the dashboard reads them back.
         self.web_acl_metric_name = metric_prefix

@@ -13,6 +13,7 @@ from clipline.adapters.aws.dynamo_job_repository import LISTING_KEY_ATTRIBUTE, O
 from clipline.asr.transcribe import INPUT_PREFIX as TRANSCRIBE_INPUT_PREFIX
 from clipline.asr.transcribe import OUTPUT_PREFIX as TRANSCRIBE_OUTPUT_PREFIX
 from clipline.domain.cleanup import JOBS_PREFIX, TRANSCRIPTS_PREFIX
+from clipline.domain.uploads import UPLOADS_PREFIX
 
 from . import acknowledge, dead_letter_queue
 from .config import StageConfig
@@ -22,6 +23,8 @@ TTL_ATTRIBUTE = "expiresAt"
 # Transcribe's staging objects are deleted as soon as its job ends; anything older is a crash's leftover.
 TRANSCRIBE_STAGING_EXPIRY = Duration.days(1)
 ACCESS_LOG_EXPIRY = Duration.days(90)
+# Past the default upload retention (24 hours) with a day to spare for TTL's delay.
+UPLOAD_EXPIRY = Duration.days(2)
 # A stream record that keeps failing is retried this often (halving the batch each time) before it is parked.
 STREAM_RETRY_ATTEMPTS = 5
 STREAM_BATCH_SIZE = 25
@@ -92,6 +95,9 @@ class Storage(Construct):
                     id="ExpireTranscribeOutput", prefix=TRANSCRIBE_OUTPUT_PREFIX, expiration=TRANSCRIBE_STAGING_EXPIRY
                 ),
                 s3.LifecycleRule(id="AbortIncompleteUploads", abort_incomplete_multipart_upload_after=Duration.days(1)),
+                # An upload's record expires within a day (TTL and the stream remove its object); this catches
+                # what they miss, such as an object PUT after its record was gone.
+                s3.LifecycleRule(id="ExpireSourceUploads", prefix=UPLOADS_PREFIX, expiration=UPLOAD_EXPIRY),
             ],
             removal_policy=removal,
         )

@@ -18,10 +18,12 @@ from clipline.domain.errors import (
     IdempotencyKeyReusedError,
     JobNotFoundError,
     TaskAbandonedError,
+    UploadNotFoundError,
 )
 from clipline.domain.job_listing import JobPage, listing_key
 from clipline.domain.jobs import Job, JobChange, JobError, JobStatus, apply_change, deleted, with_webhook
-from clipline.domain.ports import IdempotencyClaim, StoredArtifact
+from clipline.domain.ports import IdempotencyClaim, SignedUpload, StoredArtifact, StoredObject
+from clipline.domain.uploads import Upload
 from clipline.domain.webhooks import Webhook
 from clipline.metric_catalog import MetricKind, definition_of
 from clipline.observability import logger
@@ -252,6 +254,36 @@ class InMemoryArtifactStore:
 
     def signed_url(self, key: str, expires_at: datetime) -> str:
         return f"memory://{key}?expires={int(expires_at.timestamp())}"
+
+    def signed_upload(self, key: str, content_type: str, size_bytes: int, expires_at: datetime) -> SignedUpload:
+        url = f"memory://{key}?expires={int(expires_at.timestamp())}&type={content_type}&size={size_bytes}"
+        return SignedUpload(url=url, headers={"Content-Type": content_type, "Content-Length": str(size_bytes)})
+
+    def stat(self, key: str) -> StoredObject | None:
+        return StoredObject(size_bytes=len(self.objects[key]), content_type=None) if key in self.objects else None
+
+    def source_location(self, key: str, expires_at: datetime) -> str:
+        return f"memory://{key}"
+
+
+class InMemoryUploadRepository:
+    def __init__(self) -> None:
+        self.uploads: dict[str, Upload] = {}
+
+    def create(self, upload: Upload) -> None:
+        self.uploads[upload.id] = upload
+
+    def get(self, upload_id: str) -> Upload:
+        try:
+            return self.uploads[upload_id]
+        except KeyError:
+            raise UploadNotFoundError(f"upload {upload_id} not found") from None
+
+    def delete(self, upload_id: str) -> None:
+        self.uploads.pop(upload_id, None)
+
+    def list_expired(self, now: datetime, limit: int) -> list[Upload]:
+        return [upload for upload in list(self.uploads.values()) if upload.expires_at <= now][:limit]
 
 
 class RecordingWorkflow:

@@ -32,6 +32,9 @@ def limits_from(settings: Settings) -> Limits:
         heartbeat_interval_seconds=settings.asr_heartbeat_seconds / 3,
         webhook_schedule=settings.webhook_schedule,
         allow_http_webhooks=settings.allow_private_sources,
+        max_upload_bytes=settings.max_source_bytes,
+        upload_link_ttl=timedelta(seconds=settings.upload_link_ttl_seconds),
+        upload_retention=timedelta(hours=settings.upload_retention_hours),
     )
 
 
@@ -145,6 +148,7 @@ def aws_client(service: str, settings: Settings) -> Any:
 def build_aws_services(settings: Settings) -> Services:
     from .adapters.aws.dynamo_asr_job_repository import DynamoAsrJobRepository
     from .adapters.aws.dynamo_job_repository import DynamoJobRepository
+    from .adapters.aws.dynamo_upload_repository import DynamoUploadRepository
     from .adapters.aws.s3_artifact_store import S3ArtifactStore
     from .adapters.aws.secrets_manager_webhook_secrets import (
         SecretsManagerWebhookSecrets,
@@ -167,6 +171,7 @@ def build_aws_services(settings: Settings) -> Services:
         ),
         workflow=StepFunctionsWorkflow(stepfunctions, settings.state_machine_arn),
         asr_jobs=DynamoAsrJobRepository(dynamodb, settings.jobs_table, retention=limits.retention),
+        uploads=DynamoUploadRepository(dynamodb, settings.jobs_table),
         transcriber=transcriber_for(settings),
         task_callback=StepFunctionsTaskCallback(stepfunctions),
         # Only the functions the stack gives the queue's URL announce; only the delivery function's role may read secrets.

@@ -91,6 +91,11 @@ CATALOG: tuple[MetricDefinition, ...] = (
         dimensions=("errorCode",),
     ),
     MetricDefinition(
+        "UploadsCreated", MetricKind.COUNTER, MetricUnit.COUNT,
+        "Signed upload links handed out by POST /api/uploads.",
+        "None: a count of what callers asked for.",
+    ),
+    MetricDefinition(
         "JobsCancelled", MetricKind.COUNTER, MetricUnit.COUNT,
         "Jobs their owners cancelled before they ended (DELETE /api/jobs/{id}), by the stage they were in.",
         "None: a count of what callers asked for. A rise in one stage may mean it is slow enough to give up on.",

@@ -60,6 +60,19 @@ class Settings(BaseSettings):
         description="Lifetime of a signed artifact link, at most 7 days; a link never outlives its job.",
         json_schema_extra={"group": "Job limits"},
     )
+    upload_link_ttl_seconds: int = Field(
+        900,
+        gt=0,
+        le=7 * 24 * 3600,
+        description="Lifetime of the signed PUT link `POST /api/uploads` hands out, at most 7 days.",
+        json_schema_extra={"group": "Job limits"},
+    )
+    upload_retention_hours: float = Field(
+        24,
+        gt=0,
+        description="How long an upload is kept for jobs to clip from, from when its link was made; then it is removed.",
+        json_schema_extra={"group": "Job limits"},
+    )
 
     # Which sources may be fetched. The full SSRF policy builds on these.
     source_allowlist: str = Field(

@@ -119,14 +119,14 @@ def contents(path):
 
 def test_migrations_are_numbered_one_after_another():
     assert [migration.version for migration in MIGRATIONS] == list(range(1, len(MIGRATIONS) + 1))
-    assert LATEST_VERSION == 7
+    assert LATEST_VERSION == 8
 
 
 def test_new_database_starts_at_the_latest_version(tmp_path):
     # When a store opens a file that does not exist yet
     database = SqliteDatabase(tmp_path / "new.sqlite3")
     # Then every migration ran, in order
-    assert database.migration_report.applied == (1, 2, 3, 4, 5, 6, 7)
+    assert database.migration_report.applied == (1, 2, 3, 4, 5, 6, 7, 8)
     assert user_version(tmp_path / "new.sqlite3") == LATEST_VERSION
 
 
@@ -165,7 +165,7 @@ def test_rerunning_the_migrations_changes_nothing(tmp_path):
     # And even running every migration once more (as if the version had been lost) changes no record
     with sqlite3.connect(path, isolation_level=None) as db:
         db.execute("PRAGMA user_version = 0")
-        assert migrate(db, timedelta(days=30)).applied == (1, 2, 3, 4, 5, 6, 7)
+        assert migrate(db, timedelta(days=30)).applied == (1, 2, 3, 4, 5, 6, 7, 8)
     assert contents(path) == upgraded
 
 
@@ -226,7 +226,7 @@ def test_a_file_from_before_execution_histories_gains_their_archive(tmp_path):
     # When this release opens it
     report = SqliteDatabase(path, RETENTION).migration_report
     # Then only the migrations after it ran, and the job is as it was
-    assert report.applied == (4, 5, 6, 7) and user_version(path) == LATEST_VERSION
+    assert report.applied == (4, 5, 6, 7, 8) and user_version(path) == LATEST_VERSION
     assert SqliteJobRepository(path, FixedClock().now, retention=RETENTION).get(job.id) == job
     # And an ended execution's history can be archived and read back, its timestamps as ISO-8601 text
     archive = SqliteExecutionArchive(path, FixedClock().now, retention=RETENTION)
@@ -259,7 +259,7 @@ def test_a_file_from_before_the_cleanup_indexes_dates_its_histories_by_their_job
                 (job_id, f"arn:aws:states:us-east-1:1:execution:p:{job_id}", archived_at.isoformat()),
             )
     # When this release opens it
-    assert SqliteDatabase(path, RETENTION).migration_report.applied == (5, 6, 7)
+    assert SqliteDatabase(path, RETENTION).migration_report.applied == (5, 6, 7, 8)
     archive = SqliteExecutionArchive(path, FixedClock().now, retention=RETENTION)
     # Then the history whose job is gone is expired from when it was archived, as before
     assert archive.list_expired(archived_at - timedelta(seconds=1), 10) == []
@@ -342,7 +342,7 @@ def test_a_file_from_before_listing_gains_listing_keys_and_lists_its_jobs_by_ind
                 (job.id, job.owner, job.status.value, job.expires_at.isoformat(), job.model_dump_json()),
             )
     # When this release opens it
-    assert SqliteDatabase(path, RETENTION).migration_report.applied == (7,)
+    assert SqliteDatabase(path, RETENTION).migration_report.applied == (7, 8)
     jobs = SqliteJobRepository(path, FixedClock().now, retention=RETENTION)
     statements = traced_statements(monkeypatch, jobs)
     # Then the owner's jobs list newest first, whole and by status, each read by index
@@ -386,7 +386,7 @@ def test_concurrent_openers_apply_each_migration_once(tmp_path, round_):
     reports, failures = open_all_at_once(path, 8)
     # Then every opener succeeded, and each migration was applied by exactly one of them
     assert failures == []
-    assert sorted(version for report in reports for version in report.applied) == [1, 2, 3, 4, 5, 6, 7]
+    assert sorted(version for report in reports for version in report.applied) == [1, 2, 3, 4, 5, 6, 7, 8]
     assert {report.version for report in reports} == {LATEST_VERSION}
     # And the job was dated once, correctly
     assert SqliteJobRepository(path, FixedClock().now).get(job_id).expires_at == CREATED + RETENTION
@@ -427,8 +427,8 @@ def test_cli_migrate_upgrades_a_data_dir(tmp_path):
     # When a user migrates it, then again
     first, second = clipline_migrate(), clipline_migrate()
     # Then the first run says what it applied and the second that there was nothing to do
-    assert first.strip() == "database at version 7 (applied 1, 2, 3, 4, 5, 6, 7)"
-    assert second.strip() == "database at version 7 (already up to date)"
+    assert first.strip() == "database at version 8 (applied 1, 2, 3, 4, 5, 6, 7, 8)"
+    assert second.strip() == "database at version 8 (already up to date)"
     # And the job expires after the configured retention
     expiry = SqliteJobRepository(data_dir / "clipline.sqlite3", FixedClock().now).get(job_id).expires_at
     assert expiry == CREATED + timedelta(days=2)

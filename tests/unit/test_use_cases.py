@@ -31,7 +31,7 @@ class FakeProber:
     def __init__(self, info=SOURCE, error=None):
         self.info, self.error = info, error
 
-    def probe(self, url):
+    def probe(self, url, from_storage=False):
         if self.error:
             raise self.error
         return self.info

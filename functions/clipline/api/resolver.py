@@ -25,6 +25,7 @@ from ..domain import errors
 from ..domain.use_cases import (
     NewJobRequest,
     cancel_or_delete_job,
+    create_upload,
     create_job,
     get_job,
     get_job_result,
@@ -42,7 +43,7 @@ from .errors import (
     error_responses,
     http_status_for,
 )
-from .schemas import CreateJobBody, JobListView, JobView, ResultView, to_wire
+from .schemas import CreateJobBody, CreateUploadBody, JobListView, JobView, ResultView, UploadView, to_wire
 
 _IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")
 # Job ids are uuid4().hex; anything else names no job, so it never reaches the store.
@@ -145,6 +146,10 @@ def _json(status: int, body: dict, **headers: str) -> Response:
             errors.UnsupportedMediaTypeError,
             errors.IdempotencyKeyReusedError,
             errors.SourceUnreachableError,
+            errors.UploadNotFoundError,
+            errors.UploadIncompleteError,
+            errors.UploadMismatchError,
+            errors.UploadExpiredError,
             # Starting the job's execution failed; the job was not kept.
             errors.ServiceUnavailableError,
         ),
@@ -178,6 +183,7 @@ def post_job(
             subtitle_style=body.subtitle_style,
             subtitles_srt=body.subtitles.srt if body.subtitles else None,
             webhook_url=body.webhook_url,
+            source_key=body.source_key,
         ),
         owner=_caller(),
         correlation_id=correlation_id(),
@@ -342,6 +348,34 @@ def delete_job(id: JobId) -> Response[dict | None]:  # noqa: A002 - the route's 
     if removal.deleted_now:
         logger.info("job deleted", extra={"artifactsRemoved": removal.artifacts_removed})
     return Response(status_code=204, body=None, headers={CORRELATION_HEADER: correlation_id()})
+
+
+@app.post(
+    "/api/uploads",
+    operation_id="createUpload",
+    summary="Get a signed link to upload a source",
+    description="Records an upload and answers with a link for one PUT of exactly sizeBytes of contentType, valid "
+    "for 15 minutes by default. Once the PUT succeeded, create jobs with its sourceKey instead of a sourceUrl; "
+    "the upload is kept for 24 hours by default.",
+    tags=["uploads"],
+    responses={
+        201: {
+            "description": "The upload link",
+            "headers": dict(CORRELATION_RESPONSE_HEADER),
+            "content": {"application/json": {"model": UploadView}},
+        },
+        **error_responses(
+            errors.MalformedJsonError,
+            errors.ValidationFailedError,
+            errors.UnsupportedMediaTypeError,
+            errors.UploadTooLargeError,
+        ),
+    },
+)
+def post_upload(body: Annotated[CreateUploadBody, Body()]) -> Response[dict]:
+    link = create_upload(services(), _caller(), body.file_name, body.content_type, body.size_bytes)
+    logger.info("upload link made", extra={"uploadId": link.upload.id, "sizeBytes": body.size_bytes})
+    return _json(201, to_wire(UploadView.of(link)))
 
 
 @app.exception_handler(errors.ClipLineError)

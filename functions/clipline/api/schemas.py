@@ -29,7 +29,7 @@ from ..domain.jobs import (
     SubtitleStyle,
     TranscriptInfo,
 )
-from ..domain.use_cases import JobListing, JobResult
+from ..domain.use_cases import JobListing, JobResult, UploadLink
 from ..domain.webhooks import RECENT_ATTEMPTS, Webhook, WebhookAttempt, WebhookState
 
 # A timecode is short; anything longer is not one, and is refused before parsing.
@@ -54,8 +54,17 @@ class OwnSubtitles(_Wire):
 class CreateJobBody(_Wire):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
 
-    source_url: str = Field(
-        max_length=2048, description="http(s) URL of the source media", examples=["https://example.com/talk.mp4"]
+    source_url: str | None = Field(
+        None,
+        max_length=2048,
+        description="http(s) URL of the source media; give this or sourceKey",
+        examples=["https://example.com/talk.mp4"],
+    )
+    source_key: str | None = Field(
+        None,
+        max_length=200,
+        description="The sourceKey of a finished upload of yours (POST /api/uploads), instead of sourceUrl",
+        examples=["uploads/6f1c2b3a4d5e4f708192a3b4c5d6e7f8/talk.mp4"],
     )
     start: StrictFloat | Timecode = Field(description="Clip start: seconds, or HH:MM:SS.mmm", examples=["00:01:00"])
     end: StrictFloat | Timecode = Field(description="Clip end: seconds, or HH:MM:SS.mmm", examples=[70.5])
@@ -92,6 +101,43 @@ class CreateJobBody(_Wire):
         "https, under the same egress policy as sources",
         examples=["https://example.com/hooks/clipline"],
     )
+
+
+class CreateUploadBody(_Wire):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+    file_name: str = Field(
+        min_length=1, max_length=255, description="The file's name; its extension is kept in the key", examples=["talk.mp4"]
+    )
+    content_type: str = Field(
+        max_length=100,
+        pattern=r"^(audio|video)/[A-Za-z0-9][A-Za-z0-9.+-]*$",
+        description="The audio or video media type the PUT must send",
+        examples=["video/mp4"],
+    )
+    size_bytes: StrictInt = Field(gt=0, description="The file's exact size; the PUT must send exactly this many bytes")
+
+
+class UploadView(_Wire):
+    upload_id: str
+    url: str = Field(description="Where to PUT the file, once, before expiresAt")
+    method: str = Field("PUT", description="Always PUT")
+    headers: dict[str, str] = Field(description="Send exactly these headers with the PUT")
+    expires_at: datetime = Field(description="When the link expires")
+    source_key: str = Field(description="Give this as sourceKey to POST /api/jobs once the PUT succeeded")
+    upload_expires_at: datetime = Field(description="When the upload is removed, and jobs can no longer use it")
+
+    @classmethod
+    def of(cls, link: UploadLink) -> "UploadView":
+        upload = link.upload
+        return cls(
+            upload_id=upload.id,
+            url=link.link.url,
+            headers=dict(link.link.headers),
+            expires_at=upload.link_expires_at,
+            source_key=upload.source_key,
+            upload_expires_at=upload.expires_at,
+        )
 
 
 class WebhookView(_Wire):

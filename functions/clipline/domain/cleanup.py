@@ -15,6 +15,7 @@ from . import errors
 from .asr_jobs import AsrStatus
 from .retention import delete_expired_objects
 from .transcription import transcript_cache_prefix
+from .uploads import upload_prefix
 from .use_cases import Services, artifact_prefix
 
 # Records handled per pass of each kind; a sweep runs again within minutes.
@@ -28,12 +29,13 @@ class CleanupReport:
     expired_jobs: list[str] = field(default_factory=list)
     expired_transcripts: list[str] = field(default_factory=list)
     expired_asr_records: list[str] = field(default_factory=list)
+    expired_uploads: list[str] = field(default_factory=list)
     orphaned_keys: list[str] = field(default_factory=list)
     removed_files: int = 0
 
 
 def clean_up(services: Services, dry_run: bool = False) -> CleanupReport:
-    """Remove expired jobs, expired ASR records and cache entries, and files no record points to.
+    """Remove expired jobs, expired ASR records and cache entries, expired uploads, and files no record points to.
 
     A cache entry lives as long as the longest-lived job that reused it (each reuse
     extends it), so an expired entry has no live user. With ``dry_run`` nothing is
@@ -57,6 +59,12 @@ def clean_up(services: Services, dry_run: bool = False) -> CleanupReport:
                 folder = transcript_cache_prefix(record.media_hash, record.model_version, record.id)
                 report.removed_files += delete_expired_objects(services, folder, "transcript")
             services.asr_jobs.delete(record.id)
+    if services.uploads is not None:
+        for upload in services.uploads.list_expired(now, BATCH):
+            report.expired_uploads.append(upload.id)
+            if not dry_run:
+                report.removed_files += delete_expired_objects(services, upload_prefix(upload.id), "upload")
+                services.uploads.delete(upload.id)
     # Files of the expired records are theirs, not orphans (and in a dry run still there).
     expired = set(report.expired_jobs) | set(report.expired_asr_records)
     for key in _orphaned_keys(services, expired):

@@ -157,6 +157,36 @@ class JobFailedError(ClipLineError):
     code = "JOB_FAILED"
 
 
+class UploadNotFoundError(ClipLineError):
+    """No upload has that key, or it is another API key's."""
+
+    code = "UPLOAD_NOT_FOUND"
+
+
+class UploadIncompleteError(ClipLineError):
+    """The upload's link was handed out, but nothing has been stored with it (yet)."""
+
+    code = "UPLOAD_INCOMPLETE"
+
+
+class UploadMismatchError(ClipLineError):
+    """What was stored is not what the upload declared (its size or content type); it was removed."""
+
+    code = "UPLOAD_MISMATCH"
+
+
+class UploadExpiredError(ClipLineError):
+    """The upload's retention has passed; it and its object are gone or about to be."""
+
+    code = "UPLOAD_EXPIRED"
+
+
+class UploadTooLargeError(ClipLineError):
+    """The declared size is over the source size limit."""
+
+    code = "UPLOAD_TOO_LARGE"
+
+
 class JobCancelledError(ClipLineError):
     """The job was cancelled before it ended: it has no result."""
 

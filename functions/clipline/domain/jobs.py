@@ -160,7 +160,9 @@ class SubtitleStyle(DomainModel):
 
 
 class ClipRequest(DomainModel):
-    source_url: str
+    # One or the other: a URL fetched through the egress policy, or an upload read from storage.
+    source_url: str | None = None
+    source_key: str | None = Field(None, description="The storage key of the upload the job clips, instead of a URL")
     start_seconds: float
     end_seconds: float
     accuracy: ClipAccuracy = ClipAccuracy.FRAME

@@ -25,6 +25,7 @@ from .jobs import (
 )
 from .subtitles import Cue
 from .transcripts import Transcript
+from .uploads import Upload
 from .webhooks import Webhook
 
 
@@ -236,6 +237,63 @@ class ArtifactStore(Protocol):
         """A link that downloads ``key`` until ``expires_at`` and is refused after it or if altered."""
         ...
 
+    def signed_upload(self, key: str, content_type: str, size_bytes: int, expires_at: datetime) -> "SignedUpload":
+        """A link that stores one PUT of exactly ``size_bytes`` of ``content_type`` at ``key`` until ``expires_at``.
+
+        A PUT of another size or type, after the expiry, or through an altered link is refused.
+        """
+        ...
+
+    def stat(self, key: str) -> "StoredObject | None":
+        """What is stored at ``key``, or None when nothing is.
+
+        Raises:
+            StorageUnavailableError: the store could not be reached.
+        """
+        ...
+
+    def source_location(self, key: str, expires_at: datetime) -> str:
+        """Where ffmpeg reads ``key`` from directly, until ``expires_at``: a file, or a presigned link."""
+        ...
+
+
+@dataclass(frozen=True)
+class SignedUpload:
+    url: str
+    # Headers the PUT must carry, as signed.
+    headers: dict[str, str]
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    size_bytes: int
+    # None where the store does not keep it (local mode checked it when the object was stored).
+    content_type: str | None
+
+
+class UploadRepository(Protocol):
+    """Stores upload records. Creating one never overwrites another."""
+
+    def create(self, upload: Upload) -> None:
+        """Raises:
+        StorageUnavailableError: the store could not be reached.
+        """
+        ...
+
+    def get(self, upload_id: str) -> Upload:
+        """Raises:
+        UploadNotFoundError: no such upload (or it has been removed).
+        """
+        ...
+
+    def delete(self, upload_id: str) -> None:
+        """Remove the record; removing a missing one is not an error."""
+        ...
+
+    def list_expired(self, now: datetime, limit: int) -> list[Upload]:
+        """Up to ``limit`` uploads whose ``expires_at`` has passed."""
+        ...
+
 
 class WorkflowStarter(Protocol):
     """Starts the pipeline state machine for a job, and stops it."""
@@ -310,8 +368,8 @@ class ClipOutcome:
 
 
 class MediaProber(Protocol):
-    def probe(self, url: str) -> SourceInfo:
-        """Streams, codecs and duration of a source.
+    def probe(self, url: str, from_storage: bool = False) -> SourceInfo:
+        """Streams, codecs and duration of a source: a user's URL, or (``from_storage``) an upload's location.
 
         Raises:
             SourceNotFoundError, SourceUnreachableError, SourceNotMediaError.

@@ -25,6 +25,7 @@ from pydantic.alias_generators import to_camel
 from . import errors
 from .asr_jobs import AsrStatus
 from .transcription import transcript_cache_prefix
+from .uploads import upload_prefix
 from .use_cases import Services, artifact_prefix
 
 # The ``type`` each store gives its records.
@@ -32,6 +33,7 @@ JOB_RECORD = "job"
 ASR_JOB_RECORD = "asrJob"
 TRANSCRIPT_CACHE_RECORD = "transcriptCache"
 IDEMPOTENCY_CLAIM_RECORD = "idempotencyClaim"
+UPLOAD_RECORD = "upload"
 
 TRANSCRIPT_FILE = "transcript.json"
 _JOB_KEY_PREFIX = "JOB#"
@@ -66,6 +68,7 @@ def remove_artifacts_of_expired_record(
     record comes without its document.
 
     - a job: its artifact folder, unless the job still reads back unexpired;
+    - an upload: its object;
     - a ``done`` ASR record or a transcript cache entry: the canonical transcript folder,
       unless the live cache entry for the same audio and model still points at that transcript;
     - anything else (reused, superseded, failed or running ASR records, idempotency claims,
@@ -82,6 +85,9 @@ def remove_artifacts_of_expired_record(
     """
     if record_type == JOB_RECORD:
         return _remove_job_artifacts(services, _job_id(document, pk))
+    if record_type == UPLOAD_RECORD and document is not None:
+        # Its own folder only, whatever else the document says.
+        return delete_expired_objects(services, upload_prefix(_JobReference.model_validate(document).id), "upload")
     if record_type in (ASR_JOB_RECORD, TRANSCRIPT_CACHE_RECORD) and document is not None:
         reference = _TranscriptReference.model_validate(document)
         # Only the finished record is the cache entry; the others point at its transcript or own none.
@@ -128,7 +134,7 @@ def _remove_unreferenced_transcript(services: Services, reference: _TranscriptRe
 
 
 def delete_expired_objects(services: Services, prefix: str, kind: str) -> int:
-    """Delete every stored object under ``prefix`` and count them as expired ``kind`` (job, transcript, orphan)."""
+    """Delete every stored object under ``prefix`` and count them as expired ``kind`` (job, transcript, upload, orphan)."""
     deleted = services.artifacts.delete_prefix(prefix)
     services.telemetry.count("ExpiredObjectsDeleted", deleted, kind=kind)
     return deleted

@@ -103,6 +103,8 @@ class _GatewayRequestHandler(ProxyRequestHandler):
                 self._send_json(200, openapi_document(), request_id)
             elif path.startswith("/artifacts/") and self.command in ("GET", "HEAD"):
                 self._serve_artifact(path.removeprefix("/artifacts/"), parse_qs(url.query), request_id)
+            elif path.startswith("/uploads/") and self.command == "PUT":
+                self._store_upload(path.removeprefix("/uploads/"), parse_qs(url.query), request_id)
             else:
                 self._call_api(path, url.query, request_id)
         except errors.ClipLineError as error:
@@ -214,6 +216,39 @@ class _GatewayRequestHandler(ProxyRequestHandler):
         self.end_headers()
         if self.command == "GET":
             self.wfile.write(payload)
+
+    def _store_upload(self, key: str, query: dict[str, list[str]], request_id: str) -> None:
+        """One PUT through a signed upload link, stored only whole and only as declared, as S3 would.
+
+        The link signs the content type and size: a PUT with other headers is refused
+        before a byte is read, and one whose body ends short stores nothing.
+        """
+        dependencies = self.server.dependencies
+        if dependencies is None:
+            raise errors.RouteNotFoundError("uploads are not taken yet")
+        # Whatever happens, the body is not read as a next request.
+        self.close_connection = True
+        declared_type = (query.get("type") or [""])[-1]
+        declared_size = (query.get("size") or [""])[-1]
+        dependencies.signer.verify_upload(
+            key,
+            (query.get("expires") or [""])[-1],
+            declared_type,
+            declared_size,
+            (query.get("signature") or [""])[-1],
+            dependencies.now(),
+        )
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            raise errors.LinkInvalidError("send the upload with Content-Length, not chunked")
+        if (self.headers.get("Content-Type") or "").strip() != declared_type:
+            raise errors.LinkInvalidError(f"the upload was declared as {declared_type}; send that Content-Type")
+        if (self.headers.get("Content-Length") or "").strip() != declared_size:
+            raise errors.LinkInvalidError(f"the upload was declared as {declared_size} bytes; send exactly that many")
+        dependencies.artifacts.put_stream(key, self.rfile, int(declared_size))
+        self.send_response(HTTPStatus.OK)
+        self.send_header("Content-Length", "0")
+        self.send_header(CORRELATION_HEADER, self._correlation_id(request_id))
+        self.end_headers()
 
     def _serve_artifact(self, key: str, query: dict[str, list[str]], request_id: str) -> None:
         dependencies = self.server.dependencies

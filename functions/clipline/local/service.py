@@ -22,6 +22,7 @@ from ..adapters.local.sqlite_asr_job_repository import SqliteAsrJobRepository
 from ..adapters.local.sqlite_execution_archive import SqliteExecutionArchive
 from ..adapters.local.sqlite_job_repository import SqliteJobRepository
 from ..adapters.local.sqlite_rate_limiter import SqliteRateLimiter
+from ..adapters.local.sqlite_upload_repository import SqliteUploadRepository
 from ..adapters.local.sqlite_webhook_outbox import SqliteWebhookOutbox
 from ..adapters.local.sqlite_webhook_secrets import SqliteWebhookSecrets
 from ..adapters.timed_artifact_store import TimedArtifactStore
@@ -106,10 +107,11 @@ class DataDir:
         return LocalUrlSigner(derive_key(load_or_create_secret(self.secret), "artifact-link"))
 
     def stores(self, clock: SystemClock, public_url: str) -> dict:
-        """The job, ASR and artifact stores, as Services fields."""
+        """The job, ASR, upload and artifact stores, as Services fields."""
         return {
             "jobs": SqliteJobRepository(self.database, clock.now, retention=self.retention),
             "asr_jobs": SqliteAsrJobRepository(self.database, retention=self.retention),
+            "uploads": SqliteUploadRepository(self.database, retention=self.retention),
             "artifacts": FilesystemArtifactStore(self.artifacts, self.signer(), public_url),
         }
 

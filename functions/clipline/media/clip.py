@@ -191,7 +191,7 @@ class FfmpegClipper:
             "-movflags", "+faststart",
             "-f", container.muxer, str(output),
         ]  # fmt: skip
-        with self._access.fetch(request.source_url) as fetch:
+        with self._access.fetch(request.source_url, request.source_key is not None) as fetch:
             arguments = [*fetch.options, "-ss", f"{coarse:.6f}", "-i", fetch.location, *outputs]
             run = run_ffmpeg(self._ffmpeg, arguments, deadline.remaining(), on_out_time)
             if run.timed_out:

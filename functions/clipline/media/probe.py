@@ -76,12 +76,22 @@ class SourceAccess:
     read_timeout_seconds: float = 15.0
 
     @contextlib.contextmanager
-    def fetch(self, location: str) -> Iterator["SourceFetch"]:
+    def fetch(self, location: str, from_storage: bool = False) -> Iterator["SourceFetch"]:
         """Input options for one ffmpeg run on a user's ``location``; call ``raise_failure`` after the run.
+
+        ``from_storage`` marks a location clipline made itself for an upload (a file of
+        the artifact store, or a presigned storage link): ffmpeg reads it directly, not
+        through the egress proxy. It comes from the job's ``source_key``, never from a URL.
 
         Raises:
             UnsupportedSourceUrlError: not an http(s) URL. A user's location never becomes a file path.
         """
+        if from_storage:
+            if location.startswith("file:"):
+                yield SourceFetch(LOCAL_FILE_OPTIONS, location, None)
+            else:
+                yield SourceFetch(source_input_options(None, self.max_redirects, self.read_timeout_seconds), location, None)
+            return
         if not is_network_source(location):
             raise UnsupportedSourceUrlError("sourceUrl must use http or https")
         # ffmpeg matches protocol names case-sensitively; the guard does not.
@@ -194,14 +204,14 @@ class FfmpegProber:
             raise SourceNotMediaError(f"{path.name} is not audio or video that ffmpeg can read")
         return info
 
-    def probe(self, url: str) -> SourceInfo:
-        """SourceInfo of a user's http(s) source.
+    def probe(self, url: str, from_storage: bool = False) -> SourceInfo:
+        """SourceInfo of a user's http(s) source, or (``from_storage``) of an upload at the location given.
 
         Raises:
             UnsupportedSourceUrlError, SourceNotAllowedError, SourceTooLargeError,
             SourceNotFoundError, SourceUnreachableError, SourceNotMediaError.
         """
-        with self.access.fetch(url) as fetch:
+        with self.access.fetch(url, from_storage) as fetch:
             run = run_ffmpeg(self._ffmpeg, [*fetch.options, "-i", fetch.location], self._timeout)
             fetch.raise_failure()
         if run.timed_out:

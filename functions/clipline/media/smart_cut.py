@@ -318,7 +318,7 @@ class SmartCutter:
         def report(seconds: float) -> None:
             on_progress(_FETCH_DONE * min(seconds / request.duration_seconds, 1.0))
 
-        with self._access.fetch(request.source_url) as fetch:
+        with self._access.fetch(request.source_url, request.source_key is not None) as fetch:
             arguments = [*fetch.options, "-ss", f"{request.start_seconds:.6f}", "-i", fetch.location, *outputs]
             run = run_ffmpeg(self._ffmpeg, arguments, deadline.remaining(), report)
             fetch.raise_failure()

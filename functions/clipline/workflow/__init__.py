@@ -109,6 +109,8 @@ LAMBDA_SIZES: dict[str, LambdaSize] = {
     "CreateJob": LambdaSize("clipline.handlers.create_job", 512, timeout_seconds=29),
     "GetJob": LambdaSize("clipline.handlers.get_job", 256, timeout_seconds=10),
     "ListJobs": LambdaSize("clipline.handlers.list_jobs", 256, timeout_seconds=10),
+    # Records the upload and presigns its PUT: no file passes through it.
+    "CreateUpload": LambdaSize("clipline.handlers.create_upload", 256, timeout_seconds=10),
     # Stops the execution and removes the job's files: a job's few artifacts in a few calls.
     "DeleteJob": LambdaSize("clipline.handlers.delete_job", 256, timeout_seconds=29),
     "GetJobResult": LambdaSize("clipline.handlers.get_job_result", 256, timeout_seconds=10),

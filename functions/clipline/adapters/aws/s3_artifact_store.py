@@ -10,7 +10,7 @@ from boto3.exceptions import S3UploadFailedError
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ...domain.errors import ArtifactNotFoundError, StorageUnavailableError
-from ...domain.ports import StoredArtifact
+from ...domain.ports import SignedUpload, StoredArtifact, StoredObject
 
 # SigV4 presigned URLs cannot live longer than a week.
 _MAX_PRESIGN_SECONDS = 7 * 24 * 3600
@@ -106,3 +106,32 @@ class S3ArtifactStore:
             Params={"Bucket": self._bucket, "Key": key, "ResponseContentDisposition": disposition},
             ExpiresIn=max(1, min(seconds, _MAX_PRESIGN_SECONDS)),
         )
+
+    def signed_upload(self, key: str, content_type: str, size_bytes: int, expires_at: datetime) -> SignedUpload:
+        # Both headers are signed: S3 refuses a PUT whose body length or content type differs.
+        url = self._client.generate_presigned_url(
+            "put_object",
+            Params={"Bucket": self._bucket, "Key": key, "ContentType": content_type, "ContentLength": size_bytes},
+            ExpiresIn=self._presign_seconds(expires_at),
+        )
+        return SignedUpload(url=url, headers={"Content-Type": content_type, "Content-Length": str(size_bytes)})
+
+    def stat(self, key: str) -> StoredObject | None:
+        try:
+            head = self._client.head_object(Bucket=self._bucket, Key=key)
+        except ClientError as error:
+            if error.response["Error"]["Code"] in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise StorageUnavailableError(f"could not look up {key}: {error}") from error
+        except BotoCoreError as error:
+            raise StorageUnavailableError(f"could not look up {key}: {error}") from error
+        return StoredObject(size_bytes=int(head["ContentLength"]), content_type=head.get("ContentType"))
+
+    def source_location(self, key: str, expires_at: datetime) -> str:
+        # ffmpeg reads it with Range requests straight from S3, as it would any https source.
+        return self._client.generate_presigned_url(
+            "get_object", Params={"Bucket": self._bucket, "Key": key}, ExpiresIn=self._presign_seconds(expires_at)
+        )
+
+    def _presign_seconds(self, expires_at: datetime) -> int:
+        return max(1, min(int((expires_at - self._now()).total_seconds()), _MAX_PRESIGN_SECONDS))

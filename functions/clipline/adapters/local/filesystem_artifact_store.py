@@ -10,15 +10,25 @@ import shutil
 import uuid
 from datetime import datetime
 from pathlib import Path
-from typing import Callable
+from typing import BinaryIO, Callable
 from urllib.parse import quote, urlencode
 
-from ...domain.errors import ArtifactNotFoundError, LinkExpiredError, LinkInvalidError, StorageUnavailableError
-from ...domain.ports import StoredArtifact
+from ...domain.errors import (
+    ArtifactNotFoundError,
+    LinkExpiredError,
+    LinkInvalidError,
+    StorageUnavailableError,
+    ValidationFailedError,
+)
+from ...domain.ports import SignedUpload, StoredArtifact, StoredObject
 
 
 class LocalUrlSigner:
-    """Signs (key, expiry) with HMAC-SHA256, the local stand-in for S3 presigned URLs."""
+    """Signs (key, expiry) with HMAC-SHA256, the local stand-in for S3 presigned URLs.
+
+    An upload link also signs the method and the declared content type and size, as
+    an S3 presigned PUT signs its headers, so none can be changed.
+    """
 
     def __init__(self, secret: bytes) -> None:
         self._secret = secret
@@ -26,6 +36,25 @@ class LocalUrlSigner:
     def signature(self, key: str, expires_epoch: int) -> str:
         message = f"{key}\n{expires_epoch}".encode()
         return hmac.new(self._secret, message, hashlib.sha256).hexdigest()
+
+    def upload_signature(self, key: str, expires_epoch: int, content_type: str, size_bytes: int) -> str:
+        message = f"PUT\n{key}\n{expires_epoch}\n{content_type}\n{size_bytes}".encode()
+        return hmac.new(self._secret, message, hashlib.sha256).hexdigest()
+
+    def verify_upload(
+        self, key: str, expires: str, content_type: str, size: str, signature: str, now: datetime
+    ) -> None:
+        """Raises:
+        LinkInvalidError: the link was altered, or is not an upload link of ours.
+        LinkExpiredError: the link is genuine but past its expiry.
+        """
+        if not expires.isdigit() or not size.isdigit():
+            raise LinkInvalidError("the upload link is malformed")
+        expected = self.upload_signature(key, int(expires), content_type, int(size))
+        if not hmac.compare_digest(expected, signature):
+            raise LinkInvalidError("the upload link's signature does not match")
+        if now.timestamp() >= int(expires):
+            raise LinkExpiredError("the upload link has expired; ask POST /api/uploads for a new one")
 
     def verify(self, key: str, expires: str, signature: str, now: datetime) -> None:
         """Raises:
@@ -42,6 +71,7 @@ class LocalUrlSigner:
 
 # A write in progress: a hidden name in the target's folder, renamed into place when complete.
 _PARTIAL = ".partial"
+_COPY_CHUNK = 1024 * 1024
 
 
 class FilesystemArtifactStore:
@@ -73,10 +103,13 @@ class FilesystemArtifactStore:
             target.parent.mkdir(parents=True, exist_ok=True)
             write_to(partial)
             os.replace(partial, target)
-        except OSError as error:
+        except BaseException as error:
+            # Nothing half-written stays, whatever stopped the write.
             with contextlib.suppress(OSError):
                 partial.unlink(missing_ok=True)
-            raise StorageUnavailableError(f"could not store {key}: {error.strerror or error}") from error
+            if isinstance(error, OSError):
+                raise StorageUnavailableError(f"could not store {key}: {error.strerror or error}") from error
+            raise
         return StoredArtifact(key=key, size_bytes=target.stat().st_size, content_type=content_type)
 
     def read_bytes(self, key: str) -> bytes:
@@ -146,3 +179,43 @@ class FilesystemArtifactStore:
         expires = int(expires_at.timestamp())
         query = urlencode({"expires": expires, "signature": self._signer.signature(key, expires)})
         return f"{self._public_url}/artifacts/{quote(key)}?{query}"
+
+    def signed_upload(self, key: str, content_type: str, size_bytes: int, expires_at: datetime) -> SignedUpload:
+        expires = int(expires_at.timestamp())
+        signature = self._signer.upload_signature(key, expires, content_type, size_bytes)
+        query = urlencode({"expires": expires, "type": content_type, "size": size_bytes, "signature": signature})
+        return SignedUpload(
+            url=f"{self._public_url}/uploads/{quote(key)}?{query}",
+            headers={"Content-Type": content_type, "Content-Length": str(size_bytes)},
+        )
+
+    def put_stream(self, key: str, body: BinaryIO, size_bytes: int) -> StoredArtifact:
+        """Store exactly ``size_bytes`` read from ``body``; a body that ends short stores nothing.
+
+        Raises:
+            ValidationFailedError: the body ended before ``size_bytes``.
+            StorageUnavailableError.
+        """
+
+        def copy(partial: Path) -> None:
+            remaining = size_bytes
+            with partial.open("wb") as file:
+                while remaining > 0:
+                    try:
+                        chunk = body.read(min(remaining, _COPY_CHUNK))
+                    except OSError:
+                        chunk = b""  # the client went away: the same as a body that ends
+                    if not chunk:
+                        raise ValidationFailedError(f"the body ended {remaining} bytes short of its Content-Length")
+                    file.write(chunk)
+                    remaining -= len(chunk)
+
+        return self._write(key, copy, "application/octet-stream")
+
+    def stat(self, key: str) -> StoredObject | None:
+        path = self.path_of(key)
+        # The gateway checked the content type when it stored the object; nothing here keeps it.
+        return StoredObject(size_bytes=path.stat().st_size, content_type=None) if path.is_file() else None
+
+    def source_location(self, key: str, expires_at: datetime) -> str:
+        return f"file:{self.path_of(key)}"

@@ -222,6 +222,18 @@ def _index_jobs_by_owner(db: sqlite3.Connection, retention: timedelta) -> None:
     db.execute("CREATE INDEX IF NOT EXISTS jobs_by_owner_and_status ON jobs (owner, status, listing_key)")
 
 
+# Uploads: a record per signed upload link, found by id when a job names it and by expiry when swept.
+_ADD_UPLOADS = _statements(
+    """CREATE TABLE IF NOT EXISTS uploads (
+        id TEXT PRIMARY KEY,
+        owner TEXT NOT NULL,
+        expires_at TEXT NOT NULL,
+        document TEXT NOT NULL
+    )""",
+    "CREATE INDEX IF NOT EXISTS uploads_by_expiry ON uploads (expires_at)",
+)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "baseline: jobs, idempotency claims, ASR records and the transcript cache, API keys", _BASELINE),
     Migration(2, "backfill expires_at on jobs and ASR records written before retention existed", _backfill_expiry),
@@ -230,6 +242,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(5, "indexes for the cleanup sweep; execution histories take their job's expiry", _index_what_cleanup_reads),
     Migration(6, "the webhook outbox and the webhook signing secrets", _ADD_WEBHOOKS),
     Migration(7, "jobs get a listing key, and indexes to list an owner's jobs newest first", _index_jobs_by_owner),
+    Migration(8, "uploads: a record per signed upload link", _ADD_UPLOADS),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

@@ -1,7 +1,7 @@
 """What clipline does, one function per use case. Handlers call exactly one of these.
 
 One module per concern: ``jobs`` (the API's), ``steps`` (the pipeline's),
-``listing``, ``cancellation``, ``failures``, ``recovery`` and ``webhooks``; ``context`` holds the ports and
+``listing``, ``cancellation``, ``failures``, ``recovery``, ``uploads`` and ``webhooks``; ``context`` holds the ports and
 limits they all take. Everything public is re-exported here.
 """
 
@@ -47,6 +47,7 @@ from .steps import (
     probe_source,
     scratch_folder,
 )
+from .uploads import MAX_SINGLE_PUT_BYTES, UploadLink, create_upload, uploaded_source
 from .webhooks import (
     DeliveryOutcome,
     checked_webhook_url,
@@ -61,6 +62,7 @@ __all__ = [
     "ArtifactLink", "JobResult", "Limits", "NewJobRequest", "ProgressReporter", "RecordedFailure", "Recovery",
     "Services", "artifact_key", "artifact_prefix", "clip_source", "content_type_of", "create_job", "enter_stage",
     "exit_stage", "exit_stage_with_artifact", "fail_job", "finalize_job", "get_job", "get_job_result",
-    "interrupt_unfinished_jobs", "JobListing", "list_jobs", "CANCEL_CAUSE", "Removal", "cancel_or_delete_job", "probe_source", "DeliveryOutcome", "checked_webhook_url", "deliver_webhook",
+    "interrupt_unfinished_jobs", "JobListing", "list_jobs", "CANCEL_CAUSE", "Removal", "cancel_or_delete_job",
+    "MAX_SINGLE_PUT_BYTES", "UploadLink", "create_upload", "uploaded_source", "probe_source", "DeliveryOutcome", "checked_webhook_url", "deliver_webhook",
     "event_body", "redeliver_webhook", "record_execution_end", "remove_scratch_folders", "scratch_folder",
 ]  # fmt: skip

@@ -23,6 +23,7 @@ from ..ports import (
     TaskCallback,
     Telemetry,
     Transcriber,
+    UploadRepository,
     WebhookQueue,
     WebhookSecrets,
     WebhookSender,
@@ -54,6 +55,10 @@ class Limits:
     webhook_schedule: RetrySchedule = DEFAULT_WEBHOOK_SCHEDULE
     # Plain-http webhook URLs, as for private sources: local development and tests only.
     allow_http_webhooks: bool = False
+    # Uploads: the largest declared size, the signed link's lifetime, and how long the upload is kept.
+    max_upload_bytes: int = 20 * 1024**3
+    upload_link_ttl: timedelta = timedelta(minutes=15)
+    upload_retention: timedelta = timedelta(hours=24)
 
 
 @dataclass(frozen=True)
@@ -81,6 +86,8 @@ class Services:
     webhook_queue: WebhookQueue | None = None
     webhook_sender: WebhookSender | None = None
     webhook_secrets: WebhookSecrets | None = None
+    # Uploads: the API's upload route and job creation read them.
+    uploads: UploadRepository | None = None
 
 def content_type_of(path: Path) -> str:
     """The media type of a clip file: ``clip.m4a`` for audio-only sources, else MP4 video."""

@@ -22,6 +22,7 @@ from ..ports import (
 from ..subtitles import parse_srt, render_srt
 from ..timecodes import parse_position
 from .context import SUBTITLES_FILE, Services, artifact_key, artifact_prefix, get_job
+from .uploads import uploaded_source
 from .webhooks import checked_webhook_url
 
 # A repeated Idempotency-Key is recognised for this long, as Stripe and Powertools do by default.
@@ -32,7 +33,7 @@ MAX_SUBTITLES_BYTES = 256 * 1024
 
 @dataclass(frozen=True)
 class NewJobRequest:
-    source_url: str
+    source_url: str | None
     start: float | str
     end: float | str
     transcribe: bool = False
@@ -43,6 +44,7 @@ class NewJobRequest:
     subtitle_style: SubtitleStyle = field(default_factory=SubtitleStyle)
     subtitles_srt: str | None = None  # the user's own subtitles, instead of a transcript
     webhook_url: str | None = None  # announced to when the job ends
+    source_key: str | None = None  # an upload of the caller's, instead of source_url
 
 
 @dataclass(frozen=True)
@@ -76,8 +78,10 @@ def create_job(
     Raises:
         InvalidTimecodeError, InvalidTimeRangeError, ClipTooLongError,
         UnsupportedSourceUrlError, SourceNotAllowedError, IdempotencyKeyReusedError,
-        InvalidWebhookUrlError, WebhookUrlNotAllowedError,
-        ValidationFailedError (a retention longer than the service's), ServiceUnavailableError.
+        InvalidWebhookUrlError, WebhookUrlNotAllowedError, UploadNotFoundError, UploadExpiredError,
+        UploadIncompleteError, UploadMismatchError,
+        ValidationFailedError (a retention longer than the service's, or not exactly one of sourceUrl
+        and sourceKey), ServiceUnavailableError.
     """
     start = parse_position(request.start, "start")
     end = parse_position(request.end, "end")
@@ -85,8 +89,11 @@ def create_job(
     if round(end - start, 6) <= 0:
         raise errors.InvalidTimeRangeError(f"start ({start}s) must be before end ({end}s)")
     subtitles = _own_subtitles(request)
+    if (request.source_url is None) == (request.source_key is None):
+        raise errors.ValidationFailedError("give either sourceUrl or sourceKey, not both")
     clip_request = ClipRequest(
-        source_url=_canonical_scheme(request.source_url),
+        source_url=_canonical_scheme(request.source_url) if request.source_url is not None else None,
+        source_key=request.source_key,
         start_seconds=start,
         end_seconds=end,
         accuracy=request.accuracy,
@@ -101,7 +108,11 @@ def create_job(
         raise errors.ClipTooLongError(
             f"the clip is {clip_request.duration_seconds:g}s; the maximum is {services.limits.max_clip_seconds:g}s"
         )
-    services.source_guard.check(request.source_url)
+    if request.source_url is not None:
+        services.source_guard.check(request.source_url)
+    else:
+        # Read from storage, never through the egress policy: it is the caller's own finished upload.
+        uploaded_source(services, owner, request.source_key)
     webhook_url = checked_webhook_url(services, request.webhook_url) if request.webhook_url is not None else None
     retention = _retention(services, request.retention_seconds)
 

@@ -6,7 +6,7 @@ import errno
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from .. import errors
@@ -72,8 +72,9 @@ def probe_source(services: Services, job_id: str) -> Job:
         no audio), JobFinishedError.
     """
     job = enter_stage(services, job_id, Stage.PROBE)
-    services.source_guard.check(job.request.source_url)
-    source = services.prober.probe(job.request.source_url)
+    if job.request.source_url is not None:
+        services.source_guard.check(job.request.source_url)
+    source = services.prober.probe(*_source_of(services, job))
     if job.request.end_seconds > source.duration_seconds + END_TOLERANCE_SECONDS:
         raise errors.RangeOutsideSourceError(
             f"end ({job.request.end_seconds:g}s) is past the end of the source ({source.duration_seconds:g}s)"
@@ -83,6 +84,19 @@ def probe_source(services: Services, job_id: str) -> Job:
     if job.request.burn_subtitles and not source.has_video:
         raise errors.NoVideoStreamError("burned-in subtitles were asked for, but the source has no video stream")
     return exit_stage(services, job, Stage.PROBE, source=source)
+
+
+# How long a step may read an uploaded source through the location it is given.
+_SOURCE_READ_WINDOW = timedelta(hours=1)
+
+
+def _source_of(services: Services, job: Job) -> tuple[str, bool]:
+    """Where the step reads the job's source, and whether that is storage (an upload) rather than the user's URL."""
+    if job.request.source_key is None:
+        assert job.request.source_url is not None
+        return job.request.source_url, False
+    expires_at = services.clock.now() + _SOURCE_READ_WINDOW
+    return services.artifacts.source_location(job.request.source_key, expires_at), True
 
 
 class ProgressReporter:
@@ -137,8 +151,10 @@ def clip_source(services: Services, job_id: str) -> Job:
     job = enter_stage(services, job_id, Stage.CLIP)
     if job.source is None:
         raise errors.InternalError(f"job {job_id} reached the clip step without a probed source")
+    location, from_storage = _source_of(services, job)
+    request = job.request.model_copy(update={"source_url": location}) if from_storage else job.request
     with scratch_folder(services, f"clip-{job_id}-") as scratch:
-        outcome = services.clipper.clip(job.request, job.source, scratch, ProgressReporter(services, job, Stage.CLIP))
+        outcome = services.clipper.clip(request, job.source, scratch, ProgressReporter(services, job, Stage.CLIP))
         if outcome.info.fallback_reason:
             services.telemetry.count("FfmpegFallback", reason=outcome.info.fallback_reason)
         stored = services.artifacts.put_file(
