@@ -27,6 +27,7 @@ from ..conftest import SPEECH_REFERENCE, word_error_rate
 from ..doc_examples import examples_in, problems, requests_in, run_example
 from ..local.conftest import Client
 from ..local.test_job_listing import pages, stored_jobs
+from ..local.test_uploads import put
 from .conftest import HEARTBEAT_SECONDS, SimulatedStack
 
 pytestmark = pytest.mark.slow
@@ -502,3 +503,55 @@ def test_deleting_an_ended_job_removes_its_objects_and_leaves_its_record_deleted
     key = dev_stack.aws("apigateway").create_api_key(name="stranger", enabled=True, value="stranger-" + "k" * 32)
     other = Client(dev_stack.client.base_url, key["value"]).request("DELETE", f"/api/jobs/{job_id}")
     assert (other.status, other.code) == (404, "JOB_NOT_FOUND")
+
+
+# --- uploads ---------------------------------------------------------------------------------------
+
+
+def test_an_upload_to_s3_through_its_presigned_put_then_a_clip_of_it(dev_stack, media_dir):
+    """The deployed CreateUpload presigns the PUT; CreateJob checks the object; the steps read it from S3 directly."""
+    sample = (media_dir / "speech.mp4").read_bytes()
+    reply = dev_stack.client.request(
+        "POST", "/api/uploads", {"fileName": "talk.mp4", "contentType": "video/mp4", "sizeBytes": len(sample)}
+    )
+    assert reply.status == 201, reply.body
+    link = reply.body
+    assert "X-Amz-Signature=" in link["url"] and "content-length" in link["url"].lower()
+    assert put(link["url"], sample, link["headers"])[0] == 200
+    head = dev_stack.aws("s3").head_object(Bucket=dev_stack.output("ArtifactsBucketName"), Key=link["sourceKey"])
+    assert (head["ContentLength"], head["ContentType"]) == (len(sample), "video/mp4")
+    created = dev_stack.client.request("POST", "/api/jobs", {"sourceKey": link["sourceKey"], "start": 2, "end": 5})
+    assert created.status == 202, created.body
+    job = dev_stack.client.wait(created.body["id"])
+    assert job["status"] == "succeeded", job
+    assert abs(job["clip"]["durationSeconds"] - 3.0) < 0.05
+    # Another key's job may not name it
+    key = dev_stack.aws("apigateway").create_api_key(name="uploader", enabled=True, value="uploader-" + "k" * 32)
+    other = Client(dev_stack.client.base_url, key["value"]).request(
+        "POST", "/api/jobs", {"sourceKey": link["sourceKey"], "start": 0, "end": 1}
+    )
+    assert (other.status, other.code) == (404, "UPLOAD_NOT_FOUND")
+
+
+@pytest.mark.parametrize(
+    ("declared_type", "sent_type", "extra_bytes"), [("video/mp4", "video/mp4", 100), ("video/mp4", "video/webm", 0)],
+    ids=["oversize", "wrong-type"],
+)  # fmt: skip
+def test_an_upload_unlike_its_declaration_is_refused_and_leaves_no_object(dev_stack, media_dir, declared_type, sent_type, extra_bytes):
+    sample = (media_dir / "silent.mp4").read_bytes()
+    declared = len(sample) - extra_bytes
+    link = dev_stack.client.request(
+        "POST", "/api/uploads", {"fileName": "a.mp4", "contentType": declared_type, "sizeBytes": declared}
+    ).body
+    status, _ = put(link["url"], sample, {"Content-Type": sent_type, "Content-Length": str(len(sample))})
+    bucket = dev_stack.output("ArtifactsBucketName")
+    if status == 200:
+        # The simulated S3 does not check presigned headers, as S3 does; creating a job checks the object instead
+        reply = dev_stack.client.request("POST", "/api/jobs", {"sourceKey": link["sourceKey"], "start": 0, "end": 1})
+        assert (reply.status, reply.code) == (409, "UPLOAD_MISMATCH"), reply.body
+    else:
+        assert status == 403
+    listed = dev_stack.aws("s3").list_objects_v2(Bucket=bucket, Prefix=f"uploads/{link['uploadId']}/")
+    assert listed.get("KeyCount", 0) == 0
+    again = dev_stack.client.request("POST", "/api/jobs", {"sourceKey": link["sourceKey"], "start": 0, "end": 1})
+    assert (again.status, again.code) == (409, "UPLOAD_INCOMPLETE")
