@@ -386,6 +386,14 @@ def prepare_jobs(running: RunningService, sample_url: str, stalled_url: str, rec
     }
 
 
+def prepare_upload(running: RunningService, sample: Path) -> dict[str, str]:
+    """An upload link for the sample file, and its key, for the examples that PUT it and clip it."""
+    size = sample.stat().st_size
+    reply = running.client.request("POST", "/api/uploads", {"fileName": "talk.mp4", "contentType": "video/mp4", "sizeBytes": size})
+    assert reply.status == 201, reply.body
+    return {"SAMPLE_FILE": str(sample), "UPLOAD_URL": reply.body["url"], "UPLOAD_KEY": reply.body["sourceKey"]}
+
+
 @contextlib.contextmanager
 def live_service(root: Path, sample: Path, examples: list[Example]) -> Iterator[Live]:
     """A local service, a sample server and a source that never answers; the examples run once, in order."""
@@ -412,6 +420,7 @@ def live_service(root: Path, sample: Path, examples: list[Example]) -> Iterator[
         sample_url = server.url("sample.mp4")
         stalled_url = f"http://127.0.0.1:{stalled.getsockname()[1]}/stalled.mp4"
         variables = prepare_jobs(running, sample_url, stalled_url, receiver.url)
+        variables.update(prepare_upload(running, media / "sample.mp4"))
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C", **variables}
         workdir = root / "cwd"
         workdir.mkdir()

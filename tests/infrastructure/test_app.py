@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from clipline.api.openapi import api_gateway_model
+from clipline.api.schemas import CreateJobBody
 
 from .conftest import CDK_CONTEXT, stage_config
 
@@ -73,11 +74,15 @@ def test_a_changed_request_model_makes_a_new_deployment(monkeypatch: pytest.Monk
     before = _api_template()
     changed = json.loads(json.dumps(api_gateway_model()))
     changed.setdefault("properties", {})["addedField"] = {"type": "string"}
-    monkeypatch.setattr("infra.api.api_gateway_model", lambda: changed)
+    monkeypatch.setattr(
+        "infra.api.api_gateway_model", lambda model: changed if model is CreateJobBody else api_gateway_model(model)
+    )
     after = _api_template()
 
     # Then the model differs and so does the deployment, so CloudFormation deploys the new model to the stage
-    (model,) = [r for r in after["Resources"].values() if r["Type"] == "AWS::ApiGateway::Model"]
+    (model,) = [
+        r for name, r in after["Resources"].items() if r["Type"] == "AWS::ApiGateway::Model" and "CreateJobModel" in name
+    ]
     assert model["Properties"]["Schema"] == changed
     assert _deployment_id(before) != _deployment_id(after)
     # And the same model keeps the same deployment (no redeploy on every synth)

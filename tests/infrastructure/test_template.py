@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from clipline.api import schemas
 from clipline.api.openapi import api_gateway_model
 from clipline.api.routes import API_ROUTES
 from clipline.domain.cleanup import JOBS_PREFIX, TRANSCRIPTS_PREFIX
@@ -489,18 +490,24 @@ def test_every_route_is_a_lambda_proxy_method_that_requires_an_api_key(dev_templ
         assert any(verb == route.method and f'"{function}"' in uri for verb, uri in integrations), route
 
 
-def test_the_job_creation_body_is_validated_against_clipline_s_own_model(dev_template_json) -> None:
-    _, model = only(dev_template_json, "AWS::ApiGateway::Model")
-    assert model["Properties"]["Schema"] == api_gateway_model()
+def test_each_body_is_validated_against_clipline_s_own_model(dev_template_json) -> None:
+    models = resources(dev_template_json, "AWS::ApiGateway::Model")
+    by_schema = {json.dumps(model["Properties"]["Schema"], sort_keys=True): name for name, model in models.items()}
     validator_name, validator = only(dev_template_json, "AWS::ApiGateway::RequestValidator")
     assert validator["Properties"]["ValidateRequestBody"] is True
     methods = resources(dev_template_json, "AWS::ApiGateway::Method").values()
-    posts = [m["Properties"] for m in methods if m["Properties"]["HttpMethod"] == "POST"]
-    post = next(p for p in posts if "RequestModels" in p)
-    # Only job creation has a body; the redelivery route takes none
-    assert [p for p in posts if p is not post and "RequestModels" in p] == []
-    assert post["RequestValidatorId"] == {"Ref": validator_name}
-    assert post["RequestModels"] == {"application/json": {"Ref": only(dev_template_json, "AWS::ApiGateway::Model")[0]}}
+    with_models = [m["Properties"] for m in methods if "RequestModels" in m["Properties"]]
+    # Job creation and upload creation have bodies, each its own model; the other routes take none
+    expected = {
+        (route.method, route.body_model): by_schema[json.dumps(api_gateway_model(getattr(schemas, route.body_model)), sort_keys=True)]
+        for route in API_ROUTES
+        if route.body_model
+    }
+    assert len(expected) == len(models) == len(with_models) == 2
+    for method in with_models:
+        assert method["RequestValidatorId"] == {"Ref": validator_name}
+        (model_ref,) = method["RequestModels"].values()
+        assert (method["HttpMethod"], model_ref["Ref"]) in {(verb, name) for (verb, _), name in expected.items()}
 
 
 @pytest.mark.parametrize("stage", ["dev", "prod"])

@@ -21,7 +21,7 @@ def live(tmp_path_factory, media_dir):
 def test_the_tour_shows_each_step_a_newcomer_takes():
     requests = " ".join(example.script for example in EXAMPLES)
     for step in ("-X POST http://127.0.0.1:8080/api/jobs", "/api/jobs/$JOB_ID", "/api/jobs/$JOB_ID/result",
-                 '"$CLIP_URL"', "/openapi.json", "/metrics"):  # fmt: skip
+                 '"$CLIP_URL"', "/api/uploads", '"$UPLOAD_URL"', "/openapi.json", "/metrics"):  # fmt: skip
         assert step in requests, step
 
 

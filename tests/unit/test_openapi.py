@@ -79,9 +79,13 @@ VALID_BODIES = [
         "retentionSeconds": 60, "subtitleStyle": {"position": "top", "primaryColour": "#FFFF00", "fontSize": 40},
         "subtitles": {"srt": "1\n00:00:00,500 --> 00:00:02,000\nHello\n"},
     },
+    {"sourceKey": "uploads/" + "a" * 32 + "/a.mp4", "start": 1, "end": 2},
 ]  # fmt: skip
 INVALID_BODIES = [
     {"start": 1, "end": 2},
+    # A URL or an upload, never both
+    {"sourceUrl": "https://example.com/a.mp4", "sourceKey": "uploads/" + "a" * 32 + "/a.mp4", "start": 1, "end": 2},
+    {"sourceUrl": None, "sourceKey": "uploads/" + "a" * 32 + "/a.mp4", "start": 1, "end": 2},
     {"sourceUrl": "https://example.com/a.mp4", "start": 1},
     {"sourceUrl": "https://example.com/a.mp4", "start": 1, "end": 2, "colour": "red"},
     {"sourceUrl": "https://example.com/a.mp4", "start": 1, "end": 2, "language": "EN"},

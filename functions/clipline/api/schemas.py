@@ -13,6 +13,7 @@ from pydantic import (
     StrictFloat,
     StrictInt,
     StringConstraints,
+    model_validator,
 )
 from pydantic.alias_generators import to_camel
 
@@ -52,7 +53,13 @@ class OwnSubtitles(_Wire):
 
 
 class CreateJobBody(_Wire):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        # The source is a URL or an upload, never both: said in the schema, so API Gateway refuses it too.
+        json_schema_extra={"oneOf": [{"required": ["sourceUrl"]}, {"required": ["sourceKey"]}]},
+    )
 
     source_url: str | None = Field(
         None,
@@ -101,6 +108,14 @@ class CreateJobBody(_Wire):
         "https, under the same egress policy as sources",
         examples=["https://example.com/hooks/clipline"],
     )
+
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "CreateJobBody":
+        given = {"source_url", "source_key"} & self.model_fields_set
+        if len(given) != 1:
+            raise ValueError("give either sourceUrl or sourceKey")
+        return self
 
 
 class CreateUploadBody(_Wire):
