@@ -1,12 +1,12 @@
-"""``clipline serve | clip | sample-media | keys | cleanup | migrate | executions``: local mode from the command line.
+"""``clipline serve | clip | sample-media | keys | jobs | cleanup | migrate | executions``: local mode from the command line.
 
-The ``keys`` commands are in ``key_commands``.
+The ``keys`` commands are in ``key_commands``, the ``jobs`` commands in ``job_commands``;
+``clip`` and ``jobs`` talk to the API through ``clipline.client``.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import signal
 import subprocess
@@ -14,13 +14,14 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from . import key_commands
+from . import job_commands, key_commands
 from .settings import Settings
+
+if TYPE_CHECKING:
+    from .client import Client, ClipLineApiError, JobView
 
 # Kept light at import: `clipline keys` should not pay for moto and the engine.
 
@@ -81,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     sample.set_defaults(run=_sample_media)
 
     key_commands.add_to(commands)
+    job_commands.add_to(commands)
 
     cleanup = commands.add_parser(
         "cleanup", help="remove expired jobs, transcripts and orphaned files now (serve does it every few minutes)"
@@ -308,21 +310,6 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-class _ApiClient:
-    def __init__(self, base_url: str, api_key: str) -> None:
-        self.base_url = base_url
-        self._headers = {"x-api-key": api_key, "Content-Type": "application/json"}
-
-    def call(self, method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
-        data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(self.base_url + path, data=data, headers=self._headers, method=method)
-        try:
-            with urllib.request.urlopen(request, timeout=30) as response:
-                return response.status, json.loads(response.read() or b"{}")
-        except urllib.error.HTTPError as error:
-            return error.code, json.loads(error.read() or b"{}")
-
-
 def _start_private_server(data_dir: Path) -> tuple[subprocess.Popen, str]:
     ready = data_dir / "ready"
     ready.unlink(missing_ok=True)
@@ -353,53 +340,40 @@ def _stop_private_server(process: subprocess.Popen) -> None:
         process.wait()
 
 
-def _print_error(body: dict[str, Any]) -> None:
-    error = body.get("error", {})
-    print(f"error {error.get('code', 'UNKNOWN')}: {error.get('message', body)}", file=sys.stderr)
+def _print_error(error: ClipLineApiError) -> None:
+    print(f"error {error.code}: {error.message}", file=sys.stderr)
 
 
-def _follow(client: _ApiClient, job: dict, timeout: float) -> dict | None:
+def _follow(client: Client, job: JobView, timeout: float) -> JobView | None:
     """Poll the job to its end with a progress bar named after the stage; None on giving up."""
     from tqdm import tqdm
 
-    deadline = time.monotonic() + timeout
-    with tqdm(total=100, unit="%", desc=job["stage"], file=sys.stderr, dynamic_ncols=True) as bar:
-        while job["status"] not in ("succeeded", "failed"):
-            if time.monotonic() > deadline:
-                print(f"gave up waiting for job {job['id']} after {timeout:g}s", file=sys.stderr)
-                return None
-            time.sleep(POLL_INTERVAL_SECONDS)
-            status, reply = client.call("GET", f"/api/jobs/{job['id']}")
-            if status != 200:
-                _print_error(reply)
-                return None
-            job = reply
-            bar.set_description(job["stage"])
-            bar.update(job["progress"] - bar.n)
-    return job
+    from .client import WaitTimeoutError
+
+    with tqdm(total=100, unit="%", desc=job.stage.value, file=sys.stderr, dynamic_ncols=True) as bar:
+
+        def show(update: JobView) -> None:
+            bar.set_description(update.stage.value)
+            bar.update(update.progress - bar.n)
+
+        try:
+            return client.wait(job.id, timeout=timeout, poll_interval=POLL_INTERVAL_SECONDS, on_update=show)
+        except WaitTimeoutError:
+            print(f"gave up waiting for job {job.id} after {timeout:g}s", file=sys.stderr)
+            return None
 
 
-def _stage_timings(events: list[dict]) -> list[str]:
+def _stage_timings(job: JobView) -> list[str]:
     """One line per state run the job went through, with how long it took, from the job's events."""
     return [
-        f"  {event['state']:<12} {event['durationSeconds']:6.2f} s" + (f"  (attempt {event['attempt']})" if event["attempt"] > 1 else "")
-        for event in events
-        if event.get("durationSeconds") is not None
+        f"  {event.state:<12} {event.duration_seconds:6.2f} s" + (f"  (attempt {event.attempt})" if (event.attempt or 1) > 1 else "")
+        for event in job.events
+        if event.duration_seconds is not None
     ]
 
 
-def _download(result: dict, out: Path) -> dict[str, Path]:
-    out.mkdir(parents=True, exist_ok=True)
-    saved = {}
-    for artifact in result["artifacts"]:
-        target = out / Path(artifact["key"]).name
-        with urllib.request.urlopen(artifact["url"], timeout=60) as response, target.open("wb") as file:
-            shutil.copyfileobj(response, file)
-        saved[artifact["name"]] = target
-    return saved
-
-
 def _clip(args: argparse.Namespace) -> int:
+    from .client import Client, ClipLineApiError, ClipLineClientError
     from .composition import SystemClock
     from .local.service import DataDir
 
@@ -410,48 +384,62 @@ def _clip(args: argparse.Namespace) -> int:
     key_id, api_key = keys.create("clipline-clip")
     process, base_url = _start_private_server(data_dir)
     try:
-        client = _ApiClient(base_url, api_key)
-        request = {"sourceUrl": args.source_url, "start": args.start, "end": args.end, "accuracy": args.accuracy}
-        if args.transcribe:
-            request.update(transcribe=True, language=args.language)
-        if args.burn_subtitles:
-            request.update(burnSubtitles=True, language=args.language)
-        if args.subtitles:
-            request["subtitles"] = {"srt": args.subtitles.read_text(encoding="utf-8-sig")}
-        status, job = client.call("POST", "/api/jobs", request)
-        if status != 202:
-            _print_error(job)
-            return 2
-        job = _follow(client, job, args.timeout)
-        if job is None:
-            return 1
-        print("\n".join(_stage_timings(job["events"])), file=sys.stderr)
-        if job["status"] == "failed":
-            print(f"job {job['id']} failed: {job['error']['code']}: {job['error']['message']}", file=sys.stderr)
-            return 1
-        status, result = client.call("GET", f"/api/jobs/{job['id']}/result")
-        if status != 200:
-            _print_error(result)
-            return 1
-        saved = _download(result, args.out)
-        clip = job["clip"]
-        fallback = f", fallback: {clip['fallbackReason']}" if clip.get("fallbackReason") else ""
-        print(f"clip:     {saved['clip'].resolve()}")
-        print(f"duration: {clip['durationSeconds']:.3f} s ({clip['method']}{fallback})")
-        if job.get("transcript"):
-            transcript = job["transcript"]
-            cached = ", from the cache" if transcript["cacheHit"] else ""
-            print(f"subtitles: {saved['srt'].resolve()}")
-            print(f"transcript: {transcript['words']} words, {transcript['language']}, {transcript['provider']} {transcript['model']}{cached}")
-        if "burned" in saved:
-            print(f"burned:   {saved['burned'].resolve()}")
-        print(f"job:      {job['id']}")
-        return 0
+        return _clip_through(Client(base_url, api_key), args)
+    except ClipLineApiError as error:
+        _print_error(error)
+        return 1
+    except ClipLineClientError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     finally:
         _stop_private_server(process)
         keys.revoke(key_id)
         if temporary:
             shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def _clip_through(client: Client, args: argparse.Namespace) -> int:
+    """Create the job, follow it, download what it made and say where; the exit code."""
+    from .client import ClipLineApiError
+
+    captioned = args.transcribe or args.burn_subtitles
+    try:
+        job = client.create_job(
+            args.source_url, args.start, args.end, accuracy=args.accuracy,
+            transcribe=args.transcribe or None, burn_subtitles=args.burn_subtitles or None,
+            language=args.language if captioned else None,
+            subtitles=args.subtitles.read_text(encoding="utf-8-sig") if args.subtitles else None,
+        )  # fmt: skip
+    except ClipLineApiError as error:
+        _print_error(error)
+        return 2
+    job = _follow(client, job, args.timeout)
+    if job is None:
+        return 1
+    print("\n".join(_stage_timings(job)), file=sys.stderr)
+    if job.status.value != "succeeded":
+        cause = f": {job.error.code}: {job.error.message}" if job.error else ""
+        print(f"job {job.id} {job.status.value}{cause}", file=sys.stderr)
+        return 1
+    saved = client.download(job.id, args.out)
+    _print_clip_report(job, saved)
+    return 0
+
+
+def _print_clip_report(job: JobView, saved: dict[str, Path]) -> None:
+    clip = job.clip
+    assert clip is not None, "a succeeded job has its clip"
+    fallback = f", fallback: {clip.fallback_reason}" if clip.fallback_reason else ""
+    print(f"clip:     {saved['clip'].resolve()}")
+    print(f"duration: {clip.duration_seconds:.3f} s ({clip.method}{fallback})")
+    if job.transcript:
+        transcript = job.transcript
+        cached = ", from the cache" if transcript.cache_hit else ""
+        print(f"subtitles: {saved['srt'].resolve()}")
+        print(f"transcript: {transcript.words} words, {transcript.language}, {transcript.provider} {transcript.model}{cached}")
+    if "burned" in saved:
+        print(f"burned:   {saved['burned'].resolve()}")
+    print(f"job:      {job.id}")
 
 
 if __name__ == "__main__":

@@ -180,3 +180,101 @@ def test_sample_media_serves_its_folder_with_range_reads_until_stopped(media_dir
         server.send_signal(signal.SIGTERM)
     # And SIGTERM stops it cleanly
     assert server.wait(timeout=10) == 0
+
+
+def _jobs_cli_env(local, name):
+    """CLIPLINE_URL and CLIPLINE_API_KEY of a new key on the running service: its jobs are the test's own."""
+    from clipline.composition import SystemClock
+    from tests.local.conftest import UNTHROTTLED
+
+    _, key = local.service.data.key_store(SystemClock()).create(name, UNTHROTTLED)
+    return {"CLIPLINE_URL": local.service.base_url, "CLIPLINE_API_KEY": key}
+
+
+def test_jobs_list_and_show_a_running_services_jobs(local, media_server):
+    from clipline.client import Client
+
+    # Given a key with three jobs that have ended
+    env = _jobs_cli_env(local, "cli-lister")
+    client = Client(env["CLIPLINE_URL"], env["CLIPLINE_API_KEY"])
+    ids = [client.create_job(media_server.url("long.mp4"), n, n + 1, accuracy="keyframe").id for n in range(3)]
+    for job_id in ids:
+        assert client.wait(job_id, timeout=60, poll_interval=0.2).status.value == "succeeded"
+    # When they are listed two at most, then all as JSON
+    listed = clipline("jobs", "list", "--limit", "2", env=env)
+    everything = json.loads(clipline("jobs", "list", "--json", env=env).stdout)
+    # Then one line per job, newest first, says there are more, and the JSON has all three
+    lines = listed.stdout.splitlines()
+    assert len(lines) == 2 and all(re.match(r"[0-9a-f]{32}  succeeded  done +100%  20\d\d-", line) for line in lines)
+    assert [line.split()[0] for line in lines] == [job["id"] for job in everything[:2]]
+    assert "more jobs than 2" in listed.stderr
+    assert sorted(job["id"] for job in everything) == sorted(ids) and everything[0]["resultKeys"]["clip"]
+    # And a status none has lists nothing
+    failed = clipline("jobs", "list", "--status", "failed", env=env)
+    assert failed.stdout == "" and "no jobs with status failed" in failed.stderr
+    # And show prints one job, as text or as the API's JSON
+    shown = clipline("jobs", "show", ids[0], env=env).stdout
+    assert f"job:       {ids[0]}" in shown and "status:    succeeded (stage done, 100%)" in shown
+    assert "artifacts: clip" in shown and "range:     0-1 s (keyframe)" in shown
+    assert json.loads(clipline("jobs", "show", ids[0], "--json", env=env).stdout)["id"] == ids[0]
+
+
+def test_jobs_cancel_stops_a_running_job_and_leaves_an_ended_one_alone(local, media_server, stalled_source_url):
+    import time
+
+    from clipline.client import Client
+
+    env = _jobs_cli_env(local, "cli-canceller")
+    client = Client(env["CLIPLINE_URL"], env["CLIPLINE_API_KEY"])
+    # Given a job that has succeeded, and one stuck on a source that never answers
+    done = client.create_job(media_server.url("long.mp4"), 0, 1, accuracy="keyframe").id
+    assert client.wait(done, timeout=60, poll_interval=0.2).status.value == "succeeded"
+    stuck = client.create_job(stalled_source_url, 0, 5).id
+    deadline = time.monotonic() + 15
+    while client.get_job(stuck).status.value != "running":
+        assert time.monotonic() < deadline, client.get_job(stuck)
+        time.sleep(0.05)
+    # When each is cancelled from the command line
+    cancelled = clipline("jobs", "cancel", stuck, env=env)
+    left_alone = clipline("jobs", "cancel", done, env=env)
+    # Then the running one is cancelled, and the ended one keeps its artifacts
+    assert cancelled.stdout == f"job {stuck} cancelled in stage probe\n"
+    assert client.get_job(stuck).status.value == "cancelled"
+    assert left_alone.stdout == f"job {done} had already ended (succeeded); nothing cancelled\n"
+    assert client.get_job(done).status.value == "succeeded" and client.result(done).artifacts
+    # And --json prints the job as it now is
+    assert json.loads(clipline("jobs", "cancel", stuck, "--json", env=env).stdout)["status"] == "cancelled"
+
+
+def test_jobs_delete_removes_an_ended_jobs_artifacts_once(local, media_server):
+    from clipline.client import Client
+
+    env = _jobs_cli_env(local, "cli-deleter")
+    client = Client(env["CLIPLINE_URL"], env["CLIPLINE_API_KEY"])
+    job_id = client.create_job(media_server.url("long.mp4"), 0, 1, accuracy="keyframe").id
+    assert client.wait(job_id, timeout=60, poll_interval=0.2).status.value == "succeeded"
+    deleted = clipline("jobs", "delete", job_id, env=env)
+    assert deleted.stdout.startswith(f"job {job_id} deleted: its artifacts are removed, its record stays until 20")
+    assert client.get_job(job_id).status.value == "deleted"
+    again = clipline("jobs", "delete", job_id, env=env)
+    assert again.stdout == f"job {job_id} was already deleted; nothing left to delete\n"
+
+
+def test_jobs_commands_report_the_apis_error_and_need_a_url_and_key(local):
+    env = _jobs_cli_env(local, "cli-errors")
+    missing = clipline("jobs", "show", "0" * 32, env=env, check=False)
+    assert missing.returncode == 1 and not missing.stdout
+    assert re.fullmatch(r"error JOB_NOT_FOUND: job 0{32} not found \(correlation id [\w-]+\)\n", missing.stderr)
+    # --url and --api-key stand in for the environment
+    flags = clipline("jobs", "list", "--url", env["CLIPLINE_URL"], "--api-key", env["CLIPLINE_API_KEY"],
+                     env={"CLIPLINE_URL": "", "CLIPLINE_API_KEY": ""})  # fmt: skip
+    assert flags.stdout == "" and "no jobs" in flags.stderr
+    unset = clipline("jobs", "list", env={"CLIPLINE_URL": "", "CLIPLINE_API_KEY": ""}, check=False)
+    assert unset.returncode == 2 and "--url or CLIPLINE_URL and --api-key or CLIPLINE_API_KEY" in unset.stderr
+
+
+def test_jobs_list_offers_every_job_status():
+    from clipline.domain.jobs import JobStatus
+    from clipline.job_commands import STATUSES
+
+    assert STATUSES == tuple(status.value for status in JobStatus)
