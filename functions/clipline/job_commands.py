@@ -1,4 +1,5 @@
-"""``clipline jobs list | show | cancel | delete``: a running service's jobs, through ``clipline.client``.
+"""``clipline jobs list | show | cancel | delete`` and ``clipline upload``: a running service's jobs and
+uploads, through ``clipline.client``.
 
 Unlike ``keys``, these talk HTTP, so they work the same against local mode and a
 deployed stack: ``--url`` and ``--api-key``, or ``CLIPLINE_URL`` and ``CLIPLINE_API_KEY``.
@@ -11,6 +12,7 @@ import itertools
 import json
 import os
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -46,6 +48,12 @@ def add_to(commands: Any) -> None:
     for sub in (show, cancel, delete):
         sub.add_argument("job_id")
     jobs.set_defaults(run=run)
+    upload = commands.add_parser(
+        "upload", parents=[connection], help="upload a media file for jobs to clip; prints its sourceKey"
+    )
+    upload.add_argument("file", type=Path)
+    upload.add_argument("--content-type", help="its media type (default: from its name, e.g. video/mp4)")
+    upload.set_defaults(run=run, job_command="upload")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -59,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     from .client import Client, ClipLineApiError, ClipLineClientError
 
     client = Client(url, api_key)
-    command = {"list": _list, "show": _show, "cancel": _cancel, "delete": _delete}[args.job_command]
+    command = {"list": _list, "show": _show, "cancel": _cancel, "delete": _delete, "upload": _upload}[args.job_command]
     try:
         return command(client, args)
     except ClipLineApiError as error:
@@ -123,6 +131,22 @@ def _delete(client: Client, args: argparse.Namespace) -> int:
     else:
         message = f"job {before.id} deleted: its artifacts are removed, its record stays until {_time(now.expires_at)}"
     _report(args, now, message)
+    return 0
+
+
+def _upload(client: Client, args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    size = args.file.stat().st_size
+    with tqdm(total=size, unit="B", unit_scale=True, desc=args.file.name, file=sys.stderr, dynamic_ncols=True) as bar:
+        upload = client.upload_file(args.file, content_type=args.content_type, on_progress=lambda done, _: bar.update(done - bar.n))
+    if args.json:
+        from .api.schemas import to_wire
+
+        _print_json(to_wire(upload))
+    else:
+        print(upload.source_key)
+        print(f"uploaded {size} bytes; clip it with sourceKey until {_time(upload.upload_expires_at)}", file=sys.stderr)
     return 0
 
 

@@ -555,3 +555,28 @@ def test_an_upload_unlike_its_declaration_is_refused_and_leaves_no_object(dev_st
     assert listed.get("KeyCount", 0) == 0
     again = dev_stack.client.request("POST", "/api/jobs", {"sourceKey": link["sourceKey"], "start": 0, "end": 1})
     assert (again.status, again.code) == (409, "UPLOAD_INCOMPLETE")
+
+
+# --- the Python client -----------------------------------------------------------------------------
+
+
+def test_the_python_client_uploads_clips_lists_downloads_and_cancels_on_the_aws_host(dev_stack, source, media_dir, tmp_path):
+    """clipline.client against API Gateway and S3 as deployed: the same calls as against local mode."""
+    from clipline.client import Client
+
+    key = dev_stack.aws("apigateway").create_api_key(name="client", enabled=True, value="client-" + "k" * 32)
+    client = Client(dev_stack.client.base_url, key["value"])
+    sent: list[int] = []
+    upload = client.upload_file(media_dir / "speech.mp4", on_progress=lambda done, total: sent.append(done))
+    assert sent[-1] == (media_dir / "speech.mp4").stat().st_size
+    job = client.wait(client.create_job(upload, 1, 3).id, timeout=120, poll_interval=0.5)
+    assert job.status.value == "succeeded", job.error
+    saved = client.download(job.id, tmp_path / "out")
+    assert saved["clip"].stat().st_size == job.clip.size_bytes
+    assert abs(_duration(saved["clip"]) - 2.0) < 0.05
+    running = client.create_job(source.url("long.mp4"), 0, 100, burn_subtitles=True,
+                                subtitles="1\n00:00:00,000 --> 00:00:05,000\nhello\n")  # fmt: skip
+    assert [listed.id for listed in client.list_jobs(page_size=1)] == [running.id, job.id]
+    cancelled = client.cancel(running.id)
+    assert cancelled is not None and cancelled.status.value == "cancelled"
+    assert client.cancel(running.id) is None

@@ -278,3 +278,17 @@ def test_jobs_list_offers_every_job_status():
     from clipline.job_commands import STATUSES
 
     assert STATUSES == tuple(status.value for status in JobStatus)
+
+
+def test_upload_prints_the_source_key_a_job_then_clips(local, media_dir):
+    from tests.local.conftest import Client
+
+    env = _jobs_cli_env(local, "cli-uploader")
+    uploaded = clipline("upload", str(media_dir / "speech.mp4"), env=env)
+    (source_key,) = uploaded.stdout.split()
+    assert source_key.startswith("uploads/") and source_key.endswith("/speech.mp4")
+    assert "clip it with sourceKey" in uploaded.stderr
+    client = Client(env["CLIPLINE_URL"], env["CLIPLINE_API_KEY"])
+    created = client.request("POST", "/api/jobs", {"sourceKey": source_key, "start": 0, "end": 1})
+    assert created.status == 202, created.body
+    assert client.wait(created.body["id"])["status"] == "succeeded"

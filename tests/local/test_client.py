@@ -292,3 +292,22 @@ def test_the_python_in_docs_client_md_compiles():
     assert len(blocks) >= 5
     for number, block in enumerate(blocks):
         compile(block, f"docs/client.md python block {number + 1}", "exec")
+
+
+def test_a_file_is_uploaded_with_progress_then_clipped_and_a_refused_upload_raises(local, media_dir, tmp_path):
+    client = client_of(local)
+    sample = media_dir / "speech.mp4"
+    seen: list[tuple[int, int]] = []
+    # When the file is uploaded, and the upload given to create_job as the source
+    upload = client.upload_file(sample, on_progress=lambda done, total: seen.append((done, total)))
+    assert upload.headers["Content-Type"] == "video/mp4" and upload.source_key.endswith("/speech.mp4")
+    assert seen[-1] == (sample.stat().st_size, sample.stat().st_size) and len(seen) >= 1
+    job = client.wait(client.create_job(upload, 1, 2).id, timeout=60, poll_interval=0.2)
+    # Then the job clipped the upload
+    assert job.status.value == "succeeded" and job.request.source_key == upload.source_key
+    # And a file that is not audio or video is refused with the API's code
+    text = tmp_path / "notes.txt"
+    text.write_text("not media")
+    with pytest.raises(ClipLineApiError) as refused:
+        client.upload_file(text)
+    assert refused.value.code == "VALIDATION_FAILED" and refused.value.correlation_id

@@ -10,7 +10,7 @@ Methods return the API's own models (``JobView``, ``ResultView``, from ``cliplin
 and raise ``ClipLineClientError`` subclasses.
 """
 
-from ..api.schemas import ArtifactView, JobListView, JobView, ResultView
+from ..api.schemas import ArtifactView, JobListView, JobView, ResultView, UploadView
 from ._client import Client
 from .errors import (
     ApiConnectionError,
@@ -36,5 +36,6 @@ __all__ = [
     "RateLimitedError",
     "ResultView",
     "UnexpectedAnswerError",
+    "UploadView",
     "WaitTimeoutError",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import mimetypes
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
@@ -11,7 +12,7 @@ from typing import Any, TypeVar
 import urllib3
 from pydantic import BaseModel, ValidationError
 
-from ..api.schemas import JobListView, JobView, ResultView
+from ..api.schemas import JobListView, JobView, ResultView, UploadView
 from ._transport import IDEMPOTENCY_HEADER, Answer, RetryPolicy, Transport
 from .errors import JobNotReadyError, UnexpectedAnswerError, WaitTimeoutError
 
@@ -61,7 +62,7 @@ class Client:
 
     def create_job(
         self,
-        source_url: str,
+        source: str | UploadView,
         start: float | str,
         end: float | str,
         *,
@@ -77,7 +78,9 @@ class Client:
     ) -> JobView:
         """Create a clip job (``POST /api/jobs``); it runs on its own, and ``wait`` follows it.
 
-        ``start`` and ``end`` are seconds (a float) or ``[HH:]MM:SS[.mmm]``. ``subtitles`` is
+        ``source`` is the http(s) URL of the media, or an upload ``upload_file`` returned (the
+        job clips it by its ``sourceKey``). ``start`` and ``end`` are seconds (a float) or
+        ``[HH:]MM:SS[.mmm]``. ``subtitles`` is
         SubRip text to burn in (with ``burn_subtitles=True``). ``subtitle_style`` takes
         ``SubtitleStyle`` or its fields. Arguments left ``None`` are not sent, so the service's
         defaults apply; the service checks everything sent and refuses with a ``ClipLineApiError``.
@@ -86,7 +89,8 @@ class Client:
         create a second job. Pass your own to make a retry of this whole call safe too (the same
         request with the same key within 24 hours returns the same job).
         """
-        body: dict[str, Any] = {"sourceUrl": source_url, "start": start, "end": end}
+        origin = {"sourceKey": source.source_key} if isinstance(source, UploadView) else {"sourceUrl": source}
+        body: dict[str, Any] = {**origin, "start": start, "end": end}
         optional = {
             "transcribe": transcribe,
             "language": language,
@@ -215,11 +219,30 @@ class Client:
         answer = self._http.call("DELETE", f"/api/jobs/{job_id}")
         return None if answer.status == _NO_CONTENT else _parse(JobView, answer)
 
-    # ---- upload_file: reserved for the change that brings uploads to the client --------------
-    # ``upload_file(path, ...)`` goes here: POST /api/uploads for a signed PUT link, the PUT of
-    # the file, and the upload's sourceKey back for create_job to clip. Until that change,
-    # create_job sends a ``source_url`` only, never a ``sourceKey``.
-    # ------------------------------------------------------------------------------------------
+    def upload_file(
+        self,
+        path: str | Path,
+        *,
+        content_type: str | None = None,
+        on_progress: Callable[[int, int], None] | None = None,
+    ) -> UploadView:
+        """Upload a media file for jobs to clip: ``POST /api/uploads`` for a signed link, then one streamed PUT.
+
+        ``content_type`` defaults to what the file name suggests (``video/mp4`` for ``.mp4``).
+        ``on_progress(bytes_sent, total_bytes)`` follows the PUT. Pass the returned upload to
+        ``create_job`` as its source, as often as you like until its ``upload_expires_at``.
+
+        Raises:
+            ClipLineApiError: the API refused the upload (``UPLOAD_TOO_LARGE``,
+                ``VALIDATION_FAILED`` for a type that is not audio or video), or storage refused
+                the PUT (``HTTP_403`` from S3, ``LINK_INVALID`` or ``LINK_EXPIRED`` locally).
+        """
+        file = Path(path)
+        media_type = content_type or mimetypes.guess_type(file.name)[0] or "application/octet-stream"
+        body = {"fileName": file.name, "contentType": media_type, "sizeBytes": file.stat().st_size}
+        upload = _parse(UploadView, self._http.call("POST", "/api/uploads", body=body))
+        self._http.put_file(upload.url, file, upload.headers, on_progress)
+        return upload
 
     def _remember_poll_after(self, job_id: str, seconds: float | None) -> None:
         if seconds is not None:

@@ -6,6 +6,7 @@ dependencies, pools connections, and streams bodies without holding them whole.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import random
@@ -15,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 from urllib.parse import urlencode
 
 import urllib3
@@ -28,6 +29,7 @@ IDEMPOTENCY_HEADER = "Idempotency-Key"
 _RETRIED_STATUSES = frozenset({RATE_LIMIT_STATUS, UNAVAILABLE_STATUS})
 _USER_AGENT = "clipline-python-client"
 DOWNLOAD_CHUNK_BYTES = 256 * 1024
+UPLOAD_CHUNK_BYTES = 256 * 1024
 
 
 @dataclass(frozen=True)
@@ -139,6 +141,27 @@ class Transport:
             partial.unlink(missing_ok=True)
         return target
 
+    def put_file(
+        self, url: str, path: Path, headers: Mapping[str, str], on_chunk: Callable[[int, int], None] | None = None
+    ) -> None:
+        """PUT ``path`` to a signed upload link, read a chunk at a time, never held whole.
+
+        Sent once, never retried: a link is for one PUT, and what a failed one stored is
+        nothing. No API key is sent; the link is its own credential (an S3 presigned URL on AWS).
+        """
+        size = path.stat().st_size
+        sent = {"User-Agent": _USER_AGENT, **headers, "Content-Length": str(size)}
+        try:
+            with path.open("rb") as file:
+                response = self._pool.request(
+                    "PUT", url, body=_Counted(file, size, on_chunk), headers=sent, timeout=self._timeout,
+                    retries=False, redirect=False, chunked=False,
+                )  # fmt: skip
+        except urllib3.exceptions.HTTPError as error:
+            raise ApiConnectionError(f"uploading {path.name} to {_without_query(url)} failed: {error}") from error
+        if response.status >= 400:
+            raise api_error(response.status, response.data, response.headers, None)
+
     @contextmanager
     def _stream(self, url: str) -> Iterator[urllib3.BaseHTTPResponse]:
         response = self._send("GET", url, {"User-Agent": _USER_AGENT}, None, stream=True)
@@ -211,3 +234,23 @@ def _discard(response: urllib3.BaseHTTPResponse) -> None:
 def _without_query(url: str) -> str:
     """The URL without its query, which for an artifact link is a signature not to print."""
     return url.partition("?")[0]
+
+
+class _Counted(io.RawIOBase):
+    """A file read for a request body, telling ``on_chunk`` how far the read has got."""
+
+    def __init__(self, file: BinaryIO, size: int, on_chunk: Callable[[int, int], None] | None) -> None:
+        self._file = file
+        self._size = size
+        self._on_chunk = on_chunk
+        self._done = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        chunk = self._file.read(UPLOAD_CHUNK_BYTES if size is None or size < 0 else size)
+        self._done += len(chunk)
+        if chunk and self._on_chunk is not None:
+            self._on_chunk(self._done, self._size)
+        return chunk
