@@ -35,6 +35,7 @@ BENCHMARKS = {
     "sweep": "cleanup sweep",
     "aws_host": "AWS host (simulated)",
     "webhooks": "webhooks",
+    "job_management": "job management",
 }
 DOC = REPO_ROOT / "docs" / "performance.md"
 RESULTS_MARKERS = ("<!-- bench:results:begin -->", "<!-- bench:results:end -->")

@@ -291,13 +291,19 @@ def test_the_readme_tours_api_examples_answer_as_shown_on_the_aws_host(dev_stack
     job = dev_stack.client.create(source.url("sample.mp4"), "00:01:00", 70.5)
     assert dev_stack.client.wait(job.body["id"], timeout=90)["status"] == "succeeded"
     links = dev_stack.client.request("GET", f"/api/jobs/{job.body['id']}/result").body["artifacts"]
+    sample = source.root / "sample.mp4"
+    upload = dev_stack.client.request(
+        "POST", "/api/uploads", {"fileName": "talk.mp4", "contentType": "video/mp4", "sizeBytes": sample.stat().st_size}
+    ).body
     env = {"PATH": os.environ["PATH"], "LC_ALL": "C", "KEY": dev_stack.summary["apiKey"], "JOB_ID": job.body["id"],
-           "CLIP_URL": links[0]["url"]}  # fmt: skip
+           "CLIP_URL": links[0]["url"], "SAMPLE_FILE": str(sample), "UPLOAD_URL": upload["url"],
+           "UPLOAD_KEY": upload["sourceKey"]}  # fmt: skip
     on_the_api = [
         example for example in tour
-        if all("/api/" in url or url == env["CLIP_URL"] for _, url in requests_in(example.script, env))
+        if all("/api/" in url or url in (env["CLIP_URL"], env["UPLOAD_URL"]) for _, url in requests_in(example.script, env))
     ]  # fmt: skip
-    assert len(on_the_api) == 5, [example.id for example in tour]
+    # The tour's clip, its status and result, its download, an upload (link, PUT to S3, clip), and a refusal
+    assert len(on_the_api) == 8, [example.id for example in tour]
     # When each runs with curl against the deployed API, Then it answers as the README shows
     for example in on_the_api:
         outcome = run_example(example, dev_stack.summary["apiUrl"], source.url("sample.mp4"), env, tmp_path)

@@ -13,12 +13,14 @@ from moto import mock_aws
 
 from clipline.adapters.aws.dynamo_asr_job_repository import DynamoAsrJobRepository
 from clipline.adapters.aws.dynamo_job_repository import DynamoJobRepository
+from clipline.adapters.aws.dynamo_upload_repository import DynamoUploadRepository
 from clipline.adapters.aws.s3_artifact_store import S3ArtifactStore
 from clipline.composition import install
 from clipline.domain.asr_jobs import AsrJob, AsrStatus
 from clipline.domain.jobs import ClipRequest, JobChange, new_job
 from clipline.domain.ports import IdempotencyClaim
 from clipline.domain.transcription import transcript_cache_prefix
+from clipline.domain.uploads import new_upload
 from clipline.domain.use_cases import TRANSCRIPT_ARTIFACTS, artifact_key
 from clipline.local.lambda_runtime import invoke
 from tests.fakes import FixedClock, an_asr_record, create_moto_jobs_table, fake_services
@@ -329,3 +331,22 @@ def test_a_malformed_record_is_reported_and_the_rest_of_the_batch_still_runs(wor
     assert world.keys() == {key for key in before if not key.startswith(f"jobs/{expired}/")}
     assert entry.transcript_key in world.keys()
 
+
+
+def test_ttl_removal_of_an_upload_deletes_its_object_and_no_other(world, clock):
+    # Given two uploads in the table, each with its object in the bucket, one of them expired
+    uploads = DynamoUploadRepository(world.dynamodb, TABLE)
+    expired, kept = (
+        new_upload("key-1", "talk.mp4", "video/mp4", 3, clock.now(), timedelta(minutes=15), retention)
+        for retention in (timedelta(hours=1), timedelta(days=2))
+    )
+    for upload in (expired, kept):
+        uploads.create(upload)
+        world.services.artifacts.put_bytes(upload.source_key, b"abc", "video/mp4")
+    clock.advance(hours=2)
+    # When TTL removes the expired one's item
+    response = handle(world.ttl_removal(f"UPLOAD#{expired.id}"))
+    # Then its object is gone and the other's is there
+    assert response == {"batchItemFailures": []}
+    assert expired.source_key not in world.keys() and kept.source_key in world.keys()
+    assert world.services.telemetry.total("ExpiredObjectsDeleted", kind="upload") == 1

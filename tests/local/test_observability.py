@@ -49,7 +49,7 @@ def transcribed(client: Client, url: str, start: float, end: float, correlation_
 def after_jobs(observed, media_server):
     """A transcribed job, the same one again (a cache hit), a job that falls back to
     re-encoding and announces its end by webhook (twice), a job whose source is missing
-    (then deleted), a job cancelled as it probes, and a key pushed past its throttle."""
+    (then deleted), an upload link, a job cancelled as it probes, and a key pushed past its throttle."""
     running, _ = observed
     client = running.client
     first = transcribed(client, media_server.url("speech.mp4"), 0, 6, "metrics-1")
@@ -66,6 +66,8 @@ def after_jobs(observed, media_server):
         receiver.wait_for(2)
     missing = client.create(media_server.url("missing.mp4"), 0, 5).body["id"]
     assert client.wait(missing)["status"] == "failed"
+    # An upload link
+    assert client.request("POST", "/api/uploads", {"fileName": "a.mp4", "contentType": "video/mp4", "sizeBytes": 10}).status == 201
     # The failed job's record deleted, and a job on a source that never answers cancelled as it probes
     assert client.request("DELETE", f"/api/jobs/{missing}").status == 204
     with socket.socket() as silent:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import socket
 import time
 from datetime import datetime
 
@@ -145,3 +146,35 @@ def test_webhook_urls_the_egress_policy_refuses_are_400_at_create(tmp_path, medi
         assert strict.job_count() == 0
     finally:
         strict.service.stop()
+
+
+def test_a_cancelled_job_announces_job_cancelled_and_a_deleted_ones_pending_message_is_withdrawn(hooked, media_server):
+    with Receiver() as receiver, socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        body = {"sourceUrl": f"http://127.0.0.1:{silent.getsockname()[1]}/never.mp4", "start": 0, "end": 5,
+                "webhookUrl": receiver.url}  # fmt: skip
+        job_id = hooked.client.request("POST", "/api/jobs", body).body["id"]
+        while hooked.client.request("GET", f"/api/jobs/{job_id}").body["stage"] != "probe":
+            time.sleep(0.05)
+        # When the running job is cancelled
+        assert hooked.client.request("DELETE", f"/api/jobs/{job_id}").status == 202
+        receiver.wait_for(1)
+    # Then its end is announced, signed, as job.cancelled, with the job as it is now
+    ((headers, sent),) = receiver.received
+    event = Verifier(_secret(hooked)).verify(sent, headers)
+    assert event["type"] == "job.cancelled" and event["data"]["status"] == "cancelled"
+    assert _wait_for_state(hooked, job_id, "delivered")["events"][-1]["type"] == "jobCancelled"
+    # And an ended job whose receiver keeps failing, once deleted, is sent no more
+    with Receiver(500, 500, 500) as failing:
+        ended = _job_with_hook(hooked, media_server, failing.url)
+        failing.wait_for(1)
+        assert hooked.client.request("DELETE", f"/api/jobs/{ended['id']}").status == 204
+        withdrawn = _wait_for_state(hooked, ended["id"], "withdrawn")
+        # An attempt already on its way when the job was deleted lands within the 1 s attempt timeout
+        time.sleep(1.1)
+        tried = len(failing.received)
+        time.sleep(1.5)  # past the rest of the 0.5 s schedule
+        assert len(failing.received) == tried and withdrawn["status"] == "deleted"
+    redelivery = hooked.client.request("POST", f"/api/jobs/{ended['id']}/webhook/redeliver")
+    assert (redelivery.status, redelivery.code) == (410, "JOB_DELETED")
