@@ -65,15 +65,7 @@ class S3ArtifactStore:
         return StorageUnavailableError(f"could not read {key}: {error}")
 
     def exists(self, key: str) -> bool:
-        try:
-            self._client.head_object(Bucket=self._bucket, Key=key)
-            return True
-        except ClientError as error:
-            if error.response["Error"]["Code"] in ("404", "NoSuchKey", "NotFound"):
-                return False
-            raise StorageUnavailableError(f"could not look up {key}: {error}") from error
-        except BotoCoreError as error:
-            raise StorageUnavailableError(f"could not look up {key}: {error}") from error
+        return self.stat(key) is not None
 
     def list_keys(self, prefix: str) -> list[str]:
         try:
