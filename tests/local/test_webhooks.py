@@ -148,7 +148,16 @@ def test_webhook_urls_the_egress_policy_refuses_are_400_at_create(tmp_path, medi
         strict.service.stop()
 
 
-def test_a_cancelled_job_announces_job_cancelled_and_a_deleted_ones_pending_message_is_withdrawn(hooked, media_server):
+@pytest.fixture
+def own_hooked(tmp_path):
+    """A service of the test's own: tests above start and stop services, and a stopped one uninstalls the graph."""
+    running = start_service(tmp_path, webhook_retry_schedule="0.5,0.5", webhook_timeout_seconds=1)
+    yield running
+    running.service.stop()
+
+
+def test_a_cancelled_job_announces_job_cancelled_and_a_deleted_ones_pending_message_is_withdrawn(own_hooked, media_server):
+    hooked = own_hooked
     with Receiver() as receiver, socket.socket() as silent:
         silent.bind(("127.0.0.1", 0))
         silent.listen()
