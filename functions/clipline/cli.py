@@ -421,9 +421,28 @@ def _clip_through(client: Client, args: argparse.Namespace) -> int:
         cause = f": {job.error.code}: {job.error.message}" if job.error else ""
         print(f"job {job.id} {job.status.value}{cause}", file=sys.stderr)
         return 1
-    saved = client.download(job.id, args.out)
+    saved = _download_with_progress(client, job.id, args.out)
     _print_clip_report(job, saved)
     return 0
+
+
+def _download_with_progress(client: Client, job_id: str, out: Path) -> dict[str, Path]:
+    """Every artifact into ``out``, with one byte-counting progress bar per artifact on stderr."""
+    from tqdm import tqdm
+
+    bars: dict[str, tqdm] = {}
+
+    def show(name: str, done: int, total: int | None) -> None:
+        bar = bars.get(name)
+        if bar is None:
+            bar = bars[name] = tqdm(total=total, unit="B", unit_scale=True, desc=name, file=sys.stderr, dynamic_ncols=True)
+        bar.update(done - bar.n)
+
+    try:
+        return client.download(job_id, out, on_progress=show)
+    finally:
+        for bar in bars.values():
+            bar.close()
 
 
 def _print_clip_report(job: JobView, saved: dict[str, Path]) -> None:
