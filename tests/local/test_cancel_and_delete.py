@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,19 +25,9 @@ FAST_HEAD_BYTES = 256 * 1024
 TRICKLE_BYTES_PER_SECOND = 150 * 1024
 
 
-class TricklingMediaServer(MediaServer):
-    def _count(self, chunks: Iterable[bytes]) -> Iterator[bytes]:
-        sent = 0
-        for chunk in super()._count(chunks):
-            if sent > FAST_HEAD_BYTES:
-                time.sleep(len(chunk) / TRICKLE_BYTES_PER_SECOND)
-            sent += len(chunk)
-            yield chunk
-
-
 @pytest.fixture(scope="module")
 def trickling_source(media_dir):
-    with TricklingMediaServer(media_dir) as server:
+    with MediaServer(media_dir, trickle_after_bytes=FAST_HEAD_BYTES, trickle_bytes_per_second=TRICKLE_BYTES_PER_SECOND) as server:
         yield server
 
 

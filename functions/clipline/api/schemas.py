@@ -114,7 +114,7 @@ class CreateJobBody(_Wire):
     def _one_source(self) -> "CreateJobBody":
         given = {"source_url", "source_key"} & self.model_fields_set
         if len(given) != 1:
-            raise ValueError("give either sourceUrl or sourceKey")
+            raise ValueError("give exactly one of sourceUrl and sourceKey")
         return self
 
 

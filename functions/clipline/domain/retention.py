@@ -46,7 +46,7 @@ class _Reference(BaseModel):
     model_config = ConfigDict(frozen=True, populate_by_name=True, alias_generator=to_camel, extra="ignore")
 
 
-class _JobReference(_Reference):
+class _IdReference(_Reference):
     id: str = Field(pattern=_ID_PATTERN)
 
 
@@ -87,7 +87,7 @@ def remove_artifacts_of_expired_record(
         return _remove_job_artifacts(services, _job_id(document, pk))
     if record_type == UPLOAD_RECORD and document is not None:
         # Its own folder only, whatever else the document says.
-        return delete_expired_objects(services, upload_prefix(_JobReference.model_validate(document).id), "upload")
+        return delete_expired_objects(services, upload_prefix(_IdReference.model_validate(document).id), "upload")
     if record_type in (ASR_JOB_RECORD, TRANSCRIPT_CACHE_RECORD) and document is not None:
         reference = _TranscriptReference.model_validate(document)
         # Only the finished record is the cache entry; the others point at its transcript or own none.
@@ -98,9 +98,9 @@ def remove_artifacts_of_expired_record(
 
 def _job_id(document: Mapping[str, Any] | None, pk: str | None) -> str:
     if document is not None:
-        return _JobReference.model_validate(document).id
+        return _IdReference.model_validate(document).id
     if pk is not None and pk.startswith(_JOB_KEY_PREFIX):
-        return _JobReference(id=pk.removeprefix(_JOB_KEY_PREFIX)).id
+        return _IdReference(id=pk.removeprefix(_JOB_KEY_PREFIX)).id
     raise errors.InternalError(f"a removed job record has neither a document nor a job key ({pk!r})")
 
 

@@ -228,15 +228,9 @@ class _GatewayRequestHandler(ProxyRequestHandler):
             raise errors.RouteNotFoundError("uploads are not taken yet")
         # Whatever happens, the body is not read as a next request.
         self.close_connection = True
-        declared_type = (query.get("type") or [""])[-1]
-        declared_size = (query.get("size") or [""])[-1]
+        declared_type, declared_size = _last(query, "type"), _last(query, "size")
         dependencies.signer.verify_upload(
-            key,
-            (query.get("expires") or [""])[-1],
-            declared_type,
-            declared_size,
-            (query.get("signature") or [""])[-1],
-            dependencies.now(),
+            key, _last(query, "expires"), declared_type, declared_size, _last(query, "signature"), dependencies.now()
         )
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
             raise errors.LinkInvalidError("send the upload with Content-Length, not chunked")
@@ -254,9 +248,7 @@ class _GatewayRequestHandler(ProxyRequestHandler):
         dependencies = self.server.dependencies
         if dependencies is None:
             raise errors.RouteNotFoundError("artifacts are not served yet")
-        expires = (query.get("expires") or [""])[-1]
-        signature = (query.get("signature") or [""])[-1]
-        dependencies.signer.verify(key, expires, signature, dependencies.now())
+        dependencies.signer.verify(key, _last(query, "expires"), _last(query, "signature"), dependencies.now())
         path = dependencies.artifacts.path_of(key)
         if not path.is_file():
             raise errors.ArtifactNotFoundError("the artifact no longer exists")
@@ -271,3 +263,8 @@ class _GatewayRequestHandler(ProxyRequestHandler):
         if self.command == "GET":
             with path.open("rb") as file:
                 shutil.copyfileobj(file, self.wfile, _COPY_CHUNK)
+
+
+def _last(query: dict[str, list[str]], name: str) -> str:
+    """The last value of ``name`` in a parsed query string, or "" when it has none."""
+    return (query.get(name) or [""])[-1]

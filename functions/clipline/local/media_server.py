@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -21,8 +22,14 @@ from werkzeug.wrappers import Request
 class MediaServer:
     """Serves ``root`` on 127.0.0.1 in a background thread and counts bytes and requests."""
 
-    def __init__(self, root: Path, port: int = 0) -> None:
+    def __init__(
+        self, root: Path, port: int = 0, *, trickle_after_bytes: int | None = None, trickle_bytes_per_second: float = 0
+    ) -> None:
+        """With ``trickle_after_bytes``, each answer past that many bytes is sent at ``trickle_bytes_per_second``:
+        a slow source, so that tests and benchmarks can act on a cut while it still runs."""
         self.root = root.resolve()
+        self._trickle_after = trickle_after_bytes
+        self._trickle_rate = trickle_bytes_per_second
         self.bytes_sent = 0
         self.requests = 0
         self._lock = threading.Lock()
@@ -43,7 +50,11 @@ class MediaServer:
             self.requests = 0
 
     def _count(self, chunks: Iterable[bytes]) -> Iterator[bytes]:
+        sent = 0
         for chunk in chunks:
+            if self._trickle_after is not None and sent > self._trickle_after:
+                time.sleep(len(chunk) / self._trickle_rate)
+            sent += len(chunk)
             with self._lock:
                 self.bytes_sent += len(chunk)
             yield chunk

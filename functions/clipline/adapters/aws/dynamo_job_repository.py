@@ -139,7 +139,7 @@ class DynamoJobRepository:
         if item is None:
             raise JobNotFoundError(f"job {job_id} not found")
         claim_pk = item["claimPk"]["S"] if "claimPk" in item else None
-        job = Job.model_validate_json(current_document(item, self._retention))
+        job = self._job(item)
         return job, int(item["version"]["N"]), claim_pk
 
     def get(self, job_id: str) -> Job:
@@ -210,7 +210,7 @@ class DynamoJobRepository:
 
     def list_expired(self, now: datetime, limit: int) -> list[Job]:
         items = scan_expired(self._client, self._table, "job", now, limit)
-        return [Job.model_validate_json(current_document(item, self._retention)) for item in items]
+        return [self._job(item) for item in items]
 
     def list_owned(self, owner: str, *, status: JobStatus | None, limit: int, after: str | None) -> JobPage:
         """A query of the owner's partition of the ByOwner index, newest first.
@@ -252,6 +252,7 @@ class DynamoJobRepository:
         return JobPage(jobs=jobs, next_after=listing_key(jobs[-1]) if len(found) > limit else None)
 
     def _job(self, item: dict[str, Any]) -> Job:
+        """The job an item holds, its document upgraded from an older schema version if need be."""
         return Job.model_validate_json(current_document(item, self._retention))
 
     def list_unfinished(self, limit: int) -> list[Job]:
@@ -277,7 +278,7 @@ class DynamoJobRepository:
                     break
         except (ClientError, BotoCoreError) as error:
             raise _unavailable(error) from error
-        return [Job.model_validate_json(current_document(item, self._retention)) for item in found[:limit]]
+        return [self._job(item) for item in found[:limit]]
 
 
 def scan_expired(client: Any, table: str, item_type: str, now: datetime, limit: int) -> list[dict[str, Any]]:

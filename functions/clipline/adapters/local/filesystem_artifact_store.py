@@ -34,12 +34,20 @@ class LocalUrlSigner:
         self._secret = secret
 
     def signature(self, key: str, expires_epoch: int) -> str:
-        message = f"{key}\n{expires_epoch}".encode()
-        return hmac.new(self._secret, message, hashlib.sha256).hexdigest()
+        return self._mac(f"{key}\n{expires_epoch}")
 
     def upload_signature(self, key: str, expires_epoch: int, content_type: str, size_bytes: int) -> str:
-        message = f"PUT\n{key}\n{expires_epoch}\n{content_type}\n{size_bytes}".encode()
-        return hmac.new(self._secret, message, hashlib.sha256).hexdigest()
+        return self._mac(f"PUT\n{key}\n{expires_epoch}\n{content_type}\n{size_bytes}")
+
+    def verify(self, key: str, expires: str, signature: str, now: datetime) -> None:
+        """Raises:
+        LinkInvalidError: the link was altered or is not one of ours.
+        LinkExpiredError: the link is genuine but past its expiry.
+        """
+        if not expires.isdigit():
+            raise LinkInvalidError("the link is malformed")
+        expected = self.signature(key, int(expires))
+        _check(expected, signature, int(expires), now, "the link", "GET /api/jobs/{id}/result")
 
     def verify_upload(
         self, key: str, expires: str, content_type: str, size: str, signature: str, now: datetime
@@ -51,22 +59,18 @@ class LocalUrlSigner:
         if not expires.isdigit() or not size.isdigit():
             raise LinkInvalidError("the upload link is malformed")
         expected = self.upload_signature(key, int(expires), content_type, int(size))
-        if not hmac.compare_digest(expected, signature):
-            raise LinkInvalidError("the upload link's signature does not match")
-        if now.timestamp() >= int(expires):
-            raise LinkExpiredError("the upload link has expired; ask POST /api/uploads for a new one")
+        _check(expected, signature, int(expires), now, "the upload link", "POST /api/uploads")
 
-    def verify(self, key: str, expires: str, signature: str, now: datetime) -> None:
-        """Raises:
-        LinkInvalidError: the link was altered or is not one of ours.
-        LinkExpiredError: the link is genuine but past its expiry.
-        """
-        if not expires.isdigit():
-            raise LinkInvalidError("the link is malformed")
-        if not hmac.compare_digest(self.signature(key, int(expires)), signature):
-            raise LinkInvalidError("the link's signature does not match")
-        if now.timestamp() >= int(expires):
-            raise LinkExpiredError("the link has expired; ask GET /api/jobs/{id}/result for a new one")
+    def _mac(self, message: str) -> str:
+        return hmac.new(self._secret, message.encode(), hashlib.sha256).hexdigest()
+
+
+def _check(expected: str, signature: str, expires_epoch: int, now: datetime, link: str, renewal: str) -> None:
+    """A link's signature, then its expiry: a forged link is refused as invalid, whatever its expiry says."""
+    if not hmac.compare_digest(expected, signature):
+        raise LinkInvalidError(f"{link}'s signature does not match")
+    if now.timestamp() >= expires_epoch:
+        raise LinkExpiredError(f"{link} has expired; ask {renewal} for a new one")
 
 
 # A write in progress: a hidden name in the target's folder, renamed into place when complete.

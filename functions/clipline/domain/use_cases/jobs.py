@@ -90,7 +90,7 @@ def create_job(
         raise errors.InvalidTimeRangeError(f"start ({start}s) must be before end ({end}s)")
     subtitles = _own_subtitles(request)
     if (request.source_url is None) == (request.source_key is None):
-        raise errors.ValidationFailedError("give either sourceUrl or sourceKey, not both")
+        raise errors.ValidationFailedError("give exactly one of sourceUrl and sourceKey")
     clip_request = ClipRequest(
         source_url=_canonical_scheme(request.source_url) if request.source_url is not None else None,
         source_key=request.source_key,
