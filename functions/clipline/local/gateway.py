@@ -4,7 +4,7 @@ It does what API Gateway, its usage plans, WAF and S3 do in AWS: checks
 ``x-api-key``, applies the key's throttle and quota and the per-address job
 creation limit, maps each route to its Lambda handler with the same event shape,
 and serves signed artifact links. Without a key it also answers ``/health``,
-``/metrics`` and ``/openapi.json``.
+``/metrics``, ``/openapi.json`` and the web console at ``/console/``.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import mimetypes
 import re
-import shutil
 import threading
 import uuid
 from dataclasses import dataclass
@@ -21,6 +20,8 @@ from http import HTTPStatus
 from http.server import ThreadingHTTPServer
 from typing import Callable
 from urllib.parse import parse_qs, unquote, urlsplit
+
+from werkzeug.http import parse_range_header
 
 from ..adapters.local.filesystem_artifact_store import FilesystemArtifactStore, LocalUrlSigner
 from ..adapters.local.sqlite_api_key_store import SqliteApiKeyStore
@@ -33,6 +34,7 @@ from ..domain.ports import Telemetry
 from ..domain.rate_limits import RequestLimiter, UsagePlan
 from ..observability import logger
 from . import lambda_runtime
+from .console_site import CONSOLE_ROOT, console_response
 from .prometheus_metrics import PrometheusMetrics
 from .proxy_events import ProxyRequestHandler, proxy_response_parts, rest_proxy_event
 
@@ -101,6 +103,8 @@ class _GatewayRequestHandler(ProxyRequestHandler):
             elif path == "/openapi.json" and self.command in ("GET", "HEAD"):
                 # The API's description is public, like the docs it is generated with.
                 self._send_json(200, openapi_document(), request_id)
+            elif (path + "/").startswith(CONSOLE_ROOT) and self.command in ("GET", "HEAD"):
+                self._serve_console(path)
             elif path.startswith("/artifacts/") and self.command in ("GET", "HEAD"):
                 self._serve_artifact(path.removeprefix("/artifacts/"), parse_qs(url.query), request_id)
             elif path.startswith("/uploads/") and self.command == "PUT":
@@ -217,6 +221,17 @@ class _GatewayRequestHandler(ProxyRequestHandler):
         if self.command == "GET":
             self.wfile.write(payload)
 
+    def _serve_console(self, path: str) -> None:
+        """The console's files; like the API's description, they hold nothing that needs a key."""
+        response = console_response(path)
+        self.send_response(response.status)
+        for name, value in response.headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(response.body)))
+        self.end_headers()
+        if self.command == "GET":
+            self.wfile.write(response.body)
+
     def _store_upload(self, key: str, query: dict[str, list[str]], request_id: str) -> None:
         """One PUT through a signed upload link, stored only whole and only as declared, as S3 would.
 
@@ -253,16 +268,39 @@ class _GatewayRequestHandler(ProxyRequestHandler):
         if not path.is_file():
             raise errors.ArtifactNotFoundError("the artifact no longer exists")
         size = path.stat().st_size
-        self.send_response(HTTPStatus.OK)
+        start, stop = 0, size
+        status = HTTPStatus.OK
+        # Players seek with Range requests, as they do on S3; a header that does not parse is ignored.
+        requested = parse_range_header(self.headers.get("Range"))
+        if requested is not None:
+            span = requested.range_for_length(size)
+            if span is None:
+                self.send_response(HTTPStatus.REQUESTED_RANGE_NOT_SATISFIABLE)
+                self.send_header("Content-Range", f"bytes */{size}")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            (start, stop), status = span, HTTPStatus.PARTIAL_CONTENT
+        self.send_response(status)
         self.send_header("Content-Type", mimetypes.guess_type(path.name)[0] or "application/octet-stream")
-        self.send_header("Content-Length", str(size))
+        self.send_header("Content-Length", str(stop - start))
+        self.send_header("Accept-Ranges", "bytes")
+        if status == HTTPStatus.PARTIAL_CONTENT:
+            self.send_header("Content-Range", f"bytes {start}-{stop - 1}/{size}")
         self.send_header("Content-Disposition", f'attachment; filename="{path.name}"')
         self.send_header("Cache-Control", "private, max-age=0")
         self.send_header(CORRELATION_HEADER, self._correlation_id(request_id))
         self.end_headers()
         if self.command == "GET":
             with path.open("rb") as file:
-                shutil.copyfileobj(file, self.wfile, _COPY_CHUNK)
+                file.seek(start)
+                remaining = stop - start
+                while remaining > 0:
+                    chunk = file.read(min(_COPY_CHUNK, remaining))
+                    if not chunk:
+                        break
+                    self.wfile.write(chunk)
+                    remaining -= len(chunk)
 
 
 def _last(query: dict[str, list[str]], name: str) -> str:

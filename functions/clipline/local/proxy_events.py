@@ -120,6 +120,9 @@ class ProxyRequestHandler(BaseHTTPRequestHandler):
     def do_PATCH(self) -> None:  # noqa: N802
         self._dispatch()
 
+    def do_OPTIONS(self) -> None:  # noqa: N802
+        self._dispatch()
+
     def _dispatch(self) -> None:
         raise NotImplementedError
 

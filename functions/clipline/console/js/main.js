@@ -1,0 +1,31 @@
+// Wires the console together. Each module owns one part of the page; this file only
+// connects their callbacks and loads the configuration.
+import { loadConfig } from "./api.js";
+import { initCreate } from "./create.js";
+import { initErrors, showError } from "./errors.js";
+import { initJobPanel } from "./job.js";
+import { initJobsList } from "./jobs_list.js";
+import { getKey, initKey } from "./key.js";
+import { initOptions } from "./options.js";
+import { initPlayer } from "./player.js";
+import { initResults } from "./results.js";
+import { initStylePreview } from "./style_preview.js";
+
+initErrors();
+// Started first: API calls wait for it, so nothing goes to the wrong host.
+const config = loadConfig();
+
+const player = initPlayer();
+initOptions();
+initStylePreview(player.video);
+
+const results = initResults();
+let panel = null;
+const jobs = initJobsList({ onOpen: (job) => panel.open(job, { fresh: true }) });
+panel = initJobPanel({ results, onStatusChange: () => jobs.reload() });
+
+initKey({ onSaved: () => jobs.loadFirst(), onForgotten: () => jobs.clear() });
+initCreate({ player, panel, jobs });
+
+config.catch(showError);
+if (getKey()) jobs.loadFirst();

@@ -1,0 +1,271 @@
+"""The web console at /console/, used as a person would, in a real headless Chromium against local mode.
+
+A key is entered once, a range is set with the player, a transcribed and burned-in
+job runs with the real faster-whisper and is watched to success, its results play
+with their subtitle track, a cue seeks the clip, the clip downloads byte for byte,
+and a second job is cancelled. Hostile text from a job renders as text. Every page
+runs under the console's own Content-Security-Policy, and any violation fails.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from clipline.domain.transcripts import Segment, Transcript, Word
+
+from ..console_page import ConsolePage, browser_missing_reason, chromium
+from .conftest import RunningService, start_service
+
+pytestmark = pytest.mark.slow
+
+HOSTILE_TEXT = '<script>window.__owned = 1</script><img src="x" onerror="window.__owned = 2">'
+
+
+@pytest.fixture(scope="module")
+def browser():
+    reason = browser_missing_reason()
+    if reason:
+        if _required():
+            pytest.fail(reason)
+        pytest.skip(reason)
+    with chromium() as running:
+        yield running
+
+
+def _required() -> bool:
+    import os
+
+    return os.environ.get("CLIPLINE_BROWSER_TESTS") == "required"
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory: pytest.TempPathFactory, whisper_model: str) -> Iterator[RunningService]:
+    tmp = tmp_path_factory.mktemp("console")
+    running = start_service(
+        tmp, max_clip_seconds=120, whisper_model=whisper_model, asr_workers=1
+    )
+    yield running
+    running.service.stop()
+
+
+def console_url(running: RunningService) -> str:
+    return running.service.base_url + "/console/"
+
+
+def test_the_console_is_served_with_a_strict_policy_and_names_its_api_as_its_own_origin(service) -> None:
+    with urllib.request.urlopen(console_url(service), timeout=10) as answer:
+        headers = answer.headers
+        page = answer.read().decode()
+    policy = headers["Content-Security-Policy"]
+    assert "script-src 'self'" in policy and "frame-ancestors 'none'" in policy and "object-src 'none'" in policy
+    assert "unsafe-inline" not in policy and "unsafe-eval" not in policy
+    assert headers["X-Content-Type-Options"] == "nosniff"
+    assert headers["X-Frame-Options"] == "DENY"
+    assert '<script type="module" src="js/main.js">' in page
+    with urllib.request.urlopen(service.service.base_url + "/console/js/main.js", timeout=10) as script:
+        assert script.headers["Content-Type"].startswith("text/javascript")
+    with urllib.request.urlopen(service.service.base_url + "/console/config.json", timeout=10) as config:
+        assert json.load(config) == {"apiUrl": "/"}
+    # Nothing but the site's own files: the package's Python is not served.
+    with pytest.raises(urllib.error.HTTPError) as missing:
+        urllib.request.urlopen(service.service.base_url + "/console/__init__.py", timeout=10)
+    assert missing.value.code == 404
+
+
+def test_a_person_picks_a_range_runs_a_subtitled_job_plays_downloads_and_cancels(
+    browser, service, media_server, tmp_path: Path
+) -> None:
+    console = ConsolePage.open(browser, console_url(service))
+    # Given a key entered once, kept for the tab only
+    console.enter_key(service.client.api_key)
+    stored = console.page.evaluate("() => [sessionStorage.getItem('clipline.apiKey'), localStorage.length, document.cookie]")
+    assert stored == [service.client.api_key, 0, ""]
+    assert service.client.api_key not in console.page.url
+
+    # When the range is set on the player: in at the playhead, out by key, a frame forward, then back
+    duration = console.load_source(media_server.url("speech.mp4"))
+    assert duration == pytest.approx(13.5, abs=0.1)
+    console.seek_player(1.0)
+    console.page.click("#set-in")
+    console.seek_player(9.0)
+    console.page.locator("body").press("o")
+    assert console.range_seconds() == (1.0, 9.0)
+    console.page.click("#frame-forward")
+    console.page.locator("body").press("o")
+    assert console.range_seconds()[1] == pytest.approx(9.04, abs=0.001)
+    console.page.locator("body").press(",")
+    console.page.locator("body").press("o")
+    assert console.range_seconds() == (1.0, 9.0)
+    # ... and a typed timecode is taken as typed
+    console.page.fill("#in-time", "00:00:01.500")
+    console.page.locator("#in-time").press("Enter")
+    console.page.locator("#in-time").blur()
+    assert console.range_seconds() == (1.5, 9.0)
+    drawn = console.page.evaluate("() => [document.getElementById('range').style.left, document.getElementById('range').style.width]")
+    assert [float(value.rstrip("%")) for value in drawn] == [pytest.approx(1.5 / duration * 100, abs=0.5), pytest.approx(7.5 / duration * 100, abs=0.5)]
+
+    # And transcription with burned-in subtitles is chosen, the style previewed over the player
+    console.choose(transcribe=True, burn_subtitles=True)
+    assert console.page.is_visible("#style-preview")
+    console.page.fill("#font-size", "80")
+    console.page.locator("#font-size").dispatch_event("input")
+    preview_size, picture_height = console.page.evaluate(
+        "() => { const v = document.getElementById('player');"
+        " const scale = Math.min(v.clientWidth / v.videoWidth, v.clientHeight / v.videoHeight);"
+        " return [parseFloat(getComputedStyle(document.querySelector('#style-preview .preview-text')).fontSize),"
+        " v.videoHeight * scale] }"
+    )
+    # Sizes are pixels of a 1080-line frame, scaled to the picture as the burn-in scales them to the clip
+    assert preview_size == pytest.approx(80 * picture_height / 1080, rel=0.05)
+    console.screenshot("range-and-options")
+
+    job_id = console.create_job()
+    console.screenshot("running-job")
+    assert console.wait_for_status() == "succeeded", console.page.text_content("#job-error")
+    # Then the job's stages are drawn as the execution ran them
+    events = console.page.locator("#job-events li.job-event").all_text_contents()
+    assert any("Transcribe" in event for event in events) and any("BurnIn" in event for event in events), events
+    job = service.client.request("GET", f"/api/jobs/{job_id}").body
+    assert (job["request"]["startSeconds"], job["request"]["endSeconds"]) == (1.5, 9.0)
+    assert job["request"]["burnSubtitles"] and job["request"]["subtitleStyle"]["fontSize"] == 80
+
+    # And the clip plays with its subtitle track loaded, the burned clip beside it
+    console.wait_for("() => document.querySelectorAll('#transcript li.cue').length || null", timeout=20)
+    cues = console.page.evaluate(
+        "() => Array.from(document.getElementById('result-clip').textTracks[0].cues, c => [c.startTime, c.endTime])"
+    )
+    assert cues and console.page.locator("#transcript li.cue").count() == len(cues)
+    transcript = " ".join(console.page.locator("#transcript .cue-text").all_text_contents()).lower()
+    assert "clip" in transcript or len(transcript.split()) >= 5, transcript
+    assert console.page.is_visible("#result-burned")
+    console.page.evaluate("() => document.getElementById('result-clip').play()")
+    console.wait_for("() => document.getElementById('result-clip').currentTime > 0.2 || null")
+    # And clicking a cue seeks the clip to it
+    last_start = cues[-1][0]
+    console.page.locator("#transcript li.cue button").last.click()
+    # (a player can only seek where the server answers Range requests, as S3 and the gateway do)
+    played_from = console.wait_for(
+        "(start) => { const t = document.getElementById('result-clip').currentTime;"
+        " return t >= start - 0.05 && t < start + 1.5 ? t : null }",
+        last_start,
+    )
+    assert played_from
+    # And the cue playing is the one marked
+    console.wait_for("() => document.querySelector('#transcript li.cue:last-child.active') ? true : null")
+    console.screenshot("results")
+
+    # And the clip downloads, byte for byte what the job stored
+    with console.page.expect_download() as download:
+        console.page.click("#artifact-links a[data-artifact='clip']")
+    saved = tmp_path / "clip.mp4"
+    download.value.save_as(saved)
+    stored_clip = next(p for p in service.artifact_files(job_id) if p.name == "clip.mp4")
+    assert saved.read_bytes() == stored_clip.read_bytes()
+
+    # And a second job, over a long range, is cancelled from its panel while it runs
+    console.page.fill("#source-url", media_server.url("long.mp4"))
+    console.page.click("#load-source")
+    console.page.fill("#in-time", "00:00:10.000")
+    console.page.locator("#in-time").blur()
+    console.page.fill("#out-time", "00:01:50.000")
+    console.page.locator("#out-time").blur()
+    second = console.create_job()
+    assert second != job_id
+    console.page.click("#cancel-job")
+    assert console.wait_for_status(timeout=30) == "cancelled"
+    assert service.client.request("GET", f"/api/jobs/{second}").body["status"] == "cancelled"
+    assert not console.page.is_enabled("#cancel-job")
+
+    # And the job list shows both, newest first, with their status
+    console.page.click("#jobs-refresh")
+    console.wait_for(
+        "(id) => document.querySelector(`#jobs-table tr.job-row[data-job-id='${id}']`) ? true : null", second
+    )
+    rows = console.page.locator("#jobs-table tr.job-row")
+    assert [rows.nth(i).get_attribute("data-job-id") for i in range(2)] == [second, job_id]
+    assert "cancelled" in rows.nth(0).text_content() and "succeeded" in rows.nth(1).text_content()
+    console.screenshot("job-list")
+    assert console.problems == []
+
+
+def test_errors_show_their_code_message_and_correlation_id(browser, service) -> None:
+    console = ConsolePage.open(browser, console_url(service))
+    console.enter_key(service.client.api_key)
+    console.page.fill("#source-url", "http://127.0.0.1:1/none.mp4")
+    console.page.click("#load-source")
+    console.page.fill("#in-time", "00:00:05.000")
+    console.page.locator("#in-time").blur()
+    console.page.fill("#out-time", "00:00:02.000")
+    console.page.locator("#out-time").blur()
+    # The range never inverts in the console, so the refusal here is the API's: an end past the limit.
+    console.page.fill("#out-time", "00:10:00.000")
+    console.page.locator("#out-time").blur()
+    console.page.click("#create-job")
+    console.wait_for("() => !document.getElementById('error').hidden || null")
+    error = console.error()
+    assert error["code"] == "CLIP_TOO_LONG", error
+    assert error["correlation"].removeprefix("correlation id: ")
+    console.screenshot("error")
+    # A wrong key is refused, and the refusal is shown the same way
+    console.enter_key("not-a-key")
+    console.page.click("#jobs-refresh")
+    console.wait_for("() => document.querySelector('#error .error-code')?.textContent === 'FORBIDDEN' || null")
+    assert console.problems == []
+
+
+class HostileTranscriber:
+    """Speech recognised as markup: a cue whose words are a script and an image with a handler."""
+
+    provider = "fake"
+    model = "hostile"
+
+    def model_version(self) -> str:
+        return "hostile-1"
+
+    def transcribe(self, audio: Path, language: str | None, on_progress) -> Transcript:
+        words = tuple(
+            Word(start=0.2 + index * 0.3, end=0.45 + index * 0.3, text=text, probability=1.0)
+            for index, text in enumerate(HOSTILE_TEXT.split(" "))
+        )
+        segment = Segment(start=words[0].start, end=words[-1].end, text=HOSTILE_TEXT, words=words)
+        return Transcript(
+            language="en", duration_seconds=3.0, provider=self.provider, model=self.model,
+            model_version=self.model_version(), segments=(segment,),
+        )  # fmt: skip
+
+
+def test_hostile_subtitles_and_source_urls_render_as_text(browser, media_server, tmp_path: Path) -> None:
+    running = start_service(tmp_path, transcriber=HostileTranscriber(), asr_workers=1)
+    try:
+        console = ConsolePage.open(browser, console_url(running))
+        console.enter_key(running.client.api_key)
+        hostile_url = media_server.url("speech.mp4") + "?name=" + HOSTILE_TEXT.replace(" ", "%20")
+        console.page.fill("#source-url", hostile_url)
+        console.page.click("#load-source")
+        console.page.fill("#out-time", "00:00:03.000")
+        console.page.locator("#out-time").blur()
+        console.choose(transcribe=True)
+        console.create_job()
+        assert console.wait_for_status(timeout=120) == "succeeded", console.page.text_content("#job-error")
+        console.wait_for("() => document.querySelectorAll('#transcript li.cue').length || null", timeout=20)
+        cue_text = " ".join(console.page.locator("#transcript .cue-text").all_text_contents())
+        assert "<script>" in cue_text and "onerror" in cue_text
+        assert "<script>" in console.page.text_content("#job-source")
+        console.page.click("#jobs-refresh")
+        console.wait_for("() => document.querySelector('#jobs-table tr.job-row') ? true : null")
+        assert "<img" in console.page.text_content("#jobs-table tr.job-row")
+        # Nothing of it became an element, and nothing of it ran
+        injected = console.page.evaluate(
+            "() => [document.querySelectorAll('main script, main img, #transcript *:not(li):not(button):not(span)').length,"
+            " window.__owned === undefined]"
+        )
+        assert injected == [0, True]
+        console.screenshot("hostile-text")
+        assert console.problems == []
+    finally:
+        running.service.stop()
