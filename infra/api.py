@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Callable
 
-from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import Duration, Fn, RemovalPolicy, Stack
 from aws_cdk import aws_apigateway as apigateway
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_lambda as lambda_
@@ -39,6 +39,9 @@ ACCESS_LOG_FIELDS = {
     "errorMessage": "$context.error.message",
     "wafResponseCode": "$context.wafResponseCode",
 }
+# The headers a console request sends besides the CORS-safe ones.
+CORS_REQUEST_HEADERS = ("Content-Type", "X-Api-Key", "Idempotency-Key", "x-correlation-id")
+CORS_MAX_AGE = Duration.hours(1)
 # WAF counts requests over a window of 1, 2, 5 or 10 minutes; one minute matches the setting's unit.
 WAF_EVALUATION_WINDOW_SECONDS = 60
 # WAF refuses a rate limit below 10 per window.
@@ -134,8 +137,9 @@ class Api(Construct):
                 tracing_enabled=True,
             ),
         )
+        self.gateway_responses = {}
         for response_type, (status, code) in GATEWAY_RESPONSES.items():
-            self.rest_api.add_gateway_response(
+            self.gateway_responses[response_type] = self.rest_api.add_gateway_response(
                 f"{response_type.title().replace('_', '')}Response",
                 type=apigateway.ResponseType.of(response_type),
                 status_code=status,
@@ -156,8 +160,11 @@ class Api(Construct):
         }
 
         self.methods: list[apigateway.Method] = []
+        # Each route's resource with its methods, for the CORS preflight that allow_browser_origin answers.
+        self.route_methods: dict[str, tuple[apigateway.Resource, list[str]]] = {}
         for route in API_ROUTES:
             resource = self.rest_api.root.resource_for_path(route.resource)
+            self.route_methods.setdefault(route.resource, (resource, []))[1].append(route.method)
             method = resource.add_method(
                 route.method,
                 apigateway.LambdaIntegration(function_for_handler(route.handler)),
@@ -198,6 +205,29 @@ class Api(Construct):
             resource_arn=self.rest_api.deployment_stage.stage_arn,
             web_acl_arn=self.web_acl.attr_arn,
         )
+
+    def allow_browser_origin(self, origin: str) -> None:
+        """Let pages from ``origin`` (the console's) call the API from a browser.
+
+        API Gateway answers their CORS preflights itself, without a key or a Lambda, and
+        its own refusals (a bad key, throttling) carry the header too, so the page can
+        read them; the functions' answers carry it from Powertools (CLIPLINE_CONSOLE_ORIGINS).
+        """
+        for resource, methods in self.route_methods.values():
+            resource.add_cors_preflight(
+                allow_origins=[origin],
+                allow_methods=sorted(methods),
+                allow_headers=list(CORS_REQUEST_HEADERS),
+                max_age=CORS_MAX_AGE,
+            )
+        for response in self.gateway_responses.values():
+            response.node.default_child.add_property_override(
+                "ResponseParameters",
+                {
+                    "gatewayresponse.header.Access-Control-Allow-Origin": Fn.join("", ["'", origin, "'"]),
+                    "gatewayresponse.header.Access-Control-Expose-Headers": "'x-correlation-id,Retry-After'",
+                },
+            )
 
     def _body_model(self, name: str, route: str) -> apigateway.Model:
         """The API Gateway model of the request body ``name`` (a clipline.api.schemas model), generated from it."""

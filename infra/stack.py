@@ -7,13 +7,16 @@ from typing import Any
 
 from aws_cdk import CfnOutput, Stack
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from clipline.api.routes import API_ROUTES
 from clipline.workflow import ASR_WORKER_HANDLER, TASK_HANDLERS, WEBHOOK_DELIVERY_HANDLER
 
 from . import acknowledge
 from .api import Api
 from .config import StageConfig
+from .console import Console
 from .ffmpeg_layer import FfmpegLayer
 from .functions import Functions, env_name
 from .monitoring import Monitoring
@@ -57,6 +60,15 @@ class ClipStack(Stack):
         state_machine = pipeline.state_machine
         api = Api(self, "Api", config=config, function_for_handler=functions.by_handler)
         storage.remove_expired_artifacts_with(functions["RemoveExpiredArtifacts"])
+        console = Console(
+            self,
+            "Console",
+            rest_api=api.rest_api,
+            artifacts_bucket=storage.artifacts_bucket,
+            access_logs_bucket=storage.access_logs_bucket,
+            removal_policy=storage.removal_policy,
+        )
+        self._let_console_call(console, api, storage, functions)
 
         # The status and result routes only read: a record of an older schema is upgraded in memory, never
         # rewritten on read. The result route presigns GetObject links, which work only if its role may get them.
@@ -123,6 +135,7 @@ class ClipStack(Stack):
         self._acknowledge_grant_wildcards(storage, task_functions, worker)
 
         CfnOutput(self, "ApiUrl", value=api.rest_api.url)
+        CfnOutput(self, "ConsoleUrl", value=console.origin + "/")
         CfnOutput(self, "StateMachineArn", value=state_machine.state_machine_arn)
         CfnOutput(self, "StateMachineName", value=state_machine.state_machine_name)
         CfnOutput(self, "JobsTableName", value=storage.jobs_table.table_name)
@@ -132,6 +145,24 @@ class ClipStack(Stack):
         CfnOutput(self, "AlarmTopicArn", value=monitoring.alarm_topic.topic_arn)
         for plan_name, plan in api.usage_plans.items():
             CfnOutput(self, f"{plan_name.title()}UsagePlanId", value=plan.usage_plan_id)
+
+    @staticmethod
+    def _let_console_call(console: Console, api: Api, storage: Storage, functions: Functions) -> None:
+        """CORS for the console's origin: on the API, in its functions' answers, and on the artifact links."""
+        api.allow_browser_origin(console.origin)
+        for route in API_ROUTES:
+            functions.by_handler(route.handler).add_environment(env_name("console_origins"), console.origin)
+        # The page PUTs uploads and fetches subtitles (for the player's track) straight from S3. Any origin
+        # may: a presigned link is its own authorization (anyone holding it can already use it), no
+        # credentials are allowed, and naming the console here would make the bucket depend on the
+        # distribution whose CSP names the bucket.
+        storage.artifacts_bucket.add_cors_rule(
+            allowed_methods=[s3.HttpMethods.GET, s3.HttpMethods.HEAD, s3.HttpMethods.PUT],
+            allowed_origins=["*"],
+            allowed_headers=["content-type"],
+            exposed_headers=["ETag"],
+            max_age=3600,
+        )
 
     def _acknowledge_grant_wildcards(
         self, storage: Storage, task_functions: dict[str, lambda_.Function], worker: lambda_.Function

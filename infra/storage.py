@@ -34,6 +34,7 @@ class Storage(Construct):
     def __init__(self, scope: Construct, construct_id: str, *, config: StageConfig) -> None:
         super().__init__(scope, construct_id)
         removal = RemovalPolicy.DESTROY if config.removal_policy == "destroy" else RemovalPolicy.RETAIN
+        self.removal_policy = removal
 
         self.jobs_table = dynamodb.Table(
             self,

@@ -185,6 +185,7 @@ def build_aws_services(settings: Settings) -> Services:
         clock=clock,
         limits=limits,
         work_dir=settings.work_dir,
+        browser_origins=settings.console_origin_set,
         **media_services(settings),
     )
 

@@ -88,6 +88,12 @@ class Settings(BaseSettings):
         json_schema_extra={"group": "Sources"},
     )
 
+    console_origins: str = Field(
+        "",
+        description="Comma-separated origins (`https://console.example.com`) whose pages may call the API from a "
+        "browser (CORS). The stack sets its own console's; local mode's console shares the gateway's origin.",
+        json_schema_extra={"group": "Sources"},
+    )
     source_ports: str = Field(
         "80,443", description="Comma-separated ports a source URL may name.", json_schema_extra={"group": "Sources"}
     )
@@ -336,6 +342,10 @@ class Settings(BaseSettings):
     @property
     def source_port_set(self) -> frozenset[int]:
         return frozenset(int(port) for port in self.source_ports.split(",") if port.strip())
+
+    @property
+    def console_origin_set(self) -> frozenset[str]:
+        return frozenset(origin.strip().rstrip("/") for origin in self.console_origins.split(",") if origin.strip())
 
     @property
     def source_allowlist_patterns(self) -> tuple[str, ...]:

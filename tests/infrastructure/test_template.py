@@ -125,7 +125,7 @@ def test_the_tables_removal_policy_follows_the_stage(synthesis: Synthesis) -> No
 
 def test_every_bucket_is_private_encrypted_and_refuses_plain_http(dev_template_json) -> None:
     buckets = resources(dev_template_json, "AWS::S3::Bucket")
-    assert len(buckets) == 2  # artifacts and their access logs
+    assert len(buckets) == 3  # artifacts, their access logs, and the console site
     for bucket in buckets.values():
         properties = bucket["Properties"]
         assert properties["PublicAccessBlockConfiguration"] == {
@@ -142,7 +142,7 @@ def test_every_bucket_is_private_encrypted_and_refuses_plain_http(dev_template_j
         for statement in policy["Properties"]["PolicyDocument"]["Statement"]
         if statement["Effect"] == "Deny" and statement.get("Condition") == {"Bool": {"aws:SecureTransport": "false"}}
     ]
-    assert len(denied_plain_http) == 2
+    assert len(denied_plain_http) == 3
 
 
 def test_lifecycle_rules_expire_job_artifacts_and_transcripts_after_retention_as_a_backstop(
@@ -477,11 +477,12 @@ def test_execution_end_events_eventbridge_cannot_deliver_are_kept_encrypted_and_
 
 
 def test_every_route_is_a_lambda_proxy_method_that_requires_an_api_key(dev_template_json) -> None:
-    methods = resources(dev_template_json, "AWS::ApiGateway::Method")
+    all_methods = resources(dev_template_json, "AWS::ApiGateway::Method")
+    # OPTIONS answers the console's CORS preflights, without a key; tests/infrastructure/test_console_resources.py.
+    methods = {name: m for name, m in all_methods.items() if m["Properties"]["HttpMethod"] != "OPTIONS"}
     assert methods
     for method in methods.values():
-        if method["Properties"]["HttpMethod"] != "OPTIONS":
-            assert method["Properties"]["ApiKeyRequired"] is True
+        assert method["Properties"]["ApiKeyRequired"] is True
     integrations = {
         (m["Properties"]["HttpMethod"], json.dumps(m["Properties"]["Integration"]["Uri"])) for m in methods.values()
     }

@@ -282,6 +282,7 @@ class LocalService:
             clock=clock,
             limits=limits_from(self.settings),
             work_dir=self.settings.work_dir,
+            browser_origins=self.settings.console_origin_set,
             **media_services(self.settings),
         )
         install(services)

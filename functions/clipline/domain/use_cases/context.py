@@ -88,6 +88,8 @@ class Services:
     webhook_secrets: WebhookSecrets | None = None
     # Uploads: the API's upload route and job creation read them.
     uploads: UploadRepository | None = None
+    # The origins whose pages may call the API from a browser (CORS): the console's, in AWS.
+    browser_origins: frozenset[str] = frozenset()
 
 def content_type_of(path: Path) -> str:
     """The media type of a clip file: ``clip.m4a`` for audio-only sources, else MP4 video."""
