@@ -27,12 +27,15 @@ from moto.moto_api._internal.models import moto_api_backend
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import make_server
 
-from .api_gateway import SimulatedApiGateway, deployed_routes, gateway_responses
+from .api_gateway import SimulatedApiGateway, deployed_routes, gateway_responses, preflights
 from .assembly import StackArtifact
+from .bucket_deployment import apply_bucket_cors, deploy_bucket_contents
+from .deployed_values import NOT_SIMULATED, DeployedValues
 from .event_sources import ExecutionStatusEvents, SqsEventSource, StreamEventSource, TimeToLive
 from .faults import FaultInjector
 from .lambda_host import FunctionCode, InvocationResult, LambdaHost
 from .moto_gaps import close_gaps, detach_moto_pollers
+from .static_site import SimulatedDistribution, deployed_distribution
 from .template import simulated_template
 from .transcribe_service import SimulatedTranscribe
 
@@ -57,7 +60,10 @@ class Deployment:
     api_url: str
     api_key: str
     endpoint_url: str
+    console_url: str | None = None
     functions: dict[str, str] = field(default_factory=dict)  # logical id -> function name
+    # The AWS endpoints deployed values name, and the simulated ones standing in for them.
+    stand_ins: list[str] = field(default_factory=list)
     # Seconds each deploy step took: publishing the assets, creating the stack.
     seconds: dict[str, float] = field(default_factory=dict)
 
@@ -67,10 +73,12 @@ class Deployment:
             "apiUrl": self.api_url,
             "apiKey": self.api_key,
             "endpointUrl": self.endpoint_url,
+            "consoleUrl": self.console_url,
             "region": REGION,
             "outputs": self.outputs,
             "functions": sorted(self.functions.values()),
             "notSimulated": self.not_simulated,
+            "standIns": self.stand_ins,
             "seconds": self.seconds,
         }
 
@@ -84,6 +92,7 @@ class SimulatedAccount:
         host: str = "127.0.0.1",
         api_port: int = 0,
         endpoint_port: int = 0,
+        console_port: int = 0,
         ttl_interval_seconds: float = 5.0,
         ttl_delay_seconds: float = 0.0,
         transcribe_model: str | None = None,
@@ -93,6 +102,7 @@ class SimulatedAccount:
         self._host = host
         self._api_port = api_port
         self._endpoint_port = endpoint_port
+        self._console_port = console_port
         self._ttl_interval = ttl_interval_seconds
         self._ttl_delay = ttl_delay_seconds
         self._transcribe_model = transcribe_model
@@ -100,6 +110,9 @@ class SimulatedAccount:
         self._ttl: dict[str, TimeToLive] = {}
         self.lambdas = LambdaHost(work_dir / "lambda", self._function_code)
         self.deployment: Deployment | None = None
+        self._values: DeployedValues | None = None
+        # The servers whose loops run: only those can be shut down (shutdown waits for the loop).
+        self._serving: list[Any] = []
 
     # -- the endpoint every AWS call goes to
 
@@ -123,10 +136,15 @@ class SimulatedAccount:
             self._host, self._endpoint_port, self.faults, threaded=True, request_handler=MotoRequestHandler
         )
         threading.Thread(target=self._endpoint.serve_forever, name="aws-endpoint", daemon=True).start()
+        self._serving.append(self._endpoint)
         host, port = self._endpoint.server_address[:2]
         # moto's Step Functions engine calls Lambda and SQS through its own server, on this port.
         os.environ["MOTO_PORT"] = str(port)
         self.endpoint_url = f"http://{host}:{port}"
+
+    def _deployed(self, value: str) -> str:
+        """A deployed value as the account runs it: the AWS endpoints it names replaced by their stand-ins."""
+        return self._values.stand_ins.apply(value) if self._values else value
 
     def _invoke_for_moto(self, function: str, event: bytes) -> tuple[bytes, str | None]:
         result = self.lambdas.invoke(function, event)
@@ -146,7 +164,7 @@ class SimulatedAccount:
             handler=function.handler,
             code_zip=function.code_bytes,
             layer_zips=layers,
-            environment=dict(function.environment_vars or {}),
+            environment={name: self._deployed(value) for name, value in (function.environment_vars or {}).items()},
             timeout_seconds=int(function.timeout),
             memory_mb=int(function.memory_size),
             region=REGION,
@@ -177,9 +195,16 @@ class SimulatedAccount:
             for item in page["StackResourceSummaries"]
         ]
         detach_moto_pollers(ACCOUNT_ID, REGION)
+        physical_ids = {r["LogicalResourceId"]: r["PhysicalResourceId"] for r in resources}
+        self._values = DeployedValues(self._stack.template, physical_ids, account_id=ACCOUNT_ID, region=REGION)
+        site = SimulatedDistribution(self._host, self._console_port, lambda: self.client("s3"))
+        self._site = site
+        gateway = self._bind_api(resources, site)
+        site = self._deploy_console(site)
         self._start_event_sources()
         api_key = self._create_api_key()
-        gateway = self._start_api(resources)
+        gateway.serve_in_background()
+        self._serving.append(gateway)
         self.deployment = Deployment(
             stack_name=self._stack.name,
             outputs={item["OutputKey"]: item["OutputValue"] for item in stack.get("Outputs", [])},
@@ -187,6 +212,8 @@ class SimulatedAccount:
             api_url=gateway.base_url,
             api_key=api_key,
             endpoint_url=self.endpoint_url,
+            console_url=site.base_url + "/" if site else None,
+            stand_ins=self._values.stand_ins.report(),
             functions={
                 r["LogicalResourceId"]: r["PhysicalResourceId"]
                 for r in resources
@@ -244,7 +271,12 @@ class SimulatedAccount:
         keys = self.client("apigateway").get_api_keys(includeValues=True)["items"]
         return {key["value"]: key["id"] for key in keys if key.get("enabled")}
 
-    def _start_api(self, resources: list[dict]) -> SimulatedApiGateway:
+    def _bind_api(self, resources: list[dict], site: SimulatedDistribution) -> SimulatedApiGateway:
+        """The REST API's gateway, listening but not yet serving.
+
+        Its URL stands in for the API's, the endpoint's for the buckets', and the site's for the distribution's.
+        """
+        assert self._values is not None
         rest_api_id = next(r["PhysicalResourceId"] for r in resources if r["ResourceType"] == "AWS::ApiGateway::RestApi")
         gateway = SimulatedApiGateway(
             self._host,
@@ -252,20 +284,52 @@ class SimulatedAccount:
             routes=deployed_routes(self.client("apigateway"), rest_api_id),
             api_keys=self.api_keys,
             invoke=self.invoke,
-            # moto keeps none of them; the deployed template's own definitions shape the gateway's answers.
-            responses=gateway_responses(self._stack.template),
+            responses={},
+            preflights=[],
             account_id=ACCOUNT_ID,
             rest_api_id=rest_api_id,
             stage=STAGE_NAME,
         )
-        gateway.serve_in_background()
         self._gateway = gateway
+        template = self._stack.template
+        api_url = self._values.evaluate(template["Outputs"]["ApiUrl"]["Value"])
+        self._values.stand_ins.add(api_url, gateway.base_url + "/")
+        self._values.stand_ins.add("/".join(api_url.split("/")[:3]), gateway.base_url)
+        for logical_id, resource in template["Resources"].items():
+            if resource["Type"] == "AWS::S3::Bucket":
+                # Presigned links name the endpoint, path-style.
+                for attribute in ("DomainName", "RegionalDomainName"):
+                    domain = self._values.evaluate({"Fn::GetAtt": [logical_id, attribute]})
+                    self._values.stand_ins.add(f"https://{domain}", self.endpoint_url)
+            elif resource["Type"] == "AWS::CloudFront::Distribution":
+                self._values.stand_ins.add("https://" + NOT_SIMULATED.format(logical_id), site.base_url)
+        # moto keeps none of them; the deployed template's own definitions shape the gateway's answers.
+        gateway.responses = gateway_responses(template, self._values.resolve)
+        gateway.preflights = preflights(template, self._values.resolve)
         return gateway
+
+    def _deploy_console(self, site: SimulatedDistribution) -> SimulatedDistribution | None:
+        """The bucket deployments and bucket CORS moto leaves undone, and the distribution that serves the site."""
+        assert self._values is not None
+        template = self._stack.template
+        s3 = self.client("s3")
+        apply_bucket_cors(template, self._values, s3)
+        deploy_bucket_contents(template, self._values, s3, self._resolve)
+        distribution = deployed_distribution(template, self._values)
+        if distribution is None:
+            site.server_close()
+            self._site = None
+            return None
+        site.serve(distribution)
+        self._serving.append(site)
+        return site
 
     def stop(self) -> None:
         """Stop what started; safe after a start that failed half-way."""
         self._stop.set()
-        for server in (getattr(self, "_gateway", None), getattr(self, "_endpoint", None)):
+        for server in reversed(self._serving):
+            server.shutdown()
+        for server in (getattr(self, "_gateway", None), getattr(self, "_site", None)):
             if server is not None:
-                server.shutdown()
+                server.server_close()
         self.lambdas.stop()

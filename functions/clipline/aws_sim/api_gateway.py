@@ -5,7 +5,8 @@ integrate with are read from the simulated API Gateway, as deployed. API keys ar
 the account's own (``apigateway get-api-keys``). moto does not model gateway
 responses, so the answers API Gateway makes itself (an unknown route, a missing
 key, a failed integration) are shaped by the template's own
-``AWS::ApiGateway::GatewayResponse`` definitions, as API Gateway would shape them.
+``AWS::ApiGateway::GatewayResponse`` definitions, as API Gateway would shape them,
+and CORS preflights are answered from the template's own MOCK ``OPTIONS`` methods.
 Usage plans and WAF are not simulated (the account lists them).
 """
 
@@ -15,7 +16,7 @@ import json
 import re
 import threading
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http.server import ThreadingHTTPServer
 from typing import Any, Callable
 from urllib.parse import unquote, urlsplit
@@ -44,10 +45,11 @@ class Route:
 
 @dataclass(frozen=True)
 class GatewayResponse:
-    """One of the API's gateway responses: its status (None keeps the type's own) and JSON body template."""
+    """One of the API's gateway responses: its status (None keeps the type's own), JSON body template and headers."""
 
     status: int | None
     template: str | None
+    headers: dict[str, str] = field(default_factory=dict)
 
     def render(self, message: str, request_id: str, response_type: str) -> bytes | None:
         if self.template is None:
@@ -58,8 +60,17 @@ class GatewayResponse:
         return body.replace("$context.requestId", request_id).encode()
 
 
-def gateway_responses(template: dict[str, Any]) -> dict[str, GatewayResponse]:
-    """The template's gateway responses by response type."""
+@dataclass(frozen=True)
+class Preflight:
+    """A MOCK OPTIONS method's answer: API Gateway's to a CORS preflight, without a key or a Lambda."""
+
+    pattern: re.Pattern[str]
+    status: int
+    headers: dict[str, str]
+
+
+def gateway_responses(template: dict[str, Any], resolve: Callable[[Any], str]) -> dict[str, GatewayResponse]:
+    """The template's gateway responses by response type; ``resolve`` gives a header's deployed value."""
     found = {}
     for resource in template.get("Resources", {}).values():
         if resource.get("Type") != "AWS::ApiGateway::GatewayResponse":
@@ -67,9 +78,52 @@ def gateway_responses(template: dict[str, Any]) -> dict[str, GatewayResponse]:
         properties = resource.get("Properties", {})
         status = properties.get("StatusCode")
         found[properties["ResponseType"]] = GatewayResponse(
-            int(status) if status else None, (properties.get("ResponseTemplates") or {}).get("application/json")
+            int(status) if status else None,
+            (properties.get("ResponseTemplates") or {}).get("application/json"),
+            _static_headers(properties.get("ResponseParameters") or {}, "gatewayresponse.header.", resolve),
         )
     return found
+
+
+def preflights(template: dict[str, Any], resolve: Callable[[Any], str]) -> list[Preflight]:
+    """The API's MOCK OPTIONS methods, with the headers their integration responses map."""
+    resources = template.get("Resources", {})
+    found = []
+    for item in resources.values():
+        properties = item.get("Properties", {})
+        integration = properties.get("Integration", {})
+        if item.get("Type") != "AWS::ApiGateway::Method" or integration.get("Type") != "MOCK":
+            continue
+        if properties.get("HttpMethod") != "OPTIONS":
+            continue
+        answer = (integration.get("IntegrationResponses") or [{}])[0]
+        found.append(
+            Preflight(
+                pattern=_pattern(_resource_path(resources, properties["ResourceId"])),
+                status=int(answer.get("StatusCode", 200)),
+                headers=_static_headers(answer.get("ResponseParameters") or {}, "method.response.header.", resolve),
+            )
+        )
+    return found
+
+
+def _resource_path(resources: dict[str, Any], resource_id: Any) -> str:
+    """The path of the resource ``resource_id`` names: a Ref to an AWS::ApiGateway::Resource, or the API's root."""
+    logical_id = resource_id.get("Ref") if isinstance(resource_id, dict) else None
+    if logical_id is None:
+        return "/"  # Fn::GetAtt [<api>, RootResourceId]
+    properties = resources[logical_id]["Properties"]
+    return _resource_path(resources, properties["ParentId"]).rstrip("/") + "/" + properties["PathPart"]
+
+
+def _static_headers(parameters: dict[str, Any], prefix: str, resolve: Callable[[Any], str]) -> dict[str, str]:
+    """Headers mapped to static values ('value', in single quotes), as API Gateway writes them."""
+    headers = {}
+    for name, value in parameters.items():
+        text = resolve(value)
+        if name.startswith(prefix) and len(text) >= 2 and text[0] == text[-1] == "'":
+            headers[name.removeprefix(prefix)] = text[1:-1]
+    return headers
 
 
 def _pattern(resource: str) -> re.Pattern[str]:
@@ -113,6 +167,7 @@ class SimulatedApiGateway(ThreadingHTTPServer):
         api_keys: Callable[[], dict[str, str]],
         invoke: Callable[[str, bytes], InvocationResult],
         responses: dict[str, GatewayResponse],
+        preflights: list[Preflight],
         account_id: str,
         rest_api_id: str,
         stage: str,
@@ -122,6 +177,7 @@ class SimulatedApiGateway(ThreadingHTTPServer):
         self.api_keys = api_keys
         self.invoke = invoke
         self.responses = responses
+        self.preflights = preflights
         self.account_id = account_id
         self.rest_api_id = rest_api_id
         self.stage = stage
@@ -150,6 +206,10 @@ class _Handler(ProxyRequestHandler):
         body = self.rfile.read(length) if length else b""
         url = urlsplit(self.path)
         path = unquote(url.path)
+        if self.command == "OPTIONS":
+            preflight = next((item for item in self.server.preflights if item.pattern.match(path)), None)
+            if preflight is not None:
+                return self._answer_preflight(preflight, request_id)
         route, parameters = self._match(path)
         if route is None:
             # What API Gateway answers for a path or method the API does not have.
@@ -182,6 +242,14 @@ class _Handler(ProxyRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(payload)
 
+    def _answer_preflight(self, preflight: Preflight, request_id: str) -> None:
+        self.send_response(preflight.status)
+        for name, value in preflight.headers.items():
+            self.send_header(name, value)
+        self.send_header("x-amzn-RequestId", request_id)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
     def _match(self, path: str) -> tuple[Route | None, dict[str, str]]:
         for route in self.server.routes:
             match = route.pattern.match(path)
@@ -203,6 +271,8 @@ class _Handler(ProxyRequestHandler):
         self.send_header("Content-Type", "application/json")
         self.send_header("x-amzn-RequestId", request_id)
         self.send_header("x-amzn-ErrorType", _ERROR_TYPES.get(response_type, "InternalServerErrorException"))
+        for name, value in (response.headers if response else {}).items():
+            self.send_header(name, value)
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
         if self.command != "HEAD":

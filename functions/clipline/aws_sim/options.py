@@ -19,6 +19,9 @@ def add_arguments(group: argparse._ArgumentGroup) -> None:
         "--endpoint-port", type=int, default=0, help="port of the simulated AWS services (default: a free one)"
     )
     group.add_argument(
+        "--console-port", type=int, default=0, help="port of the console's simulated CloudFront site (default: a free one)"
+    )
+    group.add_argument(
         "--app-dir", type=Path, default=Path("."), help="the folder holding cdk.json (default: the current one)"
     )
     group.add_argument("--assembly", type=Path, help="deploy this cloud assembly (cdk.out) instead of synthesizing")

@@ -28,6 +28,7 @@ class SimulationOptions:
     host: str
     api_port: int
     endpoint_port: int
+    console_port: int
     work_dir: Path | None = None
     assembly_dir: Path | None = None
     settings: dict[str, Any] | None = None
@@ -63,6 +64,7 @@ def deploy(options: SimulationOptions) -> SimulatedAccount:
         host=options.host,
         api_port=options.api_port,
         endpoint_port=options.endpoint_port,
+        console_port=options.console_port,
         ttl_interval_seconds=options.ttl_interval_seconds,
         ttl_delay_seconds=options.ttl_delay_seconds,
         transcribe_model=options.transcribe_model,
@@ -103,6 +105,7 @@ def serve_from_arguments(args: Any) -> int:
         host=args.host,
         api_port=args.port,
         endpoint_port=args.endpoint_port,
+        console_port=args.console_port,
         work_dir=args.work_dir,
         assembly_dir=args.assembly,
         settings=dict(args.setting),

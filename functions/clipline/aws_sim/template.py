@@ -14,6 +14,8 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from .deployed_values import NOT_SIMULATED
+
 # Properties that only point at a left-out resource: without it they mean nothing.
 _POINTERS = {
     "AWS::ApiGateway::Method": ("RequestValidatorId", "RequestModels"),
@@ -45,6 +47,11 @@ def simulated_template(template: dict[str, Any], is_modelled: Callable[[str], bo
     for logical_id, resource_type in sorted(left_out.items()):
         del resources[logical_id]
         report.not_simulated.append(NotSimulated(logical_id, resource_type, "resource type not modelled by moto"))
+    # moto's Method requires an integration URI, which a MOCK integration (a CORS preflight) has not;
+    # the simulated gateway answers preflights from the template's own mock methods.
+    for logical_id in sorted(name for name, item in resources.items() if is_mock_method(item)):
+        left_out[logical_id] = resources.pop(logical_id)["Type"]
+        report.not_simulated.append(NotSimulated(logical_id, left_out[logical_id], "MOCK integration"))
 
     for logical_id, item in resources.items():
         for name in _POINTERS.get(item["Type"], ()):
@@ -67,6 +74,12 @@ def simulated_template(template: dict[str, Any], is_modelled: Callable[[str], bo
         del outputs[name]
         report.not_simulated.append(NotSimulated(name, "Output", "names a resource left out"))
     return report
+
+
+def is_mock_method(resource: dict[str, Any]) -> bool:
+    """Whether ``resource`` is an API Gateway method answered by a MOCK integration."""
+    properties = resource.get("Properties", {})
+    return resource.get("Type") == "AWS::ApiGateway::Method" and properties.get("Integration", {}).get("Type") == "MOCK"
 
 
 def _references(node: Any) -> str | None:
@@ -93,7 +106,7 @@ def _without_references(node: Any, left_out: dict[str, str], owner: str, report:
     target = _references(node)
     if target in left_out:
         report.not_simulated.append(NotSimulated(owner, "reference", f"to {target}, given as a marker"))
-        return f"not-simulated:{target}"
+        return NOT_SIMULATED.format(target)
     if isinstance(node, dict):
         return {key: _without_references(value, left_out, owner, report) for key, value in node.items()}
     if isinstance(node, list):
