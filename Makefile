@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test docs install clean bench
+.PHONY: demo test docs install clean bench screenshots
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,10 @@ docs: $(STAMP)
 	$(BIN)/python -m clipline.metric_catalog docs/metrics.md
 	$(BIN)/python -m clipline.settings_reference README.md
 	$(BIN)/python -m clipline.workflow.diagram docs/architecture.md
+
+# The console's screenshots in docs/images, taken in Debian's Chromium (apt-get install chromium).
+screenshots: $(STAMP)
+	$(BIN)/python -m tests.console_screenshots
 
 # Benchmarks print figures and rewrite docs/performance.md; `make test` never runs them.
 # BENCH_ARGS passes options to the driver, e.g. BENCH_ARGS=--soak for 1000 jobs.

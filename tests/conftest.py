@@ -80,17 +80,22 @@ def media_dir(tmp_path_factory: pytest.TempPathFactory, ffmpeg: str) -> Path:
         "-t", "12", "-c:v", "libtheora", "-c:a", "libvorbis", str(root / "theora.ogv"),
     ])  # fmt: skip
     (root / "not-media.mp4").write_bytes(b"this is plainly not a video\n" * 400)
-    # The committed speech fixture under a moving picture, with 2 s of silence on each side.
-    _run(ffmpeg, [
-        "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25", "-i", str(SPEECH_WAV),
-        "-filter_complex", "[1:a]adelay=2000:all=1,apad=pad_dur=2[a]", "-map", "0:v", "-map", "[a]",
-        "-t", "13.5", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", "-movflags", "+faststart",
-        str(root / "speech.mp4"),
-    ])  # fmt: skip
+    make_speech_video(ffmpeg, root / "speech.mp4")
     _run(ffmpeg, [
         "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25", "-t", "6", "-c:v", "libx264", str(root / "silent.mp4"),
     ])  # fmt: skip
     return root
+
+
+def make_speech_video(ffmpeg: str, path: Path) -> Path:
+    """The committed speech fixture under a moving picture, with 2 s of silence on each side: 13.5 s."""
+    _run(ffmpeg, [
+        "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25", "-i", str(SPEECH_WAV),
+        "-filter_complex", "[1:a]adelay=2000:all=1,apad=pad_dur=2[a]", "-map", "0:v", "-map", "[a]",
+        "-t", "13.5", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", "-movflags", "+faststart",
+        str(path),
+    ])  # fmt: skip
+    return path
 
 
 def _run(ffmpeg: str, arguments: list[str]) -> None:
@@ -123,3 +128,17 @@ def stalled_source_url():
     listener.listen()
     yield f"http://127.0.0.1:{listener.getsockname()[1]}/stalled.mp4"
     listener.close()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """A headless Chromium for the console's tests; they skip without one, except where it is required (CI)."""
+    from .console_page import browser_missing_reason, chromium
+
+    reason = browser_missing_reason()
+    if reason:
+        if os.environ.get("CLIPLINE_BROWSER_TESTS") == "required":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    with chromium() as running:
+        yield running

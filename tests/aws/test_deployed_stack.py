@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -586,3 +587,97 @@ def test_the_python_client_uploads_clips_lists_downloads_and_cancels_on_the_aws_
     cancelled = client.cancel(running.id)
     assert cancelled is not None and cancelled.status.value == "cancelled"
     assert client.cancel(running.id) is None
+
+
+# -- the web console, from its CloudFront site, calling the API and S3 across origins
+
+
+def _header(url: str, name: str, method: str = "GET", **headers: str) -> str | None:
+    request = urllib.request.Request(url, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            return answer.headers.get(name)
+    except urllib.error.HTTPError as error:
+        return error.headers.get(name)
+
+
+def test_the_console_site_has_its_headers_and_the_api_answers_only_its_origin(dev_stack):
+    site = dev_stack.summary["consoleUrl"]
+    origin = site.rstrip("/")
+    policy = _header(site, "Content-Security-Policy")
+    # The policy as deployed: the API and the artifact links are the only other origins the page may call
+    assert f"connect-src 'self' {dev_stack.client.base_url} {dev_stack.summary['endpointUrl']}" in policy
+    assert "script-src 'self'" in policy and "frame-ancestors 'none'" in policy
+    assert _header(site, "X-Content-Type-Options") == "nosniff"
+    assert _header(site, "X-Frame-Options") == "DENY"
+    with urllib.request.urlopen(site + "config.json", timeout=30) as config:
+        assert json.load(config) == {"apiUrl": dev_stack.client.base_url + "/"}
+    # A preflight is API Gateway's own answer, for the console's origin, without a key
+    jobs = dev_stack.client.base_url + "/api/jobs"
+    preflight = {"Origin": origin, "Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "x-api-key"}
+    assert _header(jobs, "Access-Control-Allow-Origin", "OPTIONS", **preflight) == origin
+    assert "x-api-key" in _header(jobs, "Access-Control-Allow-Headers", "OPTIONS", **preflight).lower()
+    # The functions' answers and API Gateway's refusals carry it for that origin, and for no other
+    key = {"x-api-key": dev_stack.summary["apiKey"]}
+    assert _header(jobs, "Access-Control-Allow-Origin", Origin=origin, **key) == origin
+    assert _header(jobs, "Access-Control-Allow-Origin", Origin="https://elsewhere.example", **key) is None
+    assert _header(jobs, "Access-Control-Allow-Origin", Origin=origin, **{"x-api-key": "wrong"}) == origin
+
+
+def test_the_console_uploads_clips_subtitles_plays_downloads_and_cancels_on_the_aws_host(
+    dev_stack, source, media_dir, browser, whisper_model, tmp_path
+):
+    from ..console_page import ConsolePage
+
+    console = ConsolePage.open(browser, dev_stack.summary["consoleUrl"])
+    console.enter_key(dev_stack.summary["apiKey"])
+    # Given a file chosen from disk, previewed before it is sent anywhere
+    console.page.set_input_files("#source-file", str(media_dir / "speech.mp4"))
+    duration = console.wait_for("() => { const v = document.getElementById('player'); return v.duration > 0 ? v.duration : null }")
+    assert duration == pytest.approx(13.5, abs=0.1)
+    assert console.page.evaluate("() => document.getElementById('player').currentSrc.startsWith('blob:')")
+    # When the range is set with the player and a subtitled job is created: the file goes to S3 first
+    console.seek_player(0.5)
+    console.page.click("#set-in")
+    console.seek_player(12.5)
+    console.page.click("#set-out")
+    console.choose(transcribe=True, burn_subtitles=True)
+    job_id = console.create_job()
+    assert console.wait_for_status(timeout=240) == "succeeded", console.page.text_content("#job-error")
+    job = dev_stack.client.request("GET", f"/api/jobs/{job_id}").body
+    assert job["request"]["sourceKey"] and (job["request"]["startSeconds"], job["request"]["endSeconds"]) == (0.5, 12.5)
+    assert job["transcript"]["provider"] == "transcribe"
+    # Then the clip plays from its presigned link, its subtitles fetched from S3 across origins
+    console.wait_for("() => document.querySelectorAll('#transcript li.cue').length || null", timeout=30)
+    assert dev_stack.summary["endpointUrl"] in console.page.evaluate("() => document.getElementById('result-clip').currentSrc")
+    cues = console.page.evaluate(
+        "() => Array.from(document.getElementById('result-clip').textTracks[0].cues, c => c.startTime)"
+    )
+    assert len(cues) >= 2
+    console.page.locator("#transcript li.cue button").last.click()
+    console.wait_for(
+        "(start) => { const t = document.getElementById('result-clip').currentTime;"
+        " return t >= start - 0.05 && t < start + 1.5 ? t : null }",
+        cues[-1],
+    )
+    assert console.page.is_visible("#result-burned")
+    # And the burned clip downloads, byte for byte the stored object
+    with console.page.expect_download() as download:
+        console.page.click("#artifact-links a[data-artifact='burned']")
+    saved = tmp_path / "burned.mp4"
+    download.value.save_as(saved)
+    stored = dev_stack.aws("s3").get_object(Bucket=dev_stack.output("ArtifactsBucketName"), Key=job["resultKeys"]["burned"])
+    assert saved.read_bytes() == stored["Body"].read()
+    console.screenshot("aws-results")
+    # And a second job, from a URL, is cancelled while it runs
+    console.page.fill("#source-url", source.url("long.mp4"))
+    console.page.click("#load-source")
+    console.page.fill("#in-time", "00:00:00.000")
+    console.page.locator("#in-time").blur()
+    console.page.fill("#out-time", "00:01:40.000")
+    console.page.locator("#out-time").blur()
+    second = console.create_job()
+    console.page.click("#cancel-job")
+    assert console.wait_for_status(timeout=60) == "cancelled"
+    assert dev_stack.client.request("GET", f"/api/jobs/{second}").body["status"] == "cancelled"
+    assert console.problems == []

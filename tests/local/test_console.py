@@ -18,29 +18,12 @@ import pytest
 
 from clipline.domain.transcripts import Segment, Transcript, Word
 
-from ..console_page import ConsolePage, browser_missing_reason, chromium
+from ..console_page import ConsolePage
 from .conftest import RunningService, start_service
 
 pytestmark = pytest.mark.slow
 
 HOSTILE_TEXT = '<script>window.__owned = 1</script><img src="x" onerror="window.__owned = 2">'
-
-
-@pytest.fixture(scope="module")
-def browser():
-    reason = browser_missing_reason()
-    if reason:
-        if _required():
-            pytest.fail(reason)
-        pytest.skip(reason)
-    with chromium() as running:
-        yield running
-
-
-def _required() -> bool:
-    import os
-
-    return os.environ.get("CLIPLINE_BROWSER_TESTS") == "required"
 
 
 @pytest.fixture(scope="module")

@@ -75,3 +75,19 @@ def test_definition_substitutions_fill_only_named_placeholders_and_leave_jsonpat
     assert state["Resource"] == "arn:aws:lambda:us-east-1:1:function:p"
     assert state["Parameters"] == {"jobId.$": "$.jobId", "name.$": "$$.Execution.Name"}
     assert state["TimeoutSeconds"] == "${Unknown}"
+
+
+def test_a_mock_preflight_method_is_left_out_with_the_deployment_dependency_on_it():
+    # Given a CORS preflight: a method with a MOCK integration, which moto's Method cannot create (no URI)
+    template = a_template()
+    template["Resources"]["Preflight"] = {
+        "Type": "AWS::ApiGateway::Method",
+        "Properties": {"HttpMethod": "OPTIONS", "Integration": {"Type": "MOCK", "IntegrationResponses": [{}]}},
+    }
+    template["Resources"]["Deployment"]["DependsOn"].append("Preflight")
+    # When it is made into the simulated one
+    simulated = simulated_template(template, MODELLED.__contains__)
+    # Then the mock method is gone, listed, and the deployment no longer waits for it; the proxy method stays
+    assert "Preflight" not in simulated.template["Resources"] and "Post" in simulated.template["Resources"]
+    assert simulated.template["Resources"]["Deployment"]["DependsOn"] == ["Post"]
+    assert "Preflight (AWS::ApiGateway::Method): MOCK integration" in simulated.report()
