@@ -8,13 +8,15 @@ unless ``CLIPLINE_BROWSER_TESTS=required`` (``.ci/run`` sets it), when they fail
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # Screenshots of the tests' states are artifacts of the run; docs/images holds the committed ones.
@@ -43,9 +45,7 @@ def browser_missing_reason() -> str | None:
     """Why the browser tests cannot run here, or None when they can."""
     if chromium_path() is None:
         return "no Chromium: install Debian's chromium package (.ci/run does) to run the console's browser tests"
-    try:
-        import playwright  # noqa: F401
-    except ImportError:
+    if importlib.util.find_spec("playwright") is None:
         return "Playwright for Python is not installed (it is in the dev extra)"
     return None
 
@@ -71,7 +71,7 @@ class ConsolePage:
     problems: list[str] = field(default_factory=list)
 
     @classmethod
-    def open(cls, browser: Any, url: str, downloads: bool = True) -> "ConsolePage":
+    def open(cls, browser: Any, url: str, downloads: bool = True) -> ConsolePage:
         context = browser.new_context(viewport=VIEWPORT, accept_downloads=downloads)
         page = context.new_page()
         console = cls(page)

@@ -303,7 +303,12 @@ def _serve(args: argparse.Namespace) -> int:
     try:
         if args.ready_file:
             args.ready_file.write_text(service.base_url)
-        print(f"clipline listening on {service.base_url} (data in {service.data.root})", file=sys.stderr, flush=True)
+        print(
+            f"clipline listening on {service.base_url} (data in {service.data.root}); "
+            f"the console is at {service.base_url}/console/",
+            file=sys.stderr,
+            flush=True,
+        )
         stop.wait()
     finally:
         service.stop()

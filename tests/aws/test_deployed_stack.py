@@ -19,6 +19,7 @@ import pytest
 from standardwebhooks.webhooks import Webhook as Verifier
 
 from clipline.adapters.aws.dynamo_job_repository import DynamoJobRepository
+from clipline.aws_sim.deployed_values import StandIns
 from clipline.composition import SystemClock
 from clipline.media.ffmpeg_binary import find_ffmpeg
 from clipline.workflow import LAMBDA_SIZES
@@ -68,9 +69,15 @@ def _failed_tasks(stack: SimulatedStack, job_id: str) -> list[tuple[str, str]]:
 
 def test_the_deployment_reports_what_it_could_not_simulate(dev_stack):
     # Given the dev stage deployed, Then every function came from the template, and what moto lacks is listed
-    assert len(dev_stack.summary["functions"]) == len(LAMBDA_SIZES)
+    functions = dev_stack.summary["functions"]
+    clipline = [name for name in functions if name.startswith("clipline-dev-")]
+    assert len(clipline) == len(LAMBDA_SIZES)
+    # The one other is CDK's bucket deployment provider: deployed, never invoked (the account does its work)
+    (provider,) = set(functions) - set(clipline)
+    assert "CustomCDKBucketDeployment" in provider
     not_simulated = "\n".join(dev_stack.summary["notSimulated"])
-    for kind in ("AWS::ApiGateway::UsagePlan", "AWS::WAFv2::WebACL", "AWS::CloudWatch::Alarm", "AWS::ApiGateway::Stage"):
+    for kind in ("AWS::ApiGateway::UsagePlan", "AWS::WAFv2::WebACL", "AWS::CloudWatch::Alarm", "AWS::ApiGateway::Stage",
+                 "AWS::CloudFront::Distribution", "Custom::CDKBucketDeployment", "MOCK integration"):  # fmt: skip
         assert kind in not_simulated
     # And the state machine runs the deployed definition, its placeholders filled from the created resources
     sfn = dev_stack.aws("stepfunctions")
@@ -121,9 +128,12 @@ def test_each_function_runs_with_its_deployed_environment_and_nothing_of_the_hos
     environ = dict(
         entry.split("=", 1) for entry in Path(f"/proc/{pid}/environ").read_text().split("\0") if "=" in entry
     )
-    # Then it has every variable the function was deployed with, as deployed
+    # Then it has every variable the function was deployed with, as deployed, but for the AWS endpoints named in
+    # them, each replaced by the simulated endpoint standing in for it (the console's origin is the simulated site's)
     deployed = dev_stack.aws("lambda").get_function_configuration(FunctionName=name)["Environment"]["Variables"]
-    assert {key: environ.get(key) for key in deployed} == deployed
+    stand_ins = StandIns(dict(line.split(" -> ") for line in dev_stack.summary["standIns"]))
+    assert {key: environ.get(key) for key in deployed} == {key: stand_ins.apply(value) for key, value in deployed.items()}
+    assert environ["CLIPLINE_CONSOLE_ORIGINS"] == dev_stack.summary["consoleUrl"].rstrip("/")
     assert environ["CLIPLINE_STATE_MACHINE_ARN"] == dev_stack.output("StateMachineArn")
     # And Lambda's own, but nothing of the process that started the account (pytest's, its credentials)
     assert environ["AWS_LAMBDA_FUNCTION_NAME"] == name and environ["_HANDLER"] == "clipline.handlers.create_job.lambda_handler"

@@ -7,10 +7,9 @@ import json
 import zipfile
 
 import boto3
-from moto import mock_aws
-
 from clipline.aws_sim.bucket_deployment import apply_bucket_cors, deploy_bucket_contents
 from clipline.aws_sim.deployed_values import DeployedValues
+from moto import mock_aws
 
 MARKER = "<<marker:0xbaba:0>>"
 

@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import json
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
-
 from clipline.domain.transcripts import Segment, Transcript, Word
 
 from ..console_page import ConsolePage

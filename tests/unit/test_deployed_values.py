@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from clipline.aws_sim.api_gateway import gateway_responses, preflights
 from clipline.aws_sim.deployed_values import DeployedValues
 

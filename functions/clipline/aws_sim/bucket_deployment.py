@@ -14,8 +14,9 @@ from __future__ import annotations
 import io
 import mimetypes
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from .deployed_values import DeployedValues
 

@@ -9,10 +9,11 @@ values resolved against the created resources. Caching is not simulated.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import ThreadingHTTPServer
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from ..local.proxy_events import ProxyRequestHandler
