@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import re
 import subprocess
 import sys
 import tempfile
@@ -36,6 +37,7 @@ BENCHMARKS = {
     "aws_host": "AWS host (simulated)",
     "webhooks": "webhooks",
     "job_management": "job management",
+    "console": "web console",
 }
 DOC = REPO_ROOT / "docs" / "performance.md"
 RESULTS_MARKERS = ("<!-- bench:results:begin -->", "<!-- bench:results:end -->")
@@ -130,7 +132,8 @@ def earlier_results(text: str) -> tuple[list[Row], dict[str, float]]:
                 name, _, seconds = item.rpartition(" ")[0].rpartition(" ")
                 durations[name] = float(seconds)
         elif line.startswith("| ") and not line.startswith(("| benchmark |", "| --- |")):
-            cells = [cell.strip().replace("\\|", "|") for cell in line.strip()[2:-2].split(" | ")]
+            # Split at unescaped pipes, so an empty cell ("| |") counts as one.
+            cells = [cell.strip().replace("\\|", "|") for cell in re.split(r"(?<!\\)\|", line.strip())[1:-1]]
             if len(cells) == 5:
                 rows.append(Row(*cells))
     return rows, durations

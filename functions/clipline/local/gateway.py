@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import mimetypes
 import re
+import sys
 import threading
 import uuid
 from dataclasses import dataclass
@@ -86,6 +87,12 @@ class LocalGateway(ThreadingHTTPServer):
         host, port = self.server_address[:2]
         return f"http://{host}:{port}"
 
+    def handle_error(self, request: object, client_address: object) -> None:
+        # A player drops its connection whenever it seeks; a client that went away is not a failure to report.
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
+
 
 class _GatewayRequestHandler(ProxyRequestHandler):
     server: LocalGateway
@@ -113,6 +120,9 @@ class _GatewayRequestHandler(ProxyRequestHandler):
                 self._call_api(path, url.query, request_id)
         except errors.ClipLineError as error:
             self._send_error(error, request_id)
+        except ConnectionError:
+            # The client went away mid-answer (a player seeking elsewhere): nothing is left to answer.
+            self.close_connection = True
         except Exception:  # noqa: BLE001 - the server must survive any one request
             logger.exception("gateway failure", extra={"path": self.path})
             self._send_error(errors.InternalError("an internal error occurred"), request_id)
