@@ -6,7 +6,10 @@ settings' key names, the metric catalog), never its runtime objects.
 
 from pathlib import Path
 
+from typing import Any
+
 from aws_cdk import Acknowledgment, Duration, Validations
+from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct, IConstruct
 
@@ -40,4 +43,16 @@ def dead_letter_queue(scope: Construct, construct_id: str) -> sqs.Queue:
         encryption=sqs.QueueEncryption.SQS_MANAGED,
         enforce_ssl=True,
         retention_period=DEAD_LETTER_RETENTION,
+    )
+
+
+def private_bucket(scope: Construct, construct_id: str, **properties: Any) -> s3.Bucket:
+    """A bucket no one reaches but by its grants: public access blocked, SSL only, encrypted with S3's keys."""
+    return s3.Bucket(
+        scope,
+        construct_id,
+        block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+        enforce_ssl=True,
+        encryption=s3.BucketEncryption.S3_MANAGED,
+        **properties,
     )

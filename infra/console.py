@@ -17,7 +17,7 @@ from constructs import Construct
 
 from clipline import console
 
-from . import FUNCTIONS_DIR, acknowledge
+from . import FUNCTIONS_DIR, acknowledge, private_bucket
 
 CONSOLE_DIR = FUNCTIONS_DIR / "clipline" / "console"
 # No invalidation after a deployment (its permission would be on every distribution in the account):
@@ -44,12 +44,9 @@ class Console(Construct):
         removal_policy: RemovalPolicy,
     ) -> None:
         super().__init__(scope, construct_id)
-        self.bucket = s3.Bucket(
+        self.bucket = private_bucket(
             self,
             "Site",
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            enforce_ssl=True,
-            encryption=s3.BucketEncryption.S3_MANAGED,
             server_access_logs_bucket=access_logs_bucket,
             server_access_logs_prefix="console-site/",
             removal_policy=removal_policy,

@@ -15,7 +15,7 @@ from clipline.asr.transcribe import OUTPUT_PREFIX as TRANSCRIBE_OUTPUT_PREFIX
 from clipline.domain.cleanup import JOBS_PREFIX, TRANSCRIPTS_PREFIX
 from clipline.domain.uploads import UPLOADS_PREFIX
 
-from . import acknowledge, dead_letter_queue
+from . import acknowledge, dead_letter_queue, private_bucket
 from .config import StageConfig
 
 PARTITION_KEY = "pk"
@@ -58,12 +58,9 @@ class Storage(Construct):
             projection_type=dynamodb.ProjectionType.ALL,
         )
 
-        self.access_logs_bucket = s3.Bucket(
+        self.access_logs_bucket = private_bucket(
             self,
             "AccessLogs",
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            enforce_ssl=True,
-            encryption=s3.BucketEncryption.S3_MANAGED,
             object_ownership=s3.ObjectOwnership.BUCKET_OWNER_PREFERRED,
             lifecycle_rules=[s3.LifecycleRule(id="ExpireAccessLogs", expiration=ACCESS_LOG_EXPIRY)],
             removal_policy=removal,
@@ -76,12 +73,9 @@ class Storage(Construct):
         )
 
         expiry = Duration.days(config.artifact_expiry_days)
-        self.artifacts_bucket = s3.Bucket(
+        self.artifacts_bucket = private_bucket(
             self,
             "Artifacts",
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            enforce_ssl=True,
-            encryption=s3.BucketEncryption.S3_MANAGED,
             server_access_logs_bucket=self.access_logs_bucket,
             server_access_logs_prefix="artifacts/",
             # TTL plus the stream handler delete files on time; these rules catch whatever they miss.

@@ -106,6 +106,15 @@ class ConsolePage:
             seconds,
         )
 
+    def type_timecode(self, field: str, timecode: str) -> None:
+        """Type ``timecode`` into ``#in-time`` or ``#out-time`` (``field``: in or out), as a person edits it."""
+        self.page.fill(f"#{field}-time", timecode)
+        self.page.locator(f"#{field}-time").blur()
+
+    def type_range(self, start: str, end: str) -> None:
+        self.type_timecode("in", start)
+        self.type_timecode("out", end)
+
     def range_seconds(self) -> tuple[float, float]:
         return (
             float(self.page.get_attribute("#in-time", "data-seconds")),

@@ -682,10 +682,7 @@ def test_the_console_uploads_clips_subtitles_plays_downloads_and_cancels_on_the_
     # And a second job, from a URL, is cancelled while it runs
     console.page.fill("#source-url", source.url("long.mp4"))
     console.page.click("#load-source")
-    console.page.fill("#in-time", "00:00:00.000")
-    console.page.locator("#in-time").blur()
-    console.page.fill("#out-time", "00:01:40.000")
-    console.page.locator("#out-time").blur()
+    console.type_range("00:00:00.000", "00:01:40.000")
     second = console.create_job()
     console.page.click("#cancel-job")
     assert console.wait_for_status(timeout=60) == "cancelled"
