@@ -688,3 +688,34 @@ def test_the_console_uploads_clips_subtitles_plays_downloads_and_cancels_on_the_
     assert console.wait_for_status(timeout=60) == "cancelled"
     assert dev_stack.client.request("GET", f"/api/jobs/{second}").body["status"] == "cancelled"
     assert console.problems == []
+
+
+def test_the_console_marks_a_retried_state_and_shows_a_failed_jobs_code(dev_stack, source, browser):
+    from ..console_page import ConsolePage
+
+    console = ConsolePage.open(browser, dev_stack.summary["consoleUrl"])
+    console.enter_key(dev_stack.summary["apiKey"])
+    # Given S3 refuses the clip's first uploads, so the state machine retries ClipSource
+    bucket = dev_stack.output("ArtifactsBucketName")
+    dev_stack.inject_faults(service="s3", method="PUT", path_prefix=f"/{bucket}/jobs/", count=5)
+    try:
+        console.load_source(source.url("long.mp4"))
+        console.type_range("00:00:20.000", "00:00:22.000")
+        console.choose()
+        console.create_job()
+        # When it runs to success, Then the job's timeline marks the retried state with its attempt
+        assert console.wait_for_status(timeout=120) == "succeeded"
+    finally:
+        dev_stack.clear_faults()
+    retried = console.page.locator("#job-events li.job-event.retry").all_text_contents()
+    assert any("ClipSource" in text and "attempt 2" in text for text in retried), retried
+    console.screenshot("aws-retried")
+    # And a job whose source is missing ends failed, its code and message shown in the panel
+    console.page.fill("#source-url", source.url("missing.mp4"))
+    console.page.click("#load-source")
+    console.type_range("00:00:01.000", "00:00:02.000")
+    console.create_job()
+    assert console.wait_for_status(timeout=60) == "failed"
+    assert "SOURCE_NOT_FOUND" in console.page.text_content("#job-error")
+    assert console.page.locator("#job-events li.job-event.failed").count() >= 1
+    assert console.problems == []

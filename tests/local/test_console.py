@@ -245,3 +245,33 @@ def test_hostile_subtitles_and_source_urls_render_as_text(browser, media_server,
         assert console.problems == []
     finally:
         running.service.stop()
+
+
+def test_the_job_list_pages_newest_first_and_filters_by_status(browser, service, media_server) -> None:
+    # Given 12 jobs that fail at once (a source that is not there), newer than every other job of the key
+    ids = [
+        service.client.create(media_server.url("missing.mp4"), 0, 1).body["id"] for _ in range(12)
+    ]
+    for job_id in ids:
+        assert service.client.wait(job_id)["status"] == "failed"
+    console = ConsolePage.open(browser, console_url(service))
+    console.enter_key(service.client.api_key)
+    # When the list is filtered to failed jobs
+    console.page.select_option("#jobs-status", "failed")
+    console.wait_for("() => document.querySelectorAll('#jobs-table tr.job-row').length === 10 || null")
+    rows = console.page.locator("#jobs-table tr.job-row")
+    # Then the first page holds the ten newest, newest first, and the next page the rest
+    first_page = [rows.nth(i).get_attribute("data-job-id") for i in range(rows.count())]
+    assert first_page == ids[::-1][:10]
+    assert all("failed" in text for text in rows.all_text_contents())
+    console.page.click("#jobs-next")
+    console.wait_for("(id) => document.querySelector(`#jobs-table tr.job-row[data-job-id='${id}']`) ? true : null", ids[1])
+    second_page = [rows.nth(i).get_attribute("data-job-id") for i in range(rows.count())]
+    assert second_page[:2] == [ids[1], ids[0]]
+    # And back to the first page; a row opens its job in the panel, with its code
+    console.page.click("#jobs-first")
+    console.wait_for("(id) => document.querySelector(`#jobs-table tr.job-row[data-job-id='${id}']`) ? true : null", ids[-1])
+    console.page.click(f"#jobs-table tr.job-row[data-job-id='{ids[-1]}']")
+    console.expect_text("#job-id", ids[-1])
+    console.expect_text("#job-error", "SOURCE_NOT_FOUND")
+    assert console.problems == []
