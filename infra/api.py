@@ -13,7 +13,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_wafv2 as wafv2
 from constructs import Construct
 
-from clipline.api import schemas
+from clipline.api import cors, schemas
 from clipline.api.openapi import api_gateway_model
 from clipline.api.routes import API_ROUTES
 from clipline.domain import errors
@@ -39,9 +39,6 @@ ACCESS_LOG_FIELDS = {
     "errorMessage": "$context.error.message",
     "wafResponseCode": "$context.wafResponseCode",
 }
-# The headers a console request sends besides the CORS-safe ones.
-CORS_REQUEST_HEADERS = ("Content-Type", "X-Api-Key", "Idempotency-Key", "x-correlation-id")
-CORS_MAX_AGE = Duration.hours(1)
 # WAF counts requests over a window of 1, 2, 5 or 10 minutes; one minute matches the setting's unit.
 WAF_EVALUATION_WINDOW_SECONDS = 60
 # WAF refuses a rate limit below 10 per window.
@@ -217,17 +214,18 @@ class Api(Construct):
             resource.add_cors_preflight(
                 allow_origins=[origin],
                 allow_methods=sorted(methods),
-                allow_headers=list(CORS_REQUEST_HEADERS),
-                max_age=CORS_MAX_AGE,
+                allow_headers=list(cors.REQUEST_HEADERS),
+                max_age=Duration.seconds(cors.MAX_AGE_SECONDS),
             )
+        headers = {
+            "gatewayresponse.header.Access-Control-Allow-Origin": Fn.join("", ["'", origin, "'"]),
+            "gatewayresponse.header.Access-Control-Expose-Headers": f"'{','.join(cors.EXPOSED_HEADERS)}'",
+        }
         for response in self.gateway_responses.values():
-            response.node.default_child.add_property_override(
-                "ResponseParameters",
-                {
-                    "gatewayresponse.header.Access-Control-Allow-Origin": Fn.join("", ["'", origin, "'"]),
-                    "gatewayresponse.header.Access-Control-Expose-Headers": "'x-correlation-id,Retry-After'",
-                },
-            )
+            response.node.default_child.add_property_override("ResponseParameters", headers)
+        # Gateway responses take effect when the stage is deployed again, and CDK's deployment hash leaves
+        # overrides out: without this, a changed origin or header list would never reach the stage.
+        self.rest_api.latest_deployment.add_to_logical_id({"browserCors": headers})
 
     def _body_model(self, name: str, route: str) -> apigateway.Model:
         """The API Gateway model of the request body ``name`` (a clipline.api.schemas model), generated from it."""

@@ -24,7 +24,7 @@ CONSOLE_DIR = FUNCTIONS_DIR / "clipline" / "console"
 # edges keep the files this long instead.
 SITE_CACHE_TTL = Duration.minutes(5)
 # CloudFront forbids its security-header fields among custom headers; these are the rest.
-_SECURITY_HEADER_FIELDS = {
+SECURITY_HEADER_FIELDS = {
     "Content-Security-Policy",
     "X-Content-Type-Options",
     "X-Frame-Options",
@@ -83,7 +83,7 @@ class Console(Construct):
                 custom_headers=[
                     cloudfront.ResponseCustomHeader(header=name, value=value, override=True)
                     for name, value in headers.items()
-                    if name not in _SECURITY_HEADER_FIELDS
+                    if name not in SECURITY_HEADER_FIELDS
                 ]
             ),
         )

@@ -142,3 +142,19 @@ def browser():
         pytest.skip(reason)
     with chromium() as running:
         yield running
+
+
+@pytest.fixture
+def open_console(browser):
+    """Opens the console at a URL in a fresh browser context; every one is closed after the test."""
+    from .console_page import ConsolePage
+
+    opened = []
+
+    def open_at(url: str):
+        opened.append(ConsolePage.open(browser, url))
+        return opened[-1]
+
+    yield open_at
+    for console in opened:
+        console.close()

@@ -69,19 +69,27 @@ class ConsolePage:
 
     page: Any
     problems: list[str] = field(default_factory=list)
+    # Every request the page made (Playwright's Request).
+    requests: list[Any] = field(default_factory=list)
 
     @classmethod
     def open(cls, browser: Any, url: str, downloads: bool = True) -> ConsolePage:
         context = browser.new_context(viewport=VIEWPORT, accept_downloads=downloads)
+        # Injected by the browser itself, so the page's CSP does not apply: every violation is reported.
+        context.add_init_script(
+            "document.addEventListener('securitypolicyviolation', e => console.error("
+            "`Content Security Policy violation: ${e.violatedDirective} ${e.blockedURI}`))"
+        )
         page = context.new_page()
         console = cls(page)
         page.on("pageerror", lambda error: console.problems.append(f"uncaught: {error}"))
         page.on(
             "console",
             lambda message: console.problems.append(message.text)
-            if message.type == "error" and "Content Security Policy" in message.text
+            if message.type == "error" and ("Content Security Policy" in message.text or "Trusted Type" in message.text)
             else None,
         )
+        page.on("request", lambda request: console.requests.append(request))
         page.goto(url)
         page.locator("#api-key").wait_for()
         return console
@@ -99,12 +107,24 @@ class ConsolePage:
         self.page.click("#load-source")
         return self.wait_for("() => { const v = document.getElementById('player'); return v.duration > 0 ? v.duration : null }")
 
-    def seek_player(self, seconds: float) -> None:
+    def sent_headers(self, url_part: str) -> list[dict[str, str]]:
+        """The headers as sent over the network (not Playwright's provisional ones) of each request to a URL with ``url_part``."""
+        return [request.all_headers() for request in self.requests if url_part in request.url]
+
+    def close(self) -> None:
+        self.page.context.close()
+
+    def seek(self, video: str, seconds: float) -> None:
+        """Seek the video element ``video`` (an id) and wait for it to get there, 10 s at the most."""
         self.page.evaluate(
-            "(s) => new Promise(done => { const v = document.getElementById('player');"
+            "([id, s]) => new Promise((done, fail) => { const v = document.getElementById(id);"
+            " setTimeout(() => fail(new Error(`no seeked event from #${id} within 10 s`)), 10000);"
             " v.addEventListener('seeked', () => done(), {once: true}); v.currentTime = s; })",
-            seconds,
+            [video, seconds],
         )
+
+    def seek_player(self, seconds: float) -> None:
+        self.seek("player", seconds)
 
     def type_timecode(self, field: str, timecode: str) -> None:
         """Type ``timecode`` into ``#in-time`` or ``#out-time`` (``field``: in or out), as a person edits it."""

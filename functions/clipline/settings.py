@@ -88,12 +88,6 @@ class Settings(BaseSettings):
         json_schema_extra={"group": "Sources"},
     )
 
-    console_origins: str = Field(
-        "",
-        description="Comma-separated origins (`https://console.example.com`) whose pages may call the API from a "
-        "browser (CORS). The stack sets its own console's; local mode's console shares the gateway's origin.",
-        json_schema_extra={"group": "Sources"},
-    )
     source_ports: str = Field(
         "80,443", description="Comma-separated ports a source URL may name.", json_schema_extra={"group": "Sources"}
     )
@@ -327,6 +321,13 @@ class Settings(BaseSettings):
         "clipline/webhook-secrets",
         description="AWS: the Secrets Manager name prefix of the webhook signing secrets, one per API key "
         "(`<prefix>/<API key id>`); the stack sets it.",
+        json_schema_extra={"group": "AWS"},
+    )
+    console_origins: str = Field(
+        "",
+        description="Comma-separated origins (`https://console.example.com`) whose pages may call the API from a "
+        "browser (CORS), in AWS. The stack sets its own console's; local mode's console shares the gateway's origin, "
+        "and its gateway answers no CORS preflight.",
         json_schema_extra={"group": "AWS"},
     )
 

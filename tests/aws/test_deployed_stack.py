@@ -634,12 +634,13 @@ def test_the_console_site_has_its_headers_and_the_api_answers_only_its_origin(de
     assert _header(jobs, "Access-Control-Allow-Origin", Origin=origin, **{"x-api-key": "wrong"}) == origin
 
 
+# A whole person's session: an upload, a transcription and burn-in, a cancel; longer than the suite's 300 s bound allows.
+@pytest.mark.timeout(600)
 def test_the_console_uploads_clips_subtitles_plays_downloads_and_cancels_on_the_aws_host(
-    dev_stack, source, media_dir, browser, whisper_model, tmp_path
+    dev_stack, source, media_dir, open_console, whisper_model, tmp_path
 ):
-    from ..console_page import ConsolePage
 
-    console = ConsolePage.open(browser, dev_stack.summary["consoleUrl"])
+    console = open_console(dev_stack.summary["consoleUrl"])
     console.enter_key(dev_stack.summary["apiKey"])
     # Given a file chosen from disk, previewed before it is sent anywhere
     console.page.set_input_files("#source-file", str(media_dir / "speech.mp4"))
@@ -664,6 +665,7 @@ def test_the_console_uploads_clips_subtitles_plays_downloads_and_cancels_on_the_
         "() => Array.from(document.getElementById('result-clip').textTracks[0].cues, c => c.startTime)"
     )
     assert len(cues) >= 2
+    console.seek("result-clip", 0)
     console.page.locator("#transcript li.cue button").last.click()
     console.wait_for(
         "(start) => { const t = document.getElementById('result-clip').currentTime;"
@@ -683,6 +685,8 @@ def test_the_console_uploads_clips_subtitles_plays_downloads_and_cancels_on_the_
     console.page.fill("#source-url", source.url("long.mp4"))
     console.page.click("#load-source")
     console.type_range("00:00:00.000", "00:01:40.000")
+    # (transcribing and burning in 100 s keeps it running well past the click)
+    console.choose(transcribe=True, burn_subtitles=True)
     second = console.create_job()
     console.page.click("#cancel-job")
     assert console.wait_for_status(timeout=60) == "cancelled"
@@ -690,10 +694,9 @@ def test_the_console_uploads_clips_subtitles_plays_downloads_and_cancels_on_the_
     assert console.problems == []
 
 
-def test_the_console_marks_a_retried_state_and_shows_a_failed_jobs_code(dev_stack, source, browser):
-    from ..console_page import ConsolePage
+def test_the_console_marks_a_retried_state_and_shows_a_failed_jobs_code(dev_stack, source, open_console):
 
-    console = ConsolePage.open(browser, dev_stack.summary["consoleUrl"])
+    console = open_console(dev_stack.summary["consoleUrl"])
     console.enter_key(dev_stack.summary["apiKey"])
     # Given S3 refuses the clip's first uploads, so the state machine retries ClipSource
     bucket = dev_stack.output("ArtifactsBucketName")

@@ -2,6 +2,7 @@
 
 import json
 import socket
+import urllib.error
 import urllib.request
 
 import pytest
@@ -175,6 +176,41 @@ def test_tampered_links_are_refused(local, media_server):
         with pytest.raises(urllib.error.HTTPError) as refused:
             urllib.request.urlopen(bad)
         assert refused.value.code == 403
+
+
+def _ranged(url: str, header: str, method: str = "GET") -> tuple[int, dict, bytes]:
+    request = urllib.request.Request(url, method=method, headers={"Range": header})
+    try:
+        with urllib.request.urlopen(request) as answer:
+            return answer.status, dict(answer.headers), answer.read()
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers), error.read()
+
+
+def test_links_answer_range_requests_as_s3_does_so_players_can_seek(local, media_server):
+    job = local.client.wait(local.client.create(media_server.url("long.mp4"), 4, 6).body["id"])
+    url = local.client.request("GET", f"/api/jobs/{job['id']}/result").body["artifacts"][0]["url"]
+    whole = urllib.request.urlopen(url).read()
+    size = len(whole)
+    # One range: 206 with exactly those bytes
+    status, headers, body = _ranged(url, "bytes=10-19")
+    assert (status, headers["Content-Range"], headers["Content-Length"], body) == (206, f"bytes 10-19/{size}", "10", whole[10:20])
+    assert headers["Accept-Ranges"] == "bytes"
+    # From an offset to the end, the last N bytes, and a suffix longer than the file (all of it)
+    assert _ranged(url, f"bytes={size - 7}-")[2] == whole[-7:]
+    assert _ranged(url, "bytes=-5")[2] == whole[-5:]
+    status, _, body = _ranged(url, f"bytes=-{size * 2}")
+    assert (status, body) == (206, whole)
+    # A start past the end is unsatisfiable, with the size named
+    status, headers, _ = _ranged(url, f"bytes={size}-")
+    assert (status, headers["Content-Range"]) == (416, f"bytes */{size}")
+    # Several ranges, another unit or nonsense are ignored: the whole file, 200
+    for ignored in ("bytes=0-0,5-9", "items=0-5", "bytes=x-y"):
+        status, _, body = _ranged(url, ignored)
+        assert (status, body) == (200, whole), ignored
+    # HEAD answers the range's headers and no body
+    status, headers, body = _ranged(url, "bytes=0-99", method="HEAD")
+    assert (status, headers["Content-Length"], body) == (206, "100", b"")
 
 
 def test_oversized_bodies_are_refused(local):

@@ -16,7 +16,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from ..console_page import ConsolePage
+
+from clipline.local.media_server import MediaServer
 from .conftest import RunningService, start_service
 
 pytestmark = pytest.mark.slow
@@ -56,15 +57,21 @@ def test_the_console_is_served_with_a_strict_policy_and_names_its_api_as_its_own
     assert missing.value.code == 404
 
 
+@pytest.fixture
+def slow_source(media_dir: Path) -> Iterator[MediaServer]:
+    """The media, sent slowly past their headers: a job on it is still cutting when it is cancelled."""
+    with MediaServer(media_dir, trickle_after_bytes=256 * 1024, trickle_bytes_per_second=200 * 1024) as server:
+        yield server
+
+
 def test_a_person_picks_a_range_runs_a_subtitled_job_plays_downloads_and_cancels(
-    browser, service, media_server, tmp_path: Path
+    open_console, service, media_server, slow_source, tmp_path: Path
 ) -> None:
-    console = ConsolePage.open(browser, console_url(service))
+    console = open_console(console_url(service))
     # Given a key entered once, kept for the tab only
     console.enter_key(service.client.api_key)
     stored = console.page.evaluate("() => [sessionStorage.getItem('clipline.apiKey'), localStorage.length, document.cookie]")
     assert stored == [service.client.api_key, 0, ""]
-    assert service.client.api_key not in console.page.url
 
     # When the range is set on the player: in at the playhead, out by key, a frame forward, then back
     duration = console.load_source(media_server.url("speech.mp4"))
@@ -124,8 +131,10 @@ def test_a_person_picks_a_range_runs_a_subtitled_job_plays_downloads_and_cancels
     assert console.page.is_visible("#result-burned")
     console.page.evaluate("() => document.getElementById('result-clip').play()")
     console.wait_for("() => document.getElementById('result-clip').currentTime > 0.2 || null")
-    # And clicking a cue seeks the clip to it
+    # And clicking a cue seeks the clip to it, from a clip paused at its start, so only the seek can get it there
     last_start = cues[-1][0]
+    console.page.evaluate("() => document.getElementById('result-clip').pause()")
+    console.seek("result-clip", 0)
     console.page.locator("#transcript li.cue button").last.click()
     # (a player can only seek where the server answers Range requests, as S3 and the gateway do)
     played_from = console.wait_for(
@@ -146,10 +155,11 @@ def test_a_person_picks_a_range_runs_a_subtitled_job_plays_downloads_and_cancels
     stored_clip = next(p for p in service.artifact_files(job_id) if p.name == "clip.mp4")
     assert saved.read_bytes() == stored_clip.read_bytes()
 
-    # And a second job, over a long range, is cancelled from its panel while it runs
-    console.page.fill("#source-url", media_server.url("long.mp4"))
+    # And a second job, from a source that trickles, is cancelled from its panel while it runs
+    console.page.fill("#source-url", slow_source.url("long.mp4"))
     console.page.click("#load-source")
     console.type_range("00:00:10.000", "00:01:50.000")
+    console.choose(transcribe=True, burn_subtitles=True)
     second = console.create_job()
     assert second != job_id
     console.page.click("#cancel-job")
@@ -166,11 +176,16 @@ def test_a_person_picks_a_range_runs_a_subtitled_job_plays_downloads_and_cancels
     assert [rows.nth(i).get_attribute("data-job-id") for i in range(2)] == [second, job_id]
     assert "cancelled" in rows.nth(0).text_content() and "succeeded" in rows.nth(1).text_content()
     console.screenshot("job-list")
+    # And the key went in a header only, never in a URL, and no call named the page as its referrer
+    assert not [request.url for request in console.requests if service.client.api_key in request.url]
+    sent = console.sent_headers("/api/jobs") + console.sent_headers("/artifacts/")
+    assert sent and all(headers.get("x-api-key") in (None, service.client.api_key) for headers in sent)
+    assert [headers for headers in sent if "referer" in headers] == []
     assert console.problems == []
 
 
-def test_errors_show_their_code_message_and_correlation_id(browser, service) -> None:
-    console = ConsolePage.open(browser, console_url(service))
+def test_errors_show_their_code_message_and_correlation_id(open_console, service) -> None:
+    console = open_console(console_url(service))
     console.enter_key(service.client.api_key)
     console.page.fill("#source-url", "http://127.0.0.1:1/none.mp4")
     console.page.click("#load-source")
@@ -192,14 +207,14 @@ def test_errors_show_their_code_message_and_correlation_id(browser, service) -> 
     assert console.problems == []
 
 
-def test_the_job_list_pages_newest_first_and_filters_by_status(browser, service, media_server) -> None:
+def test_the_job_list_pages_newest_first_and_filters_by_status(open_console, service, media_server) -> None:
     # Given 12 jobs that fail at once (a source that is not there), newer than every other job of the key
     ids = [
         service.client.create(media_server.url("missing.mp4"), 0, 1).body["id"] for _ in range(12)
     ]
     for job_id in ids:
         assert service.client.wait(job_id)["status"] == "failed"
-    console = ConsolePage.open(browser, console_url(service))
+    console = open_console(console_url(service))
     console.enter_key(service.client.api_key)
     # When the list is filtered to failed jobs
     console.page.select_option("#jobs-status", "failed")

@@ -13,7 +13,6 @@ import pytest
 
 from clipline.domain.transcripts import Segment, Transcript, Word
 
-from ..console_page import ConsolePage
 from .conftest import start_service
 from .test_console import console_url
 
@@ -43,10 +42,10 @@ class HostileTranscriber:
         )  # fmt: skip
 
 
-def test_hostile_subtitles_and_source_urls_render_as_text(browser, media_server, tmp_path: Path) -> None:
+def test_hostile_subtitles_and_source_urls_render_as_text(open_console, media_server, tmp_path: Path) -> None:
     running = start_service(tmp_path, transcriber=HostileTranscriber(), asr_workers=1)
     try:
-        console = ConsolePage.open(browser, console_url(running))
+        console = open_console(console_url(running))
         console.enter_key(running.client.api_key)
         hostile_url = media_server.url("speech.mp4") + "?name=" + HOSTILE_TEXT.replace(" ", "%20")
         console.page.fill("#source-url", hostile_url)
@@ -62,12 +61,15 @@ def test_hostile_subtitles_and_source_urls_render_as_text(browser, media_server,
         console.page.click("#jobs-refresh")
         console.wait_for("() => document.querySelector('#jobs-table tr.job-row') ? true : null")
         assert "<img" in console.page.text_content("#jobs-table tr.job-row")
-        # Nothing of it became an element, and nothing of it ran
+        # Nothing of it became an element anywhere in the page (its one script is the module it loads), and
+        # nothing of it ran; a blocked attempt would be a CSP or Trusted Types violation, in console.problems
         injected = console.page.evaluate(
-            "() => [document.querySelectorAll('main script, main img, #transcript *:not(li):not(button):not(span)').length,"
+            "() => [Array.from(document.querySelectorAll('script'), s => s.getAttribute('src')),"
+            " document.querySelectorAll('img').length,"
+            " document.querySelectorAll('#transcript *:not(li):not(button):not(span)').length,"
             " window.__owned === undefined]"
         )
-        assert injected == [0, True]
+        assert injected == [["js/main.js"], 0, 0, True]
         console.screenshot("hostile-text")
         assert console.problems == []
     finally:

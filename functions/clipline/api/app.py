@@ -10,43 +10,20 @@ import re
 import uuid
 from typing import Annotated
 
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConfig, Response
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 from aws_lambda_powertools.event_handler.openapi.params import Path
 
-from ..composition import services
 from ..domain import errors
 from ..observability import log_context
 from .correlation import CORRELATION_HEADER, choose_correlation_id
+from .cors import ConsoleOrigins
 
 # Job ids are uuid4().hex; anything else names no job, so it never reaches the store.
 _JOB_ID = re.compile(r"[0-9a-f]{32}")
 # How long a client should wait before asking about an unfinished job again
 # (Retry-After on 202 and on 409 JOB_NOT_READY): a short clip takes a few seconds.
 POLL_AFTER_SECONDS = 2
-
-
-
-class ConsoleOrigins(CORSConfig):
-    """Powertools' CORS headers, for the origins CLIPLINE_CONSOLE_ORIGINS names and no other.
-
-    The origins are read when a request asks, not when the module loads: nothing reads
-    settings at import. A request from any other origin gets no CORS headers, so the
-    browser keeps the answer from that page.
-    """
-
-    def __init__(self) -> None:
-        super().__init__(
-            # Never answered as such: allowed_origin below answers only a named origin, with itself.
-            allow_origin="*",
-            allow_headers=["Idempotency-Key", CORRELATION_HEADER],
-            expose_headers=[CORRELATION_HEADER, "Retry-After", "Location"],
-            max_age=3600,
-        )
-
-    def allowed_origin(self, extracted_origin: str) -> str | None:
-        return extracted_origin if extracted_origin in services().browser_origins else None
-
 
 app = APIGatewayRestResolver(enable_validation=True, cors=ConsoleOrigins())
 

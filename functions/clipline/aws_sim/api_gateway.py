@@ -23,6 +23,7 @@ from urllib.parse import unquote, urlsplit
 
 from ..local.proxy_events import ProxyRequestHandler, proxy_response_parts, rest_proxy_event
 from .lambda_host import InvocationResult
+from .template import is_mock_method
 
 MAX_BODY_BYTES = 10 * 1024 * 1024
 # The x-amzn-ErrorType API Gateway sends with each of its own answers.
@@ -91,11 +92,9 @@ def preflights(template: dict[str, Any], resolve: Callable[[Any], str]) -> list[
     found = []
     for item in resources.values():
         properties = item.get("Properties", {})
-        integration = properties.get("Integration", {})
-        if item.get("Type") != "AWS::ApiGateway::Method" or integration.get("Type") != "MOCK":
+        if not is_mock_method(item) or properties.get("HttpMethod") != "OPTIONS":
             continue
-        if properties.get("HttpMethod") != "OPTIONS":
-            continue
+        integration = properties["Integration"]
         answer = (integration.get("IntegrationResponses") or [{}])[0]
         found.append(
             Preflight(

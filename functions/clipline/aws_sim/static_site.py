@@ -16,6 +16,8 @@ from http.server import ThreadingHTTPServer
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from botocore.exceptions import ClientError
+
 from ..local.proxy_events import ProxyRequestHandler
 from .deployed_values import DeployedValues
 
@@ -99,10 +101,15 @@ class _Handler(ProxyRequestHandler):
         key = unquote(urlsplit(self.path).path).lstrip("/") or distribution.root_object
         s3 = self.server.s3()
         try:
+            if not key:
+                raise s3.exceptions.NoSuchKey({"Error": {"Code": "NoSuchKey"}}, "GetObject")
             found = s3.get_object(Bucket=distribution.bucket, Key=key)
         except s3.exceptions.NoSuchKey:
             # What S3 answers CloudFront's origin access control for a key it lacks.
             return self._answer(HTTPStatus.FORBIDDEN, b"AccessDenied", "application/xml", distribution.headers)
+        except ClientError:
+            # The origin failed: CloudFront answers 502 for it.
+            return self._answer(HTTPStatus.BAD_GATEWAY, b"", "text/plain", distribution.headers)
         body = found["Body"].read()
         self._answer(HTTPStatus.OK, body, found.get("ContentType", "application/octet-stream"), distribution.headers)
 

@@ -15,7 +15,7 @@ from importlib.resources.abc import Traversable
 CONFIG_FILE = "config.json"
 INDEX_FILE = "index.html"
 # What the console is made of, as served: the Python beside it is not part of the site.
-SITE_SUFFIXES = (".html", ".css", ".js", ".svg", ".png")
+SITE_SUFFIXES = (".html", ".css", ".js")
 
 
 def site_files() -> dict[str, Traversable]:
@@ -39,8 +39,8 @@ def content_security_policy(*, connect_origins: tuple[str, ...] = ()) -> str:
     Scripts and styles come only from the site itself, so an injected ``<script>`` or
     inline handler never runs. The page may call only itself and ``connect_origins``. Media may play from any http(s)
     origin: the preview plays the user's own source straight from its host, and media
-    elements run no script. Nothing may frame the console, and no form or base URL
-    can send it elsewhere.
+    elements run no script. Nothing may frame the console, no form or base URL can
+    send it elsewhere, and no script may write HTML (Trusted Types with no policy).
     """
     connect = " ".join(dict.fromkeys(("'self'", *connect_origins)))
     return "; ".join(
@@ -55,6 +55,10 @@ def content_security_policy(*, connect_origins: tuple[str, ...] = ()) -> str:
             "base-uri 'none'",
             "form-action 'none'",
             "object-src 'none'",
+            # No script may reach an HTML sink (innerHTML and the like) at all: the page uses none, and
+            # the browser then refuses any that a later change would add.
+            "require-trusted-types-for 'script'",
+            "trusted-types 'none'",
         )
     )
 

@@ -278,19 +278,15 @@ class _GatewayRequestHandler(ProxyRequestHandler):
         if not path.is_file():
             raise errors.ArtifactNotFoundError("the artifact no longer exists")
         size = path.stat().st_size
-        start, stop = 0, size
-        status = HTTPStatus.OK
-        # Players seek with Range requests, as they do on S3; a header that does not parse is ignored.
-        requested = parse_range_header(self.headers.get("Range"))
-        if requested is not None:
-            span = requested.range_for_length(size)
-            if span is None:
-                self.send_response(HTTPStatus.REQUESTED_RANGE_NOT_SATISFIABLE)
-                self.send_header("Content-Range", f"bytes */{size}")
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-                return
-            (start, stop), status = span, HTTPStatus.PARTIAL_CONTENT
+        span = _byte_range(self.headers.get("Range"), size)
+        if span == _UNSATISFIABLE:
+            self.send_response(HTTPStatus.REQUESTED_RANGE_NOT_SATISFIABLE)
+            self.send_header("Content-Range", f"bytes */{size}")
+            self.send_header("Content-Length", "0")
+            self.send_header(CORRELATION_HEADER, self._correlation_id(request_id))
+            self.end_headers()
+            return
+        (start, stop), status = span or (0, size), HTTPStatus.PARTIAL_CONTENT if span else HTTPStatus.OK
         self.send_response(status)
         self.send_header("Content-Type", mimetypes.guess_type(path.name)[0] or "application/octet-stream")
         self.send_header("Content-Length", str(stop - start))
@@ -311,6 +307,28 @@ class _GatewayRequestHandler(ProxyRequestHandler):
                         break
                     self.wfile.write(chunk)
                     remaining -= len(chunk)
+
+
+_UNSATISFIABLE = (-1, -1)
+
+
+def _byte_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """The one byte range ``header`` asks of ``size`` bytes, as [start, stop); None for the whole file.
+
+    Players seek with Range requests, as they do on S3. As RFC 9110 says, a header that
+    does not parse, names another unit or several ranges is ignored (the whole file is
+    sent), a suffix longer than the file means all of it, and a start past the end is
+    unsatisfiable (``_UNSATISFIABLE``).
+    """
+    requested = parse_range_header(header)
+    if requested is None or requested.units != "bytes" or len(requested.ranges) != 1:
+        return None
+    start, end = requested.ranges[0]
+    if start < 0:  # bytes=-N: the last N bytes
+        return (max(0, size + start), size) if size else _UNSATISFIABLE
+    if start >= size:
+        return _UNSATISFIABLE
+    return start, size if end is None else min(end, size)
 
 
 def _last(query: dict[str, list[str]], name: str) -> str:

@@ -3,7 +3,9 @@
 import { ApiError } from "./errors.js";
 import { getKey } from "./key.js";
 
-let apiUrl = new URL("./", location.href).origin + "/";
+// Known only from config.json: without it no call is made, so the key is never sent to a
+// host that is not the API (in AWS the page's own host is CloudFront, not the API).
+let apiUrl = null;
 let configured = null; // the promise of config.json; calls wait for it
 
 /** Read config.json (beside index.html) for the API's base URL. */
@@ -17,7 +19,7 @@ export function loadConfig() {
       const base = new URL(config.apiUrl, location.href).href;
       apiUrl = base.endsWith("/") ? base : `${base}/`;
     } catch (error) {
-      throw new ApiError("CONFIG_ERROR", `could not read config.json (${error.message}); calling ${apiUrl}`);
+      throw new ApiError("CONFIG_ERROR", `could not read config.json (${error.message}); reload the page`);
     }
   })();
   return configured;
@@ -40,7 +42,8 @@ async function failure(response) {
 }
 
 async function request(method, path, { body, query } = {}) {
-  await configured?.catch(() => {}); // a failed config already showed its error; go on with the fallback
+  await configured?.catch(() => {}); // a failed config already showed its error
+  if (!apiUrl) throw new ApiError("CONFIG_ERROR", "the API's address is unknown (config.json did not load); reload the page");
   const key = getKey();
   if (!key) throw new ApiError("NO_API_KEY", "No API key: paste one above and press Save.");
   const url = new URL(path, apiUrl);

@@ -10,14 +10,18 @@ export function initCreate({ player, panel, jobs }) {
   const status = byId("create-status");
   // The last upload, reused while it is stored: cutting a second clip from the same file
   // must not send it again.
-  let uploaded = null; // {file, sourceKey, until}
+  // An upload belongs to the key that made it, so it is reused only under that key.
+  let uploaded = null; // {file, key, sourceKey, until}
 
   async function sourceKeyFor(file) {
-    if (uploaded && uploaded.file === file && Date.now() < uploaded.until) return uploaded.sourceKey;
+    const key = getKey();
+    if (uploaded && uploaded.file === file && uploaded.key === key && Date.now() < uploaded.until) {
+      return uploaded.sourceKey;
+    }
     setText(status, "Uploading…");
     const upload = await uploadFile(file);
     const until = Date.parse(upload.uploadExpiresAt) - 60000; // a minute's margin for the job to start
-    uploaded = { file, sourceKey: upload.sourceKey, until: Number.isNaN(until) ? 0 : until };
+    uploaded = { file, key, sourceKey: upload.sourceKey, until: Number.isNaN(until) ? 0 : until };
     return upload.sourceKey;
   }
 
@@ -43,10 +47,18 @@ export function initCreate({ player, panel, jobs }) {
       panel.open(job);
       jobs.loadFirst(); // the new job heads the first page
     } catch (error) {
+      // An upload the API no longer takes (removed, refused) is sent again next time.
+      if (String(error.code).startsWith("UPLOAD_")) uploaded = null;
       showError(error);
     } finally {
       button.disabled = false;
       setText(status, "");
     }
   });
+
+  return {
+    forgetUpload() {
+      uploaded = null;
+    },
+  };
 }

@@ -89,8 +89,8 @@ export function initJobPanel({ results, onStatusChange }) {
     } catch (error) {
       if (mine !== generation) return;
       showError(error);
-      // A refusal (gone, forbidden) will not change by asking again; a hiccup may.
-      const permanent = error.status >= 400 && error.status < 500 && error.status !== 429;
+      // A refusal (gone, forbidden, no key) will not change by asking again; a hiccup may.
+      const permanent = error.code === "NO_API_KEY" || (error.status >= 400 && error.status < 500 && error.status !== 429);
       if (!permanent) schedule();
     }
   }
@@ -112,16 +112,33 @@ export function initJobPanel({ results, onStatusChange }) {
     stop(); // a poll answer still on its way must not undo the cancel
     cancel.disabled = true;
     try {
+      // DELETE of an ended job deletes its results: ask first, so that a job which ended
+      // since the last poll is shown as it ended, not destroyed.
+      const latest = await getJob(current.id);
+      if (job !== current) return; // another job was opened meanwhile
+      if (!ACTIVE.has(latest.status)) {
+        apply(latest);
+        return;
+      }
       const next = await deleteJob(current.id);
       clearError();
-      if (job !== current) return; // another job was opened meanwhile
-      // 204: the job had already finished, and deleting it is all there was to do.
-      apply(next || { ...current, status: "deleted" });
+      if (job !== current) return;
+      // 204: it ended in the moment between the two calls, and its files went with the DELETE.
+      apply(next || (await getJob(current.id)));
     } catch (error) {
       showError(error);
       if (job === current) apply(current);
     }
   });
 
-  return { open, currentId: () => job && job.id };
+  /** Stop watching and hide the panel and results: the key that could read them is gone. */
+  function close() {
+    stop();
+    job = null;
+    results.reset();
+    show(panel, false);
+    show(byId("job-empty"), true);
+  }
+
+  return { open, close, currentId: () => job && job.id };
 }

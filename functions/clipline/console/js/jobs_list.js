@@ -21,6 +21,7 @@ export function initJobsList({ onOpen }) {
   let cursor = null; // this page's cursor; null is the first page
   let nextCursor = null;
   let generation = 0; // only the latest request's answer is shown
+  let wanted; // the page a load in flight asks for: a refresh meanwhile asks for it too
 
   function row(job) {
     const request = job.request || {};
@@ -45,6 +46,7 @@ export function initJobsList({ onOpen }) {
 
   async function load(pageCursor, { fromUser = false } = {}) {
     const mine = ++generation;
+    wanted = pageCursor;
     let page;
     try {
       page = await listJobs({ status: status.value === "all" ? undefined : status.value, cursor: pageCursor || undefined });
@@ -53,6 +55,7 @@ export function initJobsList({ onOpen }) {
       return;
     }
     if (mine !== generation) return;
+    wanted = undefined;
     if (fromUser) clearError(); // automatic refreshes leave the user's last error in place
     cursor = pageCursor;
     nextCursor = page.nextCursor || null;
@@ -71,9 +74,11 @@ export function initJobsList({ onOpen }) {
 
   return {
     loadFirst: () => load(null),
-    reload: () => load(cursor),
+    // A refresh that the watched job's end sets off must not undo the user's Next or filter in flight.
+    reload: () => load(wanted === undefined ? cursor : wanted),
     clear() {
       generation += 1;
+      wanted = undefined;
       cursor = null;
       nextCursor = null;
       body.replaceChildren();

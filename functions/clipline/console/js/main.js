@@ -12,7 +12,7 @@ import { initResults } from "./results.js";
 import { initStylePreview } from "./style_preview.js";
 
 initErrors();
-// Started first: API calls wait for it, so nothing goes to the wrong host.
+// Started first: API calls wait for it, and fail without it, so the key goes to no other host.
 const config = loadConfig();
 
 const player = initPlayer();
@@ -24,8 +24,20 @@ let panel = null;
 const jobs = initJobsList({ onOpen: (job) => panel.open(job, { fresh: true }) });
 panel = initJobPanel({ results, onStatusChange: () => jobs.reload() });
 
-initKey({ onSaved: () => jobs.loadFirst(), onForgotten: () => jobs.clear() });
-initCreate({ player, panel, jobs });
+// Another key sees other jobs: what the last one showed goes, and so does its upload.
+const create = initCreate({ player, panel, jobs });
+const forgetKeyState = () => {
+  panel.close();
+  jobs.clear();
+  create.forgetUpload();
+};
+initKey({
+  onSaved: () => {
+    forgetKeyState();
+    jobs.loadFirst();
+  },
+  onForgotten: forgetKeyState,
+});
 
 config.catch(showError);
 if (getKey()) jobs.loadFirst();

@@ -37,4 +37,9 @@ export function initOptions() {
   byId("burn-subtitles").addEventListener("change", (event) => {
     if (event.target.checked) byId("transcribe").checked = true;
   });
+  // ... and no transcript means nothing to burn in.
+  byId("transcribe").addEventListener("change", (event) => {
+    if (!event.target.checked) byId("burn-subtitles").checked = false;
+    byId("burn-subtitles").dispatchEvent(new Event("change")); // the style preview follows
+  });
 }

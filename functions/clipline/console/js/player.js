@@ -177,6 +177,10 @@ export function initPlayer() {
     video.requestVideoFrameCallback(onFrame);
   }
 
+  // A URL typed after the last Load is what the user means now: the loaded one no longer counts.
+  urlInput.addEventListener("input", () => {
+    if (source && source.kind === "url" && source.url !== urlInput.value.trim()) source = null;
+  });
   render();
   return {
     video,
