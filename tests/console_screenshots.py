@@ -61,12 +61,19 @@ def main() -> int:
                 console.seek_player(6.0)
                 console.choose(transcribe=True, burn_subtitles=True)
                 console.screenshot("range", shots)
-                console.create_job()
-                console.wait_for_status("succeeded", timeout=180)
+                job_id = console.create_job()
+                status = console.wait_for_status(timeout=180)
+                if status != "succeeded":
+                    raise SystemExit(f"the job {job_id} ended {status}: {console.page.text_content('#job-error')}")
                 console.wait_for("() => document.querySelectorAll('#transcript li.cue').length || null", timeout=30)
-                console.page.locator("#transcript li.cue button").nth(1).click()
-                console.page.evaluate("() => document.getElementById('result-clip').pause()")
+                # The second cue, shown still at its start: the same picture every time
+                start = console.page.evaluate("() => document.getElementById('result-clip').textTracks[0].cues[1].startTime")
+                console.seek("result-clip", start)
+                console.wait_for("() => document.querySelector('#transcript li.cue:nth-child(2).active') ? true : null")
                 console.page.click("#jobs-refresh")
+                console.wait_for(
+                    "(id) => document.querySelector(`#jobs-table tr.job-row[data-job-id='${id}']`) ? true : null", job_id
+                )
                 console.screenshot("results", shots)
         finally:
             running.service.stop()
