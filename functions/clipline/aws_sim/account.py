@@ -197,10 +197,13 @@ class SimulatedAccount:
         detach_moto_pollers(ACCOUNT_ID, REGION)
         physical_ids = {r["LogicalResourceId"]: r["PhysicalResourceId"] for r in resources}
         self._values = DeployedValues(self._stack.template, physical_ids, account_id=ACCOUNT_ID, region=REGION)
-        site = SimulatedDistribution(self._host, self._console_port, lambda: self.client("s3"))
-        self._site = site
-        gateway = self._bind_api(resources, site)
-        site = self._deploy_console(site)
+        self._site = SimulatedDistribution(self._host, self._console_port, self.client("s3"))
+        gateway = self._bind_api(resources)
+        self._stand_in_for_aws(gateway.base_url, self._site.base_url)
+        # moto keeps none of them; the deployed template's own definitions shape the gateway's answers.
+        gateway.responses = gateway_responses(self._stack.template, self._values.resolve)
+        gateway.preflights = preflights(self._stack.template, self._values.resolve)
+        console_url = self._deploy_console()
         self._start_event_sources()
         api_key = self._create_api_key()
         gateway.serve_in_background()
@@ -212,7 +215,7 @@ class SimulatedAccount:
             api_url=gateway.base_url,
             api_key=api_key,
             endpoint_url=self.endpoint_url,
-            console_url=site.base_url + "/" if site else None,
+            console_url=console_url,
             stand_ins=self._values.stand_ins.report(),
             functions={
                 r["LogicalResourceId"]: r["PhysicalResourceId"]
@@ -271,58 +274,53 @@ class SimulatedAccount:
         keys = self.client("apigateway").get_api_keys(includeValues=True)["items"]
         return {key["value"]: key["id"] for key in keys if key.get("enabled")}
 
-    def _bind_api(self, resources: list[dict], site: SimulatedDistribution) -> SimulatedApiGateway:
-        """The REST API's gateway, listening but not yet serving.
-
-        Its URL stands in for the API's, the endpoint's for the buckets', and the site's for the distribution's.
-        """
-        assert self._values is not None
+    def _bind_api(self, resources: list[dict]) -> SimulatedApiGateway:
+        """The REST API's gateway, listening (so its URL is known) but not yet serving."""
         rest_api_id = next(r["PhysicalResourceId"] for r in resources if r["ResourceType"] == "AWS::ApiGateway::RestApi")
-        gateway = SimulatedApiGateway(
+        self._gateway = SimulatedApiGateway(
             self._host,
             self._api_port,
             routes=deployed_routes(self.client("apigateway"), rest_api_id),
             api_keys=self.api_keys,
             invoke=self.invoke,
-            responses={},
-            preflights=[],
             account_id=ACCOUNT_ID,
             rest_api_id=rest_api_id,
             stage=STAGE_NAME,
         )
-        self._gateway = gateway
+        return self._gateway
+
+    def _stand_in_for_aws(self, gateway_url: str, site_url: str) -> None:
+        """Each AWS endpoint deployed values name, and the simulated one that plays its part.
+
+        The gateway for the API (its URL with the stage, and its origin), the endpoint for
+        every bucket (presigned links are path-style), the site for the distribution.
+        """
+        assert self._values is not None
         template = self._stack.template
         api_url = self._values.evaluate(template["Outputs"]["ApiUrl"]["Value"])
-        self._values.stand_ins.add(api_url, gateway.base_url + "/")
-        self._values.stand_ins.add("/".join(api_url.split("/")[:3]), gateway.base_url)
+        self._values.stand_ins.add(api_url, gateway_url + "/")
+        self._values.stand_ins.add("/".join(api_url.split("/")[:3]), gateway_url)
         for logical_id, resource in template["Resources"].items():
             if resource["Type"] == "AWS::S3::Bucket":
-                # Presigned links name the endpoint, path-style.
                 for attribute in ("DomainName", "RegionalDomainName"):
                     domain = self._values.evaluate({"Fn::GetAtt": [logical_id, attribute]})
                     self._values.stand_ins.add(f"https://{domain}", self.endpoint_url)
             elif resource["Type"] == "AWS::CloudFront::Distribution":
-                self._values.stand_ins.add("https://" + NOT_SIMULATED.format(logical_id), site.base_url)
-        # moto keeps none of them; the deployed template's own definitions shape the gateway's answers.
-        gateway.responses = gateway_responses(template, self._values.resolve)
-        gateway.preflights = preflights(template, self._values.resolve)
-        return gateway
+                self._values.stand_ins.add("https://" + NOT_SIMULATED.format(logical_id), site_url)
 
-    def _deploy_console(self, site: SimulatedDistribution) -> SimulatedDistribution | None:
-        """The bucket deployments and bucket CORS moto leaves undone, and the distribution that serves the site."""
-        assert self._values is not None
+    def _deploy_console(self) -> str | None:
+        """The bucket deployments and bucket CORS moto leaves undone, then the distribution served: its URL, if any."""
+        assert self._values is not None and self._site is not None
         template = self._stack.template
         s3 = self.client("s3")
         apply_bucket_cors(template, self._values, s3)
         deploy_bucket_contents(template, self._values, s3, self._resolve)
         distribution = deployed_distribution(template, self._values)
         if distribution is None:
-            site.server_close()
-            self._site = None
             return None
-        site.serve(distribution)
-        self._serving.append(site)
-        return site
+        self._site.serve(distribution)
+        self._serving.append(self._site)
+        return self._site.base_url + "/"
 
     def stop(self) -> None:
         """Stop what started; safe after a start that failed half-way."""

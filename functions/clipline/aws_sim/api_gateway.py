@@ -165,8 +165,8 @@ class SimulatedApiGateway(ThreadingHTTPServer):
         routes: list[Route],
         api_keys: Callable[[], dict[str, str]],
         invoke: Callable[[str, bytes], InvocationResult],
-        responses: dict[str, GatewayResponse],
-        preflights: list[Preflight],
+        responses: dict[str, GatewayResponse] | None = None,
+        preflights: list[Preflight] | None = None,
         account_id: str,
         rest_api_id: str,
         stage: str,
@@ -175,8 +175,8 @@ class SimulatedApiGateway(ThreadingHTTPServer):
         self.routes = routes
         self.api_keys = api_keys
         self.invoke = invoke
-        self.responses = responses
-        self.preflights = preflights
+        self.responses = responses or {}
+        self.preflights = preflights or []
         self.account_id = account_id
         self.rest_api_id = rest_api_id
         self.stage = stage

@@ -9,7 +9,6 @@ values resolved against the created resources. Caching is not simulated.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import ThreadingHTTPServer
@@ -75,7 +74,8 @@ class SimulatedDistribution(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 64
 
-    def __init__(self, host: str, port: int, s3: Callable[[], Any]) -> None:
+    def __init__(self, host: str, port: int, s3: Any) -> None:
+        """``s3`` is a boto3 S3 client of the account, shared by the request threads (boto3 clients are thread-safe)."""
         super().__init__((host, port), _Handler)
         self.s3 = s3
         self.distribution: Distribution | None = None
@@ -99,7 +99,7 @@ class _Handler(ProxyRequestHandler):
         if distribution is None or self.command not in ("GET", "HEAD"):
             return self._answer(HTTPStatus.FORBIDDEN, b"", "text/plain", {})
         key = unquote(urlsplit(self.path).path).lstrip("/") or distribution.root_object
-        s3 = self.server.s3()
+        s3 = self.server.s3
         try:
             if not key:
                 raise s3.exceptions.NoSuchKey({"Error": {"Code": "NoSuchKey"}}, "GetObject")

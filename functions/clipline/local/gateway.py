@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from http import HTTPStatus
 from http.server import ThreadingHTTPServer
-from typing import Callable
+from typing import Callable, Iterable
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from werkzeug.http import parse_range_header
@@ -209,7 +209,10 @@ class _GatewayRequestHandler(ProxyRequestHandler):
         self._send_proxy_response(response)
 
     def _send_proxy_response(self, response: dict) -> None:
-        status, headers, payload = proxy_response_parts(response)
+        self._send(*proxy_response_parts(response))
+
+    def _send(self, status: int, headers: Iterable[tuple[str, str]], payload: bytes) -> None:
+        """An answer whose body is in hand: its headers, its length, and the body unless asked with HEAD."""
         self.send_response(status)
         for name, value in headers:
             self.send_header(name, value)
@@ -234,13 +237,7 @@ class _GatewayRequestHandler(ProxyRequestHandler):
     def _serve_console(self, path: str) -> None:
         """The console's files; like the API's description, they hold nothing that needs a key."""
         response = console_response(path)
-        self.send_response(response.status)
-        for name, value in response.headers.items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(response.body)))
-        self.end_headers()
-        if self.command == "GET":
-            self.wfile.write(response.body)
+        self._send(response.status, response.headers.items(), response.body)
 
     def _store_upload(self, key: str, query: dict[str, list[str]], request_id: str) -> None:
         """One PUT through a signed upload link, stored only whole and only as declared, as S3 would.
